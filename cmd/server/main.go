@@ -1,0 +1,87 @@
+// Command server runs the flash-sale HTTP API. Any number of servers may run
+// against one database; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(log); err != nil {
+		log.Error("server stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	pool, err := database.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns, cfg.DBTimeout)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := database.Migrate(ctx, pool); err != nil {
+		return err
+	}
+
+	sales := sale.NewService(pool, sale.Settings{
+		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
+		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL,
+	}, cfg.DBTimeout, log)
+	schedulerDone := make(chan struct{})
+	go func() {
+		defer close(schedulerDone)
+		sales.RunScheduler(ctx)
+	}()
+
+	api := httpapi.New(sales, httpapi.Options{Version: version, Log: log})
+	srv := api.HTTPServer(cfg.HTTPAddr)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ListenAndServe() }()
+	log.Info("listening", "addr", cfg.HTTPAddr, "version", version, "sale_duration", cfg.SaleDuration.String(),
+		"sale_units", cfg.SaleUnits, "sale_items", cfg.SaleItems, "per_user_limit", cfg.PerUserLimit, "hold_ttl", cfg.HoldTTL.String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve %s: %w", cfg.HTTPAddr, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownPeriod)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	<-schedulerDone
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

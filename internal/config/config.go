@@ -1,0 +1,59 @@
+// Package config reads the server's settings from the environment.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is the whole configuration; every field has a default that makes
+// `make run` work on a developer machine. A variable set to an empty string
+// counts as unset.
+type Config struct {
+	DatabaseURL    string        `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable"`
+	HTTPAddr       string        `env:"HTTP_ADDR" envDefault:":8080"`
+	SaleDuration   time.Duration `env:"SALE_DURATION" envDefault:"1h"`
+	SaleUnits      int           `env:"SALE_UNITS" envDefault:"10000"`
+	SaleItems      int           `env:"SALE_ITEMS" envDefault:"10000"`
+	PerUserLimit   int           `env:"PER_USER_LIMIT" envDefault:"10"`
+	HoldTTL        time.Duration `env:"HOLD_TTL" envDefault:"10m"`
+	DBMaxConns     int32         `env:"DB_MAX_CONNS" envDefault:"8"`
+	DBTimeout      time.Duration `env:"DB_TIMEOUT" envDefault:"2s"`
+	ShutdownPeriod time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+// Load parses the environment and checks the values that would otherwise
+// fail later, far from their cause.
+func Load() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return Config{}, fmt.Errorf("read configuration: %w", err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.SaleDuration < time.Second:
+		return fmt.Errorf("SALE_DURATION must be at least 1s, got %s", c.SaleDuration)
+	case c.SaleDuration%time.Second != 0:
+		return fmt.Errorf("SALE_DURATION must be whole seconds, got %s", c.SaleDuration)
+	case c.SaleUnits < 1:
+		return fmt.Errorf("SALE_UNITS must be positive, got %d", c.SaleUnits)
+	case c.SaleItems < 1 || c.SaleItems > c.SaleUnits:
+		return fmt.Errorf("SALE_ITEMS must be between 1 and SALE_UNITS (%d), got %d", c.SaleUnits, c.SaleItems)
+	case c.PerUserLimit < 1:
+		return fmt.Errorf("PER_USER_LIMIT must be positive, got %d", c.PerUserLimit)
+	case c.HoldTTL <= 0:
+		return fmt.Errorf("HOLD_TTL must be positive, got %s", c.HoldTTL)
+	case c.DBMaxConns < 1:
+		return fmt.Errorf("DB_MAX_CONNS must be positive, got %d", c.DBMaxConns)
+	case c.DBTimeout <= 0:
+		return fmt.Errorf("DB_TIMEOUT must be positive, got %s", c.DBTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+// Package database opens the connection pool and applies the migrations.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/flashsale/flashsale/migrations"
+)
+
+// Open creates a pool of at most maxConns connections. Connecting is bounded
+// by connectTimeout so that a vanished database shows up as a fast error
+// rather than a hang.
+func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.Duration) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	cfg.MaxConns = maxConns
+	cfg.ConnConfig.ConnectTimeout = connectTimeout
+	// Broken connections are found and replaced between requests, not by them.
+	cfg.HealthCheckPeriod = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create pool: %w", err)
+	}
+	return pool, nil
+}
+
+// Migrate applies every pending migration. Several servers may start at once:
+// goose's session locker (a PostgreSQL advisory lock) lets one migrate while
+// the others wait.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	p, closeDB, err := provider(pool)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// Pending reports whether migrations remain to apply (used by readiness).
+func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	p, closeDB, err := provider(pool)
+	if err != nil {
+		return false, err
+	}
+	defer closeDB()
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return false, fmt.Errorf("check migrations: %w", err)
+	}
+	return pending, nil
+}
+
+// lockID is fixed per project so that every server contends for one lock.
+var lockID = int64(crc64.Checksum([]byte("flashsale migrations"), crc64.MakeTable(crc64.ECMA)) >> 1)
+
+func provider(pool *pgxpool.Pool) (*goose.Provider, func(), error) {
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return nil, nil, fmt.Errorf("create migration locker: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.FS, goose.WithSessionLocker(locker))
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("create migration provider: %w", err), sqlDB.Close())
+	}
+	return p, func() { _ = sqlDB.Close() }, nil
+}
+
+// Ready reports why the database cannot serve yet, or nil: it must answer
+// and have every migration applied.
+func Ready(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	pending, err := Pending(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if pending {
+		return errors.New("migrations pending")
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// errorBody is the one error shape of the API:
+// {"error":{"code":"snake_case","message":"..."}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// apiErrors is the only place where errors become status codes.
+var apiErrors = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{sale.ErrInvalidRequest, http.StatusBadRequest, "invalid_request"},
+	{sale.ErrItemNotFound, http.StatusNotFound, "item_not_found"},
+	{sale.ErrSaleNotFound, http.StatusNotFound, "sale_not_found"},
+	{sale.ErrCodeNotFound, http.StatusNotFound, "code_not_found"},
+	{sale.ErrItemUnavailable, http.StatusConflict, "item_unavailable"},
+	{sale.ErrSoldOut, http.StatusConflict, "sold_out"},
+	{sale.ErrUserLimit, http.StatusConflict, "user_limit_reached"},
+	{sale.ErrCodeExpired, http.StatusGone, "code_expired"},
+	{sale.ErrNoActiveSale, http.StatusServiceUnavailable, "no_active_sale"},
+	{sale.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+}
+
+// echoCodes names the errors Echo itself raises (routing, body limit).
+var echoCodes = map[int]string{
+	http.StatusNotFound:              "not_found",
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestEntityTooLarge: "request_too_large",
+	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusServiceUnavailable:    "unavailable",
+}
+
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, body := http.StatusInternalServerError, errorDetail{Code: "internal", Message: "internal error"}
+	var he *echo.HTTPError
+	matched := false
+	for _, e := range apiErrors {
+		if errors.Is(err, e.err) {
+			status, body, matched = e.status, errorDetail{Code: e.code, Message: e.err.Error()}, true
+			if e.err == sale.ErrInvalidRequest {
+				body.Message = err.Error() // says which rule was broken
+			}
+			break
+		}
+	}
+	switch {
+	case matched:
+	case errors.As(err, &he):
+		status = he.Code
+		body = errorDetail{Code: echoCodes[he.Code], Message: http.StatusText(he.Code)}
+		if body.Code == "" {
+			body.Code = "invalid_request"
+		}
+		if status >= 500 {
+			body.Code = "internal"
+		}
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	if status >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed", "err", err,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(status)
+	} else {
+		err = c.JSON(status, errorBody{Error: body})
+	}
+	if err != nil {
+		s.log.Warn("write error response", "err", err)
+	}
+}

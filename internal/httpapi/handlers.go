@@ -1,0 +1,295 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+type itemJSON struct {
+	ID       int32  `json:"id"`
+	Name     string `json:"name"`
+	ImageURL string `json:"image_url"`
+	Price    string `json:"price"`
+}
+
+func toItemJSON(it sale.Item) itemJSON {
+	return itemJSON{
+		ID:       it.ID,
+		Name:     it.Name,
+		ImageURL: fmt.Sprintf("/items/%d/%d/image.svg", it.SaleID, it.ID),
+		Price:    formatPrice(it.PriceCents),
+	}
+}
+
+// formatPrice renders integer cents as a decimal string ("19.99"), so no
+// client ever sees a float price.
+func formatPrice(cents int32) string { return fmt.Sprintf("%d.%02d", cents/100, cents%100) }
+
+type checkoutResponse struct {
+	Code      string    `json:"code"`
+	SaleID    int64     `json:"sale_id"`
+	UserID    string    `json:"user_id"`
+	Item      itemJSON  `json:"item"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (s *Server) checkout(c echo.Context) error {
+	in, err := readFields(c, "user_id", "id", "item_id")
+	if err != nil {
+		return err
+	}
+	id := in["id"]
+	if id == "" {
+		id = in["item_id"]
+	}
+	itemID, err := parsePositive(id, "id")
+	if err != nil {
+		return err
+	}
+	hold, err := s.sales.Checkout(c.Request().Context(), in["user_id"], itemID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, checkoutResponse{
+		Code: hold.Code, SaleID: hold.SaleID, UserID: hold.UserID, Item: toItemJSON(hold.Item), ExpiresAt: hold.ExpiresAt.UTC(),
+	})
+}
+
+type purchaseJSON struct {
+	PurchaseID    int64     `json:"purchase_id"`
+	SaleID        int64     `json:"sale_id"`
+	UserID        string    `json:"user_id"`
+	Item          itemJSON  `json:"item"`
+	PurchasedAt   time.Time `json:"purchased_at"`
+	UserPurchases int64     `json:"user_purchases"`
+}
+
+func toPurchaseJSON(p sale.Purchase) purchaseJSON {
+	return purchaseJSON{
+		PurchaseID: p.ID, SaleID: p.SaleID, UserID: p.UserID, Item: toItemJSON(p.Item),
+		PurchasedAt: p.PurchasedAt.UTC(), UserPurchases: p.UserPurchases,
+	}
+}
+
+func (s *Server) purchase(c echo.Context) error {
+	in, err := readFields(c, "code", "checkout_code")
+	if err != nil {
+		return err
+	}
+	code := in["code"]
+	if code == "" {
+		code = in["checkout_code"]
+	}
+	p, err := s.sales.Purchase(c.Request().Context(), code)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toPurchaseJSON(p))
+}
+
+type saleJSON struct {
+	ID               int64     `json:"id"`
+	StartsAt         time.Time `json:"starts_at"`
+	EndsAt           time.Time `json:"ends_at"`
+	UnitsTotal       int32     `json:"units_total"`
+	UnitsSold        int64     `json:"units_sold"`
+	UnitsHeld        int64     `json:"units_held"`
+	UnitsAvailable   int64     `json:"units_available"`
+	Items            int32     `json:"items"`
+	PerUserLimit     int32     `json:"per_user_limit"`
+	HoldTTLSeconds   float64   `json:"hold_ttl_seconds"`
+	CheckoutAttempts int64     `json:"checkout_attempts"`
+	Buyers           int64     `json:"buyers"`
+}
+
+func (s *Server) writeSummary(c echo.Context, id int64) error {
+	sum, err := s.sales.Summary(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, saleJSON{
+		ID: sum.ID, StartsAt: sum.StartsAt.UTC(), EndsAt: sum.EndsAt.UTC(), UnitsTotal: sum.UnitsTotal,
+		UnitsSold: sum.UnitsSold, UnitsHeld: sum.UnitsHeld, UnitsAvailable: sum.UnitsAvailable,
+		Items: sum.Items, PerUserLimit: sum.PerUserLimit, HoldTTLSeconds: sum.HoldTTL.Seconds(),
+		CheckoutAttempts: sum.CheckoutAttempts, Buyers: sum.Buyers,
+	})
+}
+
+func (s *Server) currentSale(c echo.Context) error {
+	cur, err := s.sales.Current(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return s.writeSummary(c, cur.ID)
+}
+
+func (s *Server) saleByID(c echo.Context) error {
+	id, err := parsePositive(c.Param("sale_id"), "sale_id")
+	if err != nil {
+		return err
+	}
+	return s.writeSummary(c, id)
+}
+
+const (
+	defaultItemsPage = 100
+	maxItemsPage     = 1000
+)
+
+type itemStockJSON struct {
+	itemJSON
+	FreeUnits int64 `json:"free_units"`
+}
+
+func (s *Server) currentItems(c echo.Context) error {
+	after, limit := int64(0), int64(defaultItemsPage)
+	var err error
+	if v := c.QueryParam("after"); v != "" {
+		if after, err = strconv.ParseInt(v, 10, 32); err != nil || after < 0 {
+			return invalid("after must be a non-negative integer")
+		}
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		if limit, err = strconv.ParseInt(v, 10, 32); err != nil || limit < 1 || limit > maxItemsPage {
+			return invalid(fmt.Sprintf("limit must be an integer from 1 to %d", maxItemsPage))
+		}
+	}
+	cur, err := s.sales.Current(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	items, err := s.sales.Items(c.Request().Context(), cur.ID, int32(after), int32(limit))
+	if err != nil {
+		return err
+	}
+	out := make([]itemStockJSON, len(items))
+	for i, it := range items {
+		out[i] = itemStockJSON{itemJSON: toItemJSON(it.Item), FreeUnits: it.FreeUnits}
+	}
+	var next *int32 // null on the last page
+	if len(items) == int(limit) {
+		next = &items[len(items)-1].ID
+	}
+	return c.JSON(http.StatusOK, map[string]any{"sale_id": cur.ID, "items": out, "next_after": next})
+}
+
+func (s *Server) userPurchases(c echo.Context) error {
+	userID := c.Param("user_id")
+	var saleID int64
+	if v := c.QueryParam("sale_id"); v != "" {
+		id, err := parsePositive(v, "sale_id")
+		if err != nil {
+			return err
+		}
+		saleID = id
+	} else {
+		cur, err := s.sales.Current(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		saleID = cur.ID
+	}
+	ps, err := s.sales.UserPurchases(c.Request().Context(), saleID, userID)
+	if err != nil {
+		return err
+	}
+	out := make([]purchaseJSON, len(ps))
+	for i, p := range ps {
+		out[i] = toPurchaseJSON(p)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"sale_id": saleID, "user_id": userID, "count": len(out), "purchases": out})
+}
+
+func (s *Server) itemImage(c echo.Context) error {
+	saleID, err := parsePositive(c.Param("sale_id"), "sale_id")
+	if err != nil {
+		return err
+	}
+	itemID, err := parsePositive(c.Param("item_id"), "item_id")
+	if err != nil {
+		return err
+	}
+	if itemID > math.MaxInt32 {
+		return sale.ErrItemNotFound
+	}
+	it, err := s.sales.Item(c.Request().Context(), saleID, int32(itemID))
+	if err != nil {
+		return err
+	}
+	// An item never changes once its sale exists.
+	c.Response().Header().Set("Cache-Control", "public, max-age=86400, immutable")
+	return c.Blob(http.StatusOK, "image/svg+xml", itemSVG(it))
+}
+
+func invalid(msg string) error { return fmt.Errorf("%w: %s", sale.ErrInvalidRequest, msg) }
+
+func parsePositive(v, name string) (int64, error) {
+	if v == "" {
+		return 0, invalid(name + " is required")
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, invalid(name + " must be a positive integer")
+	}
+	return n, nil
+}
+
+// readFields takes the named fields from the query string and, when the
+// request has a JSON body, from it as well; the query string wins. JSON
+// values may be strings or numbers, so {"id": 5} and {"id": "5"} both work.
+func readFields(c echo.Context, names ...string) (map[string]string, error) {
+	out := make(map[string]string, len(names))
+	q := c.Request().URL.Query()
+	for _, n := range names {
+		out[n] = q.Get(n)
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return nil, echo.ErrStatusRequestEntityTooLarge
+		}
+		return nil, invalid("could not read the request body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return out, nil
+	}
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return nil, invalid("the request body must be JSON (Content-Type: application/json)")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, invalid("the request body is not a JSON object")
+	}
+	for _, n := range names {
+		raw, ok := fields[n]
+		if !ok || out[n] != "" {
+			continue
+		}
+		var str string
+		var num json.Number
+		switch {
+		case json.Unmarshal(raw, &str) == nil:
+			out[n] = str
+		case json.Unmarshal(raw, &num) == nil:
+			out[n] = num.String()
+		case string(raw) == "null":
+		default:
+			return nil, invalid(n + " must be a string or a number")
+		}
+	}
+	return out, nil
+}

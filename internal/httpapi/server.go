@@ -1,0 +1,119 @@
+// Package httpapi is the REST API: it parses requests, calls the sale
+// service and writes JSON. No business rule lives here.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// Server is the Echo application with its dependencies.
+type Server struct {
+	echo    *echo.Echo
+	sales   *sale.Service
+	version string
+	log     *slog.Logger
+}
+
+// Options are what New needs besides the sale service.
+type Options struct {
+	Version string
+	Log     *slog.Logger
+}
+
+// maxBody bounds request bodies: the largest valid one is a few hundred bytes.
+const maxBody = "16K"
+
+// New builds the router with its middleware.
+func New(sales *sale.Service, opts Options) *Server {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	s := &Server{echo: e, sales: sales, version: opts.Version, log: opts.Log}
+	e.HTTPErrorHandler = s.handleError
+
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic", "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURI: true, LogStatus: true, LogLatency: true, LogRequestID: true, LogError: true,
+		HandleError: true, // the error handler has run, so the status is the one sent
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			s.log.LogAttrs(c.Request().Context(), level, "request",
+				slog.String("method", v.Method), slog.String("uri", v.URI), slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency), slog.String("request_id", v.RequestID))
+			return nil
+		},
+	}))
+	e.Use(middleware.BodyLimit(maxBody))
+
+	e.GET("/", s.index)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.POST("/checkout", s.checkout)
+	e.POST("/purchase", s.purchase)
+	e.GET("/sales/current", s.currentSale)
+	e.GET("/sales/current/items", s.currentItems)
+	e.GET("/sales/:sale_id", s.saleByID)
+	e.GET("/users/:user_id/purchases", s.userPurchases)
+	e.GET("/items/:sale_id/:item_id/image.svg", s.itemImage)
+	return s
+}
+
+// ServeHTTP makes Server usable with httptest and any http.Server.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// HTTPServer returns an http.Server with timeouts, so a slow or stalled
+// client cannot hold a connection or a goroutine forever.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+var endpoints = []string{
+	"POST /checkout?user_id=U&id=N",
+	"POST /purchase?code=C",
+	"GET /sales/current",
+	"GET /sales/current/items?after=&limit=",
+	"GET /sales/{sale_id}",
+	"GET /users/{user_id}/purchases?sale_id=",
+	"GET /items/{sale_id}/{item_id}/image.svg",
+	"GET /healthz",
+	"GET /readyz",
+}
+
+func (s *Server) index(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"name": "flashsale", "version": s.version, "endpoints": endpoints})
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if err := s.sales.Ready(c.Request().Context()); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

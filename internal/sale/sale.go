@@ -1,0 +1,202 @@
+// Package sale holds the business rules of the flash sale: creating sale
+// windows, holding a unit at checkout and selling it at purchase. The rules
+// that must hold under concurrency (stock, per-user cap, one sale per code)
+// are enforced by PostgreSQL transactions; this package calls them, maps
+// their outcomes to errors and knows nothing of HTTP.
+package sale
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/flashsale/flashsale/db"
+)
+
+// Settings are copied into each sale when it is created.
+type Settings struct {
+	Duration     time.Duration
+	Units        int
+	Items        int
+	PerUserLimit int
+	HoldTTL      time.Duration
+}
+
+// Service is safe for concurrent use; it keeps no state that decides
+// anything, so any number of servers can run against one database.
+type Service struct {
+	pool     *pgxpool.Pool
+	q        *db.Queries
+	settings Settings
+	timeout  time.Duration
+	log      *slog.Logger
+}
+
+// NewService returns a Service whose every database call is bounded by
+// timeout, so an unreachable database turns into ErrUnavailable quickly.
+func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, log *slog.Logger) *Service {
+	return &Service{pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log}
+}
+
+// Item is one product of a sale.
+type Item struct {
+	SaleID     int64
+	ID         int32
+	Name       string
+	PriceCents int32
+}
+
+// Hold is a unit reserved for a user until ExpiresAt, redeemable with Code.
+type Hold struct {
+	Code      string
+	SaleID    int64
+	UserID    string
+	Item      Item
+	ExpiresAt time.Time
+}
+
+// Purchase is a sold unit.
+type Purchase struct {
+	ID          int64
+	SaleID      int64
+	UserID      string
+	Item        Item
+	Code        string
+	PurchasedAt time.Time
+	// UserPurchases is how many units the user owns in the sale, this one included.
+	UserPurchases int64
+}
+
+// Checkout holds a unit of item itemID of the current sale for userID. The
+// attempt is stored whatever its outcome, before this returns.
+func (s *Service) Checkout(ctx context.Context, userID string, itemID int64) (Hold, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return Hold{}, err
+	}
+	if itemID < 1 {
+		return Hold{}, invalid("id must be a positive integer")
+	}
+	code, err := newCode()
+	if err != nil {
+		return Hold{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	row, err := s.q.CheckoutAttempt(ctx, s.pool, db.CheckoutAttemptParams{UserID: userID, ItemID: itemID, Code: code})
+	if err != nil {
+		return Hold{}, interpret(err, "checkout", nil)
+	}
+	if row.Outcome != "held" {
+		return Hold{}, outcomeError(row.Outcome)
+	}
+	return Hold{
+		Code:      row.Code,
+		SaleID:    row.SaleID,
+		UserID:    userID,
+		Item:      Item{SaleID: row.SaleID, ID: int32(itemID), Name: row.ItemName, PriceCents: row.PriceCents},
+		ExpiresAt: row.ExpiresAt,
+	}, nil
+}
+
+// Purchase sells the unit held under code. Repeating it with a code already
+// used returns the same purchase and sells nothing more.
+func (s *Service) Purchase(ctx context.Context, code string) (Purchase, error) {
+	if err := validateCode(code); err != nil {
+		return Purchase{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	row, err := s.q.PurchaseByCode(ctx, s.pool, code)
+	if err != nil {
+		return Purchase{}, interpret(err, "purchase", nil)
+	}
+	if row.Outcome != "purchased" {
+		return Purchase{}, outcomeError(row.Outcome)
+	}
+	return Purchase{
+		ID:            row.PurchaseID,
+		SaleID:        row.SaleID,
+		UserID:        row.UserID,
+		Item:          Item{SaleID: row.SaleID, ID: row.ItemID, Name: row.ItemName, PriceCents: row.PriceCents},
+		Code:          code,
+		PurchasedAt:   row.PurchasedAt,
+		UserPurchases: row.UserPurchases,
+	}, nil
+}
+
+// UserPurchases lists what userID bought in sale saleID.
+func (s *Service) UserPurchases(ctx context.Context, saleID int64, userID string) ([]Purchase, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	rows, err := s.q.PurchasesListByUser(ctx, s.pool, db.PurchasesListByUserParams{SaleID: saleID, UserID: userID})
+	if err != nil {
+		return nil, interpret(err, "list purchases", nil)
+	}
+	out := make([]Purchase, len(rows))
+	for i, r := range rows {
+		out[i] = Purchase{
+			ID: r.ID, SaleID: r.SaleID, UserID: r.UserID, Code: r.Code, PurchasedAt: r.PurchasedAt,
+			Item:          Item{SaleID: r.SaleID, ID: r.ItemID, Name: r.ItemName, PriceCents: r.PriceCents},
+			UserPurchases: int64(len(rows)),
+		}
+	}
+	return out, nil
+}
+
+// ErrInvalidRequest marks input that can never succeed; the message after it
+// says which rule it broke.
+var ErrInvalidRequest = fmt.Errorf("invalid request")
+
+func invalid(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidRequest, msg) }
+
+// MaxUserIDBytes matches the checkout_attempts_user_id_length constraint.
+const MaxUserIDBytes = 64
+
+// ValidateUserID accepts 1 to 64 bytes of UTF-8 without control characters.
+func ValidateUserID(userID string) error {
+	switch {
+	case userID == "":
+		return invalid("user_id is required")
+	case len(userID) > MaxUserIDBytes:
+		return invalid(fmt.Sprintf("user_id must be at most %d bytes", MaxUserIDBytes))
+	case !utf8.ValidString(userID):
+		return invalid("user_id must be valid UTF-8")
+	case strings.IndexFunc(userID, unicode.IsControl) >= 0:
+		return invalid("user_id must not contain control characters")
+	}
+	return nil
+}
+
+// codeBytes of crypto/rand: 128 bits, unguessable.
+const codeBytes = 16
+
+func newCode() (string, error) {
+	b := make([]byte, codeBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate checkout code: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func validateCode(code string) error {
+	switch {
+	case code == "":
+		return invalid("code is required")
+	case len(code) > 128:
+		return invalid("code is too long")
+	case !utf8.ValidString(code) || strings.IndexFunc(code, unicode.IsControl) >= 0:
+		return invalid("code must be printable text")
+	}
+	return nil
+}

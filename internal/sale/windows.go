@@ -1,0 +1,205 @@
+package sale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/flashsale/flashsale/db"
+	"github.com/flashsale/flashsale/internal/database"
+)
+
+// Sale is one sale window and the settings it was created with. None of it
+// changes after creation.
+type Sale struct {
+	ID           int64
+	StartsAt     time.Time
+	EndsAt       time.Time
+	UnitsTotal   int32
+	Items        int32
+	PerUserLimit int32
+	HoldTTL      time.Duration
+}
+
+// Summary is a sale with its live counts (the sale_summary view).
+type Summary struct {
+	Sale
+	UnitsSold        int64
+	UnitsHeld        int64
+	UnitsAvailable   int64
+	CheckoutAttempts int64
+	Buyers           int64
+	MaxUnitsPerUser  int64
+}
+
+func saleFromRow(r db.Sale) Sale {
+	return Sale{
+		ID: r.ID, StartsAt: r.StartsAt, EndsAt: r.EndsAt, UnitsTotal: r.UnitsTotal, Items: r.Items,
+		PerUserLimit: r.PerUserLimit, HoldTTL: time.Duration(r.HoldTtl.Microseconds) * time.Microsecond,
+	}
+}
+
+// WindowStart is the start of the window of length d that contains t:
+// windows are aligned to their duration (a 1h sale runs HH:00 to HH+1:00 UTC).
+func WindowStart(t time.Time, d time.Duration) time.Time {
+	return t.UTC().Truncate(d)
+}
+
+// EnsureSales makes sure the sale containing now and the one after it exist.
+func (s *Service) EnsureSales(ctx context.Context, now time.Time) error {
+	start := WindowStart(now, s.settings.Duration)
+	for _, st := range []time.Time{start, start.Add(s.settings.Duration)} {
+		if _, err := s.EnsureSale(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnsureSale creates the sale starting at start, with its items and all its
+// units, in one transaction, unless it exists. Safe to call from many servers
+// at once: the unique start makes exactly one of them create it.
+func (s *Service) EnsureSale(ctx context.Context, start time.Time) (created bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout+30*time.Second) // 10,000 units take well under a second
+	defer cancel()
+	// The common case (it exists) costs one indexed read and burns no
+	// identity value, so sale ids stay consecutive.
+	if _, err := s.q.SaleGetByStart(ctx, s.pool, start); err == nil {
+		return false, nil
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return false, interpret(err, "look up sale", nil)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		row, err := s.q.SaleInsert(ctx, tx, db.SaleInsertParams{
+			StartsAt:       start,
+			EndsAt:         start.Add(s.settings.Duration),
+			UnitsTotal:     int32(s.settings.Units),
+			Items:          int32(s.settings.Items),
+			PerUserLimit:   int32(s.settings.PerUserLimit),
+			HoldTtlSeconds: s.settings.HoldTTL.Seconds(),
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // another server created it first
+		}
+		if err != nil {
+			return fmt.Errorf("insert sale: %w", err)
+		}
+		if err := s.q.ItemsInsertForSale(ctx, tx, row.ID); err != nil {
+			return fmt.Errorf("insert items of sale %d: %w", row.ID, err)
+		}
+		if err := s.q.UnitsInsertForSale(ctx, tx, row.ID); err != nil {
+			return fmt.Errorf("insert units of sale %d: %w", row.ID, err)
+		}
+		created = true
+		s.log.Info("sale created", "sale_id", row.ID, "starts_at", row.StartsAt, "ends_at", row.EndsAt,
+			"units", row.UnitsTotal, "items", row.Items)
+		return nil
+	})
+	if err != nil {
+		return false, interpret(err, "create sale starting "+start.Format(time.RFC3339), nil)
+	}
+	return created, nil
+}
+
+// RunScheduler keeps the current and the next sale in existence until ctx
+// ends. It checks several times per window, so the next sale exists well
+// before its boundary even if one check fails.
+func (s *Service) RunScheduler(ctx context.Context) {
+	every := min(s.settings.Duration/4, 30*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := s.EnsureSales(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("ensure sales", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Current returns the sale open now by the database's clock.
+func (s *Service) Current(ctx context.Context) (Sale, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	row, err := s.q.SaleGetCurrent(ctx, s.pool)
+	if err != nil {
+		return Sale{}, interpret(err, "current sale", ErrNoActiveSale)
+	}
+	sale := saleFromRow(row)
+	// The latest sale started may already have ended when no server
+	// created the following one.
+	if !time.Now().Before(sale.EndsAt.Add(time.Second)) {
+		return Sale{}, ErrNoActiveSale
+	}
+	return sale, nil
+}
+
+// Ready reports why this instance cannot serve, or nil: the database must
+// answer with every migration applied, and a sale must be open.
+func (s *Service) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := database.Ready(ctx, s.pool); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	_, err := s.Current(ctx)
+	return err
+}
+
+// Summary returns sale id with its live counts.
+func (s *Service) Summary(ctx context.Context, id int64) (Summary, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	sale, err := s.q.SaleGetByID(ctx, s.pool, id)
+	if err != nil {
+		return Summary{}, interpret(err, "get sale", ErrSaleNotFound)
+	}
+	sum, err := s.q.SaleSummaryGet(ctx, s.pool, id)
+	if err != nil {
+		return Summary{}, interpret(err, "sale summary", ErrSaleNotFound)
+	}
+	return Summary{
+		Sale: saleFromRow(sale), UnitsSold: sum.UnitsSold, UnitsHeld: sum.UnitsHeld, UnitsAvailable: sum.UnitsAvailable,
+		CheckoutAttempts: sum.CheckoutAttempts, Buyers: sum.Buyers, MaxUnitsPerUser: sum.MaxUnitsPerUser,
+	}, nil
+}
+
+// ItemStock is an item with the number of its units free right now.
+type ItemStock struct {
+	Item
+	FreeUnits int64
+}
+
+// Items lists up to limit items of a sale with ids greater than after.
+func (s *Service) Items(ctx context.Context, saleID int64, after, limit int32) ([]ItemStock, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	rows, err := s.q.ItemsListWithFreeUnits(ctx, s.pool, db.ItemsListWithFreeUnitsParams{
+		SaleID: saleID, AfterItemID: after, MaxItems: limit,
+	})
+	if err != nil {
+		return nil, interpret(err, "list items", nil)
+	}
+	out := make([]ItemStock, len(rows))
+	for i, r := range rows {
+		out[i] = ItemStock{Item: Item{SaleID: r.SaleID, ID: r.ItemID, Name: r.Name, PriceCents: r.PriceCents}, FreeUnits: r.FreeUnits}
+	}
+	return out, nil
+}
+
+// Item returns one item of a sale.
+func (s *Service) Item(ctx context.Context, saleID int64, itemID int32) (Item, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	r, err := s.q.ItemGet(ctx, s.pool, db.ItemGetParams{SaleID: saleID, ItemID: itemID})
+	if err != nil {
+		return Item{}, interpret(err, "get item", ErrItemNotFound)
+	}
+	return Item{SaleID: r.SaleID, ID: r.ItemID, Name: r.Name, PriceCents: r.PriceCents}, nil
+}

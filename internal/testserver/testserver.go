@@ -1,0 +1,84 @@
+// Package testserver starts the real HTTP API on a loopback port against a
+// fresh database, for tests of any package.
+package testserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/testdb"
+)
+
+// Settings a test gets unless it says otherwise: a one-hour sale of 300 units.
+var DefaultSettings = sale.Settings{
+	Duration: time.Hour, Units: 300, Items: 30, PerUserLimit: 10, HoldTTL: 10 * time.Minute,
+}
+
+// Server is one running instance of the API.
+type Server struct {
+	URL   string // base URL, no trailing slash
+	Pool  *pgxpool.Pool
+	Sales *sale.Service
+	DBURL string
+}
+
+// Options change what Start does; the zero value starts a server with
+// DefaultSettings on a new database and creates the current sale.
+type Options struct {
+	Settings *sale.Settings
+	// DBURL reuses an existing database (a second server on the same one).
+	DBURL string
+	// NoSale skips creating the current and next sale.
+	NoSale bool
+	// DBTimeout bounds each database call; default 2s.
+	DBTimeout time.Duration
+}
+
+// Start runs an API server until the test ends.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	settings := DefaultSettings
+	if opts.Settings != nil {
+		settings = *opts.Settings
+	}
+	if opts.DBTimeout == 0 {
+		opts.DBTimeout = 2 * time.Second
+	}
+	dbURL := opts.DBURL
+	if dbURL == "" {
+		dbURL = testdb.New(t)
+	}
+	ctx := context.Background()
+	pool, err := database.Open(ctx, dbURL, 8, opts.DBTimeout)
+	if err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	sales := sale.NewService(pool, settings, opts.DBTimeout, log)
+	if !opts.NoSale {
+		if err := sales.EnsureSales(ctx, time.Now()); err != nil {
+			t.Fatalf("testserver: create sales: %v", err)
+		}
+	}
+	api := httpapi.New(sales, httpapi.Options{Version: "test", Log: log})
+	hs := httptest.NewServer(api)
+	t.Cleanup(hs.Close)
+	return &Server{URL: hs.URL, Pool: pool, Sales: sales, DBURL: dbURL}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -1,0 +1,60 @@
+-- name: SaleInsert :one
+-- Creates a sale window unless one with the same start exists; the loser of
+-- a race between servers waits for the winner's commit and gets no row.
+INSERT INTO sales (starts_at, ends_at, units_total, items, per_user_limit, hold_ttl)
+VALUES (@starts_at::timestamptz, @ends_at::timestamptz, @units_total::integer, @items::integer,
+        @per_user_limit::integer, make_interval(secs => @hold_ttl_seconds::float8))
+ON CONFLICT (starts_at) DO NOTHING
+RETURNING *;
+
+-- name: ItemsInsertForSale :exec
+-- Names and prices are derived from a hash of (sale, item), so they are
+-- stable for a sale and differ between sales.
+INSERT INTO items (sale_id, item_id, name, price_cents)
+SELECT s.id, g.n,
+       (ARRAY['Crimson','Silent','Golden','Electric','Velvet','Arctic','Lucky','Midnight','Cosmic','Rustic',
+              'Neon','Royal','Wild','Misty','Brave','Sunny'])[1 + (abs(hashtext(s.id || ':' || g.n)) % 16)]
+       || ' ' ||
+       (ARRAY['Falcon','Teapot','Lantern','Sneaker','Backpack','Compass','Headphones','Kettle','Notebook',
+              'Umbrella','Skateboard','Telescope','Guitar','Wristwatch','Candle','Drone'])[1 + (abs(hashtext(g.n || ':' || s.id)) % 16)]
+       || ' #' || g.n,
+       100 * (1 + abs(hashtext('price:' || s.id || ':' || g.n)) % 99) + 99
+FROM sales s, generate_series(1, s.items) AS g(n)
+WHERE s.id = @sale_id;
+
+-- name: UnitsInsertForSale :exec
+-- Exactly units_total units, spread round-robin over the items.
+INSERT INTO units (sale_id, item_id)
+SELECT s.id, 1 + g.n % s.items
+FROM sales s, generate_series(0, s.units_total - 1) AS g(n)
+WHERE s.id = @sale_id;
+
+-- name: SaleGetByID :one
+SELECT * FROM sales WHERE id = @id;
+
+-- name: SaleGetByStart :one
+SELECT * FROM sales WHERE starts_at = @starts_at;
+
+-- name: SaleGetCurrent :one
+-- The sale whose window contains the database's now (the same rule checkout uses).
+SELECT * FROM sales
+WHERE starts_at <= now()
+ORDER BY starts_at DESC
+LIMIT 1;
+
+-- name: SaleSummaryGet :one
+SELECT * FROM sale_summary WHERE id = @id;
+
+-- name: ItemGet :one
+SELECT * FROM items WHERE sale_id = @sale_id AND item_id = @item_id;
+
+-- name: ItemsListWithFreeUnits :many
+-- Keyset pagination by item id.
+SELECT i.sale_id, i.item_id, i.name, i.price_cents,
+       (SELECT count(*) FROM units u
+        WHERE u.sale_id = i.sale_id AND u.item_id = i.item_id
+          AND u.sold_at IS NULL AND u.held_until <= now()) AS free_units
+FROM items i
+WHERE i.sale_id = @sale_id AND i.item_id > @after_item_id::integer
+ORDER BY i.item_id
+LIMIT @max_items::integer;
