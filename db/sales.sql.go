@@ -145,13 +145,14 @@ func (q *Queries) SaleGetByStart(ctx context.Context, db DBTX, startsAt time.Tim
 }
 
 const saleGetCurrent = `-- name: SaleGetCurrent :one
-SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales
-WHERE starts_at <= now()
-ORDER BY starts_at DESC
-LIMIT 1
+SELECT latest.id, latest.starts_at, latest.ends_at, latest.units_total, latest.items, latest.per_user_limit, latest.hold_ttl, latest.created_at FROM (
+    SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
+) AS latest
+WHERE latest.ends_at > now()
 `
 
-// The sale whose window contains the database's now (the same rule checkout uses).
+// The sale whose window contains the database's now, by the rule checkout
+// uses: the latest sale started, if it has not ended.
 func (q *Queries) SaleGetCurrent(ctx context.Context, db DBTX) (Sale, error) {
 	row := db.QueryRow(ctx, saleGetCurrent)
 	var i Sale

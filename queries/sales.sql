@@ -36,11 +36,12 @@ SELECT * FROM sales WHERE id = @id;
 SELECT * FROM sales WHERE starts_at = @starts_at;
 
 -- name: SaleGetCurrent :one
--- The sale whose window contains the database's now (the same rule checkout uses).
-SELECT * FROM sales
-WHERE starts_at <= now()
-ORDER BY starts_at DESC
-LIMIT 1;
+-- The sale whose window contains the database's now, by the rule checkout
+-- uses: the latest sale started, if it has not ended.
+SELECT latest.* FROM (
+    SELECT * FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
+) AS latest
+WHERE latest.ends_at > now();
 
 -- name: SaleSummaryGet :one
 SELECT * FROM sale_summary WHERE id = @id;
