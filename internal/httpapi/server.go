@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
@@ -37,6 +38,7 @@ func New(sales *sale.Service, opts Options) *Server {
 	e.HidePort = true
 	s := &Server{echo: e, sales: sales, version: opts.Version, log: opts.Log}
 	e.HTTPErrorHandler = s.handleError
+	e.JSONSerializer = jsonSerializer{}
 
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
@@ -116,4 +118,17 @@ func (s *Server) readyz(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// jsonSerializer is Echo's default without HTML escaping: the API is not
+// HTML, and "&" reads better than "\u0026" in a URL template.
+type jsonSerializer struct{ echo.DefaultJSONSerializer }
+
+func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
 }
