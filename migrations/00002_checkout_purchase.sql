@@ -47,8 +47,11 @@ BEGIN
                 v_until := now() + s.hold_ttl;
                 UPDATE units SET held_by = p_user_id, hold_code = p_code, held_until = v_until WHERE id = v_unit;
                 outcome := 'held';
+            -- Other items only: units of this one that SKIP LOCKED passed
+            -- over are being claimed by concurrent checkouts right now.
             ELSIF EXISTS (SELECT 1 FROM units u
-                          WHERE u.sale_id = s.id AND u.sold_at IS NULL AND u.held_until <= now()) THEN
+                          WHERE u.sale_id = s.id AND u.item_id <> p_item_id
+                            AND u.sold_at IS NULL AND u.held_until <= now()) THEN
                 outcome := 'item_unavailable';
             ELSE
                 outcome := 'sold_out';

@@ -8,9 +8,11 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -186,7 +188,15 @@ func (s *Server) currentItems(c echo.Context) error {
 }
 
 func (s *Server) userPurchases(c echo.Context) error {
+	// Echo routes on the raw path when the client's escaping differs from
+	// Go's (then URL.RawPath is set) and hands the parameter over as sent.
 	userID := c.Param("user_id")
+	if c.Request().URL.RawPath != "" {
+		var err error
+		if userID, err = url.PathUnescape(userID); err != nil {
+			return invalid("user_id is not a valid path segment")
+		}
+	}
 	var saleID int64
 	if v := c.QueryParam("sale_id"); v != "" {
 		id, err := parsePositive(v, "sale_id")
@@ -257,8 +267,10 @@ func readFields(c echo.Context, names ...string) (map[string]string, error) {
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
+		// Echo's BodyLimit stops reads past the limit with its own error
+		// when no Content-Length was declared.
 		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
+		if errors.As(err, &maxErr) || errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
 			return nil, echo.ErrStatusRequestEntityTooLarge
 		}
 		return nil, invalid("could not read the request body")
@@ -269,6 +281,11 @@ func readFields(c echo.Context, names ...string) (map[string]string, error) {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
 		return nil, invalid("the request body must be JSON (Content-Type: application/json)")
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD silently; the
+	// query string refuses it, so the body does too.
+	if !utf8.Valid(body) {
+		return nil, invalid("the request body must be valid UTF-8")
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {

@@ -1,0 +1,400 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/internal/testserver"
+)
+
+// reply is a response read in full, so status, headers and body can all be
+// checked after the connection is gone.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// boundedClient bounds every request: a hung server fails the test instead of
+// stalling it until the global timeout.
+var boundedClient = &http.Client{Timeout: 15 * time.Second}
+
+func send(t *testing.T, method, url, contentType string, body io.Reader) reply {
+	t.Helper()
+	r, err := roundTrip(method, url, contentType, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// roundTrip is send for goroutines other than the test's, which must not
+// call t.Fatal.
+func roundTrip(method, url, contentType string, body io.Reader) (reply, error) {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := boundedClient.Do(req)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s %s: read body: %w", method, url, err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+func get(t *testing.T, url string) reply {
+	t.Helper()
+	return send(t, http.MethodGet, url, "", nil)
+}
+
+// object decodes a JSON object answer, failing on anything else.
+func (r reply) object(t *testing.T) map[string]any {
+	t.Helper()
+	var out map[string]any
+	if err := json.Unmarshal(r.body, &out); err != nil {
+		t.Fatalf("status %d: body %q is not a JSON object: %v", r.status, r.body, err)
+	}
+	return out
+}
+
+// getOK fetches a JSON object that must answer 200.
+func getOK(t *testing.T, url string) map[string]any {
+	t.Helper()
+	r := get(t, url)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET %s: status %d, body %s", url, r.status, r.body)
+	}
+	return r.object(t)
+}
+
+// held is a checkout that must succeed.
+func held(t *testing.T, base, user string, item int) map[string]any {
+	t.Helper()
+	status, hold := checkout(t, base, user, item)
+	expect(t, fmt.Sprintf("checkout of item %d by %s", item, user), status, hold, http.StatusCreated, "")
+	return hold
+}
+
+// bought is a purchase that must succeed.
+func bought(t *testing.T, base string, hold map[string]any) map[string]any {
+	t.Helper()
+	status, p := purchase(t, base, hold)
+	expect(t, fmt.Sprintf("purchase of %v", hold["code"]), status, p, http.StatusOK, "")
+	return p
+}
+
+// steady starts a server whose sale lasts a week, so that a test comparing
+// answers across requests cannot see the hourly window roll over.
+func steady(t *testing.T) *testserver.Server {
+	t.Helper()
+	return testserver.Start(t, testserver.Options{Settings: stableSale(testserver.DefaultSettings)})
+}
+
+// currentID is the id of the sale open now.
+func currentID(t *testing.T, base string) int64 {
+	t.Helper()
+	return num(t, getOK(t, base+"/sales/current"), "id")
+}
+
+// num reads a JSON number field as an int64, failing if it is not one.
+func num(t *testing.T, m map[string]any, key string) int64 {
+	t.Helper()
+	f, ok := m[key].(float64)
+	if !ok {
+		t.Fatalf("field %q = %#v, want a number (in %v)", key, m[key], m)
+	}
+	return int64(f)
+}
+
+func TestIndex(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, testserver.Options{NoSale: true})
+	idx := getOK(t, srv.URL+"/")
+	if idx["name"] != "flashsale" || idx["version"] != "test" {
+		t.Fatalf("index: %v", idx)
+	}
+	list, _ := idx["endpoints"].([]any)
+	routes := map[string]bool{} // "METHOD /path", the documented query left out
+	for _, e := range list {
+		s, _ := e.(string)
+		route, _, _ := strings.Cut(s, "?")
+		routes[route] = true
+	}
+	for _, want := range []string{"POST /checkout", "POST /purchase", "GET /sales/current", "GET /sales/current/items",
+		"GET /sales/{sale_id}", "GET /users/{user_id}/purchases", "GET /items/{sale_id}/{item_id}/image.svg",
+		"GET /healthz", "GET /readyz"} {
+		if !routes[want] {
+			t.Errorf("endpoints %v lack %q", list, want)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	withSale := testserver.Start(t, testserver.Options{})
+	noSale := testserver.Start(t, testserver.Options{NoSale: true})
+
+	// Liveness must not depend on the sale: a server between sales is alive.
+	for _, srv := range []*testserver.Server{withSale, noSale} {
+		if h := getOK(t, srv.URL+"/healthz"); h["status"] != "ok" {
+			t.Errorf("healthz: %v", h)
+		}
+	}
+	if r := getOK(t, withSale.URL+"/readyz"); r["status"] != "ready" {
+		t.Errorf("readyz with a sale: %v", r)
+	}
+	r := get(t, noSale.URL+"/readyz")
+	wantError(t, r, http.StatusServiceUnavailable, "no_active_sale")
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("readyz 503 without Retry-After: %v", r.header)
+	}
+}
+
+func TestCurrentSaleCounts(t *testing.T) {
+	t.Parallel()
+	srv := steady(t)
+	set := *stableSale(testserver.DefaultSettings)
+
+	cur := getOK(t, srv.URL+"/sales/current")
+	starts, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(cur["starts_at"]))
+	ends, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(cur["ends_at"]))
+	if err1 != nil || err2 != nil || ends.Sub(starts) != set.Duration || time.Now().Before(starts) || !time.Now().Before(ends) {
+		t.Fatalf("sale window %v..%v (%v, %v) does not contain now", cur["starts_at"], cur["ends_at"], err1, err2)
+	}
+	want := map[string]int64{
+		"units_total": int64(set.Units), "items": int64(set.Items), "per_user_limit": int64(set.PerUserLimit),
+		"hold_ttl_seconds": int64(set.HoldTTL.Seconds()),
+		"units_sold":       0, "units_held": 0, "units_available": int64(set.Units), "checkout_attempts": 0, "buyers": 0,
+	}
+	assertCounts(t, cur, want)
+	if num(t, cur, "id") < 1 {
+		t.Fatalf("sale id %v", cur["id"])
+	}
+
+	hold := held(t, srv.URL, "carol", 4)
+	want["units_held"], want["units_available"], want["checkout_attempts"] = 1, int64(set.Units)-1, 1
+	afterHold := getOK(t, srv.URL+"/sales/current")
+	assertCounts(t, afterHold, want)
+
+	byID := getOK(t, fmt.Sprintf("%s/sales/%d", srv.URL, num(t, cur, "id")))
+	if !reflect.DeepEqual(byID, afterHold) {
+		t.Fatalf("GET /sales/{id} %v differs from /sales/current %v", byID, afterHold)
+	}
+
+	bought(t, srv.URL, hold)
+	want["units_held"], want["units_sold"], want["buyers"] = 0, 1, 1
+	assertCounts(t, getOK(t, srv.URL+"/sales/current"), want)
+}
+
+func assertCounts(t *testing.T, sale map[string]any, want map[string]int64) {
+	t.Helper()
+	for k, v := range want {
+		if got := num(t, sale, k); got != v {
+			t.Errorf("%s = %d, want %d (sale %v)", k, got, v, sale)
+		}
+	}
+}
+
+// walkItems pages through the current sale's items limit at a time and
+// returns each item by id, failing if an id repeats or the order breaks.
+func walkItems(t *testing.T, base string, limit int) map[int64]map[string]any {
+	t.Helper()
+	seen := map[int64]map[string]any{}
+	after, last := "", int64(0)
+	for pages := 0; ; pages++ {
+		if pages > 1000 {
+			t.Fatalf("pagination does not end")
+		}
+		page := getOK(t, fmt.Sprintf("%s/sales/current/items?limit=%d&after=%s", base, limit, after))
+		items, _ := page["items"].([]any)
+		if len(items) > limit {
+			t.Fatalf("page of %d items with limit %d", len(items), limit)
+		}
+		for _, raw := range items {
+			it := raw.(map[string]any)
+			id := num(t, it, "id")
+			if id <= last || seen[id] != nil {
+				t.Fatalf("item %d after %d: ids must rise and never repeat", id, last)
+			}
+			if it["name"] == "" || it["price"] == "" || it["image_url"] == "" {
+				t.Fatalf("item %v lacks a field", it)
+			}
+			seen[id], last = it, id
+		}
+		if page["next_after"] == nil {
+			return seen
+		}
+		if num(t, page, "next_after") != last {
+			t.Fatalf("next_after %v, last id on the page %d", page["next_after"], last)
+		}
+		after = fmt.Sprint(last)
+	}
+}
+
+func TestItemsPagination(t *testing.T) {
+	t.Parallel()
+	srv := steady(t)
+	set := testserver.DefaultSettings
+	perItem := int64(set.Units / set.Items)
+
+	before := walkItems(t, srv.URL, 7)
+	if len(before) != set.Items {
+		t.Fatalf("walked %d items, the sale has %d", len(before), set.Items)
+	}
+	for id, it := range before {
+		if id < 1 || id > int64(set.Items) || num(t, it, "free_units") != perItem {
+			t.Fatalf("item %v: want id in 1..%d with %d free units", it, set.Items, perItem)
+		}
+	}
+	// The last page of a default-sized walk is the first.
+	if page := getOK(t, srv.URL+"/sales/current/items"); page["next_after"] != nil || len(page["items"].([]any)) != set.Items {
+		t.Fatalf("default page: next_after %v, %d items", page["next_after"], len(page["items"].([]any)))
+	}
+
+	held(t, srv.URL, "dave", 12)
+	after := walkItems(t, srv.URL, 7)
+	for id, it := range after {
+		want := perItem
+		if id == 12 {
+			want--
+		}
+		if got := num(t, it, "free_units"); got != want {
+			t.Errorf("item %d: free_units %d, want %d", id, got, want)
+		}
+	}
+}
+
+func TestUserPurchases(t *testing.T) {
+	t.Parallel()
+	srv := steady(t)
+	saleID := currentID(t, srv.URL)
+	held(t, srv.URL, "erin", 1) // held, never bought: must not be listed
+
+	order := []int64{9, 2, 5}
+	for _, item := range order {
+		bought(t, srv.URL, held(t, srv.URL, "erin", int(item)))
+	}
+	bought(t, srv.URL, held(t, srv.URL, "frank", 2))
+
+	current := getOK(t, srv.URL+"/users/erin/purchases")
+	assertPurchases(t, current, saleID, "erin", order)
+	given := getOK(t, fmt.Sprintf("%s/users/erin/purchases?sale_id=%d", srv.URL, saleID))
+	if !reflect.DeepEqual(given, current) {
+		t.Fatalf("?sale_id=%d %v differs from the default %v", saleID, given, current)
+	}
+	// testserver also creates the next sale, in which nobody has bought yet.
+	assertPurchases(t, getOK(t, fmt.Sprintf("%s/users/erin/purchases?sale_id=%d", srv.URL, saleID+1)), saleID+1, "erin", nil)
+	assertPurchases(t, getOK(t, srv.URL+"/users/nobody/purchases"), saleID, "nobody", nil)
+}
+
+func assertPurchases(t *testing.T, list map[string]any, saleID int64, user string, items []int64) {
+	t.Helper()
+	ps, _ := list["purchases"].([]any)
+	if num(t, list, "sale_id") != saleID || list["user_id"] != user || num(t, list, "count") != int64(len(items)) ||
+		len(ps) != len(items) {
+		t.Fatalf("purchases of %s in sale %d: %v, want items %v", user, saleID, list, items)
+	}
+	lastID := int64(0)
+	for i, raw := range ps {
+		p := raw.(map[string]any)
+		id := num(t, p, "purchase_id")
+		if id <= lastID || p["user_id"] != user || num(t, p, "sale_id") != saleID ||
+			num(t, p["item"].(map[string]any), "id") != items[i] {
+			t.Fatalf("purchase %d: %v, want item %d after purchase %d", i, p, items[i], lastID)
+		}
+		lastID = id
+	}
+}
+
+func TestItemImage(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, testserver.Options{})
+	items := getOK(t, srv.URL+"/sales/current/items?limit=2")["items"].([]any)
+	if len(items) != 2 {
+		t.Fatalf("want 2 items, got %v", items)
+	}
+	var images [][]byte
+	for _, raw := range items {
+		it := raw.(map[string]any)
+		url := srv.URL + it["image_url"].(string)
+		first, second := get(t, url), get(t, url)
+		if first.status != http.StatusOK || first.header.Get("Content-Type") != "image/svg+xml" {
+			t.Fatalf("GET %s: status %d, Content-Type %q", url, first.status, first.header.Get("Content-Type"))
+		}
+		if !bytes.Equal(first.body, second.body) {
+			t.Fatalf("GET %s twice gave different bytes", url)
+		}
+		if !bytes.HasPrefix(first.body, []byte("<svg")) ||
+			!bytes.Contains(first.body, []byte(html.EscapeString(it["name"].(string)))) {
+			t.Fatalf("image of %q: %s", it["name"], first.body)
+		}
+		images = append(images, first.body)
+	}
+	if bytes.Equal(images[0], images[1]) {
+		t.Fatalf("two items have the same image")
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, testserver.Options{})
+	noSale := testserver.Start(t, testserver.Options{NoSale: true})
+	image := getOK(t, srv.URL+"/sales/current/items?limit=1")["items"].([]any)[0].(map[string]any)["image_url"].(string)
+	replies := map[string]reply{
+		"index":          get(t, srv.URL+"/"),
+		"checkout 201":   send(t, http.MethodPost, srv.URL+"/checkout?user_id=gina&id=1", "", nil),
+		"checkout 400":   send(t, http.MethodPost, srv.URL+"/checkout", "", nil),
+		"body too large": send(t, http.MethodPost, srv.URL+"/checkout", "application/json", strings.NewReader(strings.Repeat(" ", 17<<10))),
+		"unknown route":  get(t, srv.URL+"/nope"),
+		"wrong method":   get(t, srv.URL+"/checkout"),
+		"image":          get(t, srv.URL+image),
+		"503":            get(t, noSale.URL+"/readyz"),
+	}
+	ids := map[string]string{}
+	for name, r := range replies {
+		id := r.header.Get("X-Request-Id")
+		if id == "" {
+			t.Errorf("%s (status %d): no X-Request-Id", name, r.status)
+			continue
+		}
+		if other, dup := ids[id]; dup {
+			t.Errorf("%s and %s share X-Request-Id %q", name, other, id)
+		}
+		ids[id] = name
+	}
+}
+
+// TestUserPurchasesEscapedPath: a user id travels percent-encoded in the
+// path, and any valid encoding of it (RFC 3986 allows lowercase hex, and
+// "/" must be %2F) has to name the same user that checked out.
+func TestUserPurchasesEscapedPath(t *testing.T) {
+	t.Parallel()
+	srv := steady(t)
+	saleID := currentID(t, srv.URL)
+	for user, path := range map[string]string{"zoë": "zo%c3%ab", "team/kim": "team%2Fkim", "zoë 2": "zo%C3%AB%202"} {
+		bought(t, srv.URL, held(t, srv.URL, user, 6))
+		list := getOK(t, srv.URL+"/users/"+path+"/purchases")
+		if list["user_id"] != user || num(t, list, "count") != 1 {
+			t.Errorf("GET /users/%s/purchases answered for user %q with %v purchases, want %q with 1",
+				path, list["user_id"], list["count"], user)
+			continue
+		}
+		assertPurchases(t, list, saleID, user, []int64{6})
+	}
+}
