@@ -7,34 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/testserver"
 )
-
-// wantError checks the one error shape of the API. An empty code accepts
-// any non-empty one.
-func wantError(t *testing.T, r reply, status int, code string) {
-	t.Helper()
-	if r.status >= 500 && status < 500 {
-		t.Errorf("status %d for bad input (want %d): a client mistake must never be a server error; body %s",
-			r.status, status, r.body)
-		return
-	}
-	if r.status != status {
-		t.Errorf("status %d, want %d; body %s", r.status, status, r.body)
-		return
-	}
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type %q, want application/json", ct)
-	}
-	e, _ := r.object(t)["error"].(map[string]any)
-	got, _ := e["code"].(string)
-	if msg, _ := e["message"].(string); got == "" || msg == "" {
-		t.Errorf("body %s: want {\"error\":{\"code\":...,\"message\":...}} with both set", r.body)
-	}
-	if code != "" && got != code {
-		t.Errorf("error.code %q, want %q; body %s", got, code, r.body)
-	}
-}
 
 type inputCase struct {
 	name   string
@@ -48,7 +23,7 @@ type inputCase struct {
 	code    string // for errors; "" accepts any code
 }
 
-func (c inputCase) send(t *testing.T, base string) reply {
+func (c inputCase) send(t *testing.T, base string) apitest.Reply {
 	t.Helper()
 	var body io.Reader
 	if c.body != "" {
@@ -57,7 +32,7 @@ func (c inputCase) send(t *testing.T, base string) reply {
 			body = io.MultiReader(body) // a reader http cannot measure
 		}
 	}
-	return send(t, c.method, base+c.path, c.ctype, body)
+	return apitest.Do(t, c.method, base+c.path, c.ctype, body)
 }
 
 // inputCases are checkout and purchase requests, bad and good; code is a
@@ -125,21 +100,13 @@ func inputCases(saleID int64, code string) []inputCase {
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t, testserver.Options{})
-	saleID := currentID(t, srv.URL)
-	code := held(t, srv.URL, "buyer", 1)["code"].(string)
+	saleID := apitest.CurrentSaleID(t, srv.URL)
+	code := apitest.Held(t, srv.URL, "buyer", 1)["code"].(string)
 
 	for _, c := range inputCases(saleID, code) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			r := c.send(t, srv.URL)
-			if c.status >= 400 {
-				wantError(t, r, c.status, c.code)
-				return
-			}
-			if r.status != c.status {
-				t.Fatalf("status %d, want %d; body %s", r.status, c.status, r.body)
-			}
-			r.object(t)
+			apitest.Check(t, c.name, c.send(t, srv.URL), c.status, c.code)
 		})
 	}
 }
@@ -152,13 +119,13 @@ func TestBadCheckoutStoresNoAttempt(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{})
 	attempts := func(where string) int64 {
 		t.Helper()
-		return scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts "+where)
+		return apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts "+where)
 	}
 
 	sent := 0
 	for _, c := range inputCases(1, "unused") {
 		if strings.HasPrefix(c.path, "/checkout") && c.status == http.StatusBadRequest {
-			wantError(t, c.send(t, srv.URL), http.StatusBadRequest, "invalid_request")
+			apitest.Check(t, c.name, c.send(t, srv.URL), http.StatusBadRequest, "invalid_request")
 			sent++
 		}
 	}
@@ -169,7 +136,7 @@ func TestBadCheckoutStoresNoAttempt(t *testing.T) {
 		t.Fatalf("%d bad checkouts stored %d attempts, want 0", sent, n)
 	}
 
-	wantError(t, send(t, http.MethodPost, srv.URL+"/checkout?user_id=hope&id=31", "", nil), http.StatusNotFound, "item_not_found")
+	apitest.Check(t, "checkout of a missing item", apitest.Checkout(t, srv.URL, "hope", 31), http.StatusNotFound, "item_not_found")
 	if n := attempts("WHERE user_id = 'hope' AND item_id = 31 AND outcome = 'item_not_found'"); n != 1 {
 		t.Fatalf("item_not_found checkout stored %d matching attempts, want 1", n)
 	}

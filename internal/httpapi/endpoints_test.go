@@ -2,130 +2,22 @@ package httpapi_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/testserver"
 )
-
-// reply is a response read in full, so status, headers and body can all be
-// checked after the connection is gone.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// boundedClient bounds every request: a hung server fails the test instead of
-// stalling it until the global timeout.
-var boundedClient = &http.Client{Timeout: 15 * time.Second}
-
-func send(t *testing.T, method, url, contentType string, body io.Reader) reply {
-	t.Helper()
-	r, err := roundTrip(method, url, contentType, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-// roundTrip is send for goroutines other than the test's, which must not
-// call t.Fatal.
-func roundTrip(method, url, contentType string, body io.Reader) (reply, error) {
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := boundedClient.Do(req)
-	if err != nil {
-		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return reply{}, fmt.Errorf("%s %s: read body: %w", method, url, err)
-	}
-	return reply{status: resp.StatusCode, header: resp.Header, body: b}, nil
-}
-
-func get(t *testing.T, url string) reply {
-	t.Helper()
-	return send(t, http.MethodGet, url, "", nil)
-}
-
-// object decodes a JSON object answer, failing on anything else.
-func (r reply) object(t *testing.T) map[string]any {
-	t.Helper()
-	var out map[string]any
-	if err := json.Unmarshal(r.body, &out); err != nil {
-		t.Fatalf("status %d: body %q is not a JSON object: %v", r.status, r.body, err)
-	}
-	return out
-}
-
-// getOK fetches a JSON object that must answer 200.
-func getOK(t *testing.T, url string) map[string]any {
-	t.Helper()
-	r := get(t, url)
-	if r.status != http.StatusOK {
-		t.Fatalf("GET %s: status %d, body %s", url, r.status, r.body)
-	}
-	return r.object(t)
-}
-
-// held is a checkout that must succeed.
-func held(t *testing.T, base, user string, item int) map[string]any {
-	t.Helper()
-	status, hold := checkout(t, base, user, item)
-	expect(t, fmt.Sprintf("checkout of item %d by %s", item, user), status, hold, http.StatusCreated, "")
-	return hold
-}
-
-// bought is a purchase that must succeed.
-func bought(t *testing.T, base string, hold map[string]any) map[string]any {
-	t.Helper()
-	status, p := purchase(t, base, hold)
-	expect(t, fmt.Sprintf("purchase of %v", hold["code"]), status, p, http.StatusOK, "")
-	return p
-}
-
-// steady starts a server whose sale lasts a week, so that a test comparing
-// answers across requests cannot see the hourly window roll over.
-func steady(t *testing.T) *testserver.Server {
-	t.Helper()
-	return testserver.Start(t, testserver.Options{Settings: stableSale(testserver.DefaultSettings)})
-}
-
-// currentID is the id of the sale open now.
-func currentID(t *testing.T, base string) int64 {
-	t.Helper()
-	return num(t, getOK(t, base+"/sales/current"), "id")
-}
-
-// num reads a JSON number field as an int64, failing if it is not one.
-func num(t *testing.T, m map[string]any, key string) int64 {
-	t.Helper()
-	f, ok := m[key].(float64)
-	if !ok {
-		t.Fatalf("field %q = %#v, want a number (in %v)", key, m[key], m)
-	}
-	return int64(f)
-}
 
 func TestIndex(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t, testserver.Options{NoSale: true})
-	idx := getOK(t, srv.URL+"/")
+	idx := apitest.GetOK(t, srv.URL+"/")
 	if idx["name"] != "flashsale" || idx["version"] != "test" {
 		t.Fatalf("index: %v", idx)
 	}
@@ -152,30 +44,30 @@ func TestHealthAndReadiness(t *testing.T) {
 
 	// Liveness must not depend on the sale: a server between sales is alive.
 	for _, srv := range []*testserver.Server{withSale, noSale} {
-		if h := getOK(t, srv.URL+"/healthz"); h["status"] != "ok" {
+		if h := apitest.GetOK(t, srv.URL+"/healthz"); h["status"] != "ok" {
 			t.Errorf("healthz: %v", h)
 		}
 	}
-	if r := getOK(t, withSale.URL+"/readyz"); r["status"] != "ready" {
+	if r := apitest.GetOK(t, withSale.URL+"/readyz"); r["status"] != "ready" {
 		t.Errorf("readyz with a sale: %v", r)
 	}
-	r := get(t, noSale.URL+"/readyz")
-	wantError(t, r, http.StatusServiceUnavailable, "no_active_sale")
-	if r.header.Get("Retry-After") == "" {
-		t.Errorf("readyz 503 without Retry-After: %v", r.header)
+	r := apitest.Get(t, noSale.URL+"/readyz")
+	apitest.Check(t, "readyz without a sale", r, http.StatusServiceUnavailable, "no_active_sale")
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("readyz 503 without Retry-After: %v", r.Header)
 	}
 }
 
 func TestCurrentSaleCounts(t *testing.T) {
 	t.Parallel()
-	srv := steady(t)
-	set := *stableSale(testserver.DefaultSettings)
+	opts := apitest.WeekLong(testserver.DefaultSettings)
+	srv := testserver.Start(t, opts)
+	set := *opts.Settings
 
-	cur := getOK(t, srv.URL+"/sales/current")
-	starts, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(cur["starts_at"]))
-	ends, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(cur["ends_at"]))
-	if err1 != nil || err2 != nil || ends.Sub(starts) != set.Duration || time.Now().Before(starts) || !time.Now().Before(ends) {
-		t.Fatalf("sale window %v..%v (%v, %v) does not contain now", cur["starts_at"], cur["ends_at"], err1, err2)
+	cur := apitest.GetOK(t, srv.URL+"/sales/current")
+	starts, ends := apitest.Time(t, cur, "starts_at"), apitest.Time(t, cur, "ends_at")
+	if ends.Sub(starts) != set.Duration || time.Now().Before(starts) || !time.Now().Before(ends) {
+		t.Fatalf("sale window %v..%v: want %v long and containing now", cur["starts_at"], cur["ends_at"], set.Duration)
 	}
 	want := map[string]int64{
 		"units_total": int64(set.Units), "items": int64(set.Items), "per_user_limit": int64(set.PerUserLimit),
@@ -183,29 +75,29 @@ func TestCurrentSaleCounts(t *testing.T) {
 		"units_sold":       0, "units_held": 0, "units_available": int64(set.Units), "checkout_attempts": 0, "buyers": 0,
 	}
 	assertCounts(t, cur, want)
-	if num(t, cur, "id") < 1 {
+	if apitest.Int(t, cur, "id") < 1 {
 		t.Fatalf("sale id %v", cur["id"])
 	}
 
-	hold := held(t, srv.URL, "carol", 4)
+	hold := apitest.Held(t, srv.URL, "carol", 4)
 	want["units_held"], want["units_available"], want["checkout_attempts"] = 1, int64(set.Units)-1, 1
-	afterHold := getOK(t, srv.URL+"/sales/current")
+	afterHold := apitest.GetOK(t, srv.URL+"/sales/current")
 	assertCounts(t, afterHold, want)
 
-	byID := getOK(t, fmt.Sprintf("%s/sales/%d", srv.URL, num(t, cur, "id")))
+	byID := apitest.GetOK(t, fmt.Sprintf("%s/sales/%d", srv.URL, apitest.Int(t, cur, "id")))
 	if !reflect.DeepEqual(byID, afterHold) {
 		t.Fatalf("GET /sales/{id} %v differs from /sales/current %v", byID, afterHold)
 	}
 
-	bought(t, srv.URL, hold)
+	apitest.Bought(t, srv.URL, hold)
 	want["units_held"], want["units_sold"], want["buyers"] = 0, 1, 1
-	assertCounts(t, getOK(t, srv.URL+"/sales/current"), want)
+	assertCounts(t, apitest.GetOK(t, srv.URL+"/sales/current"), want)
 }
 
 func assertCounts(t *testing.T, sale map[string]any, want map[string]int64) {
 	t.Helper()
 	for k, v := range want {
-		if got := num(t, sale, k); got != v {
+		if got := apitest.Int(t, sale, k); got != v {
 			t.Errorf("%s = %d, want %d (sale %v)", k, got, v, sale)
 		}
 	}
@@ -221,14 +113,14 @@ func walkItems(t *testing.T, base string, limit int) map[int64]map[string]any {
 		if pages > 1000 {
 			t.Fatalf("pagination does not end")
 		}
-		page := getOK(t, fmt.Sprintf("%s/sales/current/items?limit=%d&after=%s", base, limit, after))
+		page := apitest.GetOK(t, fmt.Sprintf("%s/sales/current/items?limit=%d&after=%s", base, limit, after))
 		items, _ := page["items"].([]any)
 		if len(items) > limit {
 			t.Fatalf("page of %d items with limit %d", len(items), limit)
 		}
 		for _, raw := range items {
 			it := raw.(map[string]any)
-			id := num(t, it, "id")
+			id := apitest.Int(t, it, "id")
 			if id <= last || seen[id] != nil {
 				t.Fatalf("item %d after %d: ids must rise and never repeat", id, last)
 			}
@@ -240,7 +132,7 @@ func walkItems(t *testing.T, base string, limit int) map[int64]map[string]any {
 		if page["next_after"] == nil {
 			return seen
 		}
-		if num(t, page, "next_after") != last {
+		if apitest.Int(t, page, "next_after") != last {
 			t.Fatalf("next_after %v, last id on the page %d", page["next_after"], last)
 		}
 		after = fmt.Sprint(last)
@@ -249,7 +141,7 @@ func walkItems(t *testing.T, base string, limit int) map[int64]map[string]any {
 
 func TestItemsPagination(t *testing.T) {
 	t.Parallel()
-	srv := steady(t)
+	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
 	set := testserver.DefaultSettings
 	perItem := int64(set.Units / set.Items)
 
@@ -258,23 +150,23 @@ func TestItemsPagination(t *testing.T) {
 		t.Fatalf("walked %d items, the sale has %d", len(before), set.Items)
 	}
 	for id, it := range before {
-		if id < 1 || id > int64(set.Items) || num(t, it, "free_units") != perItem {
+		if id < 1 || id > int64(set.Items) || apitest.Int(t, it, "free_units") != perItem {
 			t.Fatalf("item %v: want id in 1..%d with %d free units", it, set.Items, perItem)
 		}
 	}
 	// The last page of a default-sized walk is the first.
-	if page := getOK(t, srv.URL+"/sales/current/items"); page["next_after"] != nil || len(page["items"].([]any)) != set.Items {
+	if page := apitest.GetOK(t, srv.URL+"/sales/current/items"); page["next_after"] != nil || len(page["items"].([]any)) != set.Items {
 		t.Fatalf("default page: next_after %v, %d items", page["next_after"], len(page["items"].([]any)))
 	}
 
-	held(t, srv.URL, "dave", 12)
+	apitest.Held(t, srv.URL, "dave", 12)
 	after := walkItems(t, srv.URL, 7)
 	for id, it := range after {
 		want := perItem
 		if id == 12 {
 			want--
 		}
-		if got := num(t, it, "free_units"); got != want {
+		if got := apitest.Int(t, it, "free_units"); got != want {
 			t.Errorf("item %d: free_units %d, want %d", id, got, want)
 		}
 	}
@@ -282,40 +174,40 @@ func TestItemsPagination(t *testing.T) {
 
 func TestUserPurchases(t *testing.T) {
 	t.Parallel()
-	srv := steady(t)
-	saleID := currentID(t, srv.URL)
-	held(t, srv.URL, "erin", 1) // held, never bought: must not be listed
+	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
+	saleID := apitest.CurrentSaleID(t, srv.URL)
+	apitest.Held(t, srv.URL, "erin", 1) // held, never bought: must not be listed
 
 	order := []int64{9, 2, 5}
 	for _, item := range order {
-		bought(t, srv.URL, held(t, srv.URL, "erin", int(item)))
+		apitest.Bought(t, srv.URL, apitest.Held(t, srv.URL, "erin", int(item)))
 	}
-	bought(t, srv.URL, held(t, srv.URL, "frank", 2))
+	apitest.Bought(t, srv.URL, apitest.Held(t, srv.URL, "frank", 2))
 
-	current := getOK(t, srv.URL+"/users/erin/purchases")
+	current := apitest.GetOK(t, srv.URL+"/users/erin/purchases")
 	assertPurchases(t, current, saleID, "erin", order)
-	given := getOK(t, fmt.Sprintf("%s/users/erin/purchases?sale_id=%d", srv.URL, saleID))
+	given := apitest.GetOK(t, fmt.Sprintf("%s/users/erin/purchases?sale_id=%d", srv.URL, saleID))
 	if !reflect.DeepEqual(given, current) {
 		t.Fatalf("?sale_id=%d %v differs from the default %v", saleID, given, current)
 	}
 	// testserver also creates the next sale, in which nobody has bought yet.
-	assertPurchases(t, getOK(t, fmt.Sprintf("%s/users/erin/purchases?sale_id=%d", srv.URL, saleID+1)), saleID+1, "erin", nil)
-	assertPurchases(t, getOK(t, srv.URL+"/users/nobody/purchases"), saleID, "nobody", nil)
+	assertPurchases(t, apitest.GetOK(t, fmt.Sprintf("%s/users/erin/purchases?sale_id=%d", srv.URL, saleID+1)), saleID+1, "erin", nil)
+	assertPurchases(t, apitest.GetOK(t, srv.URL+"/users/nobody/purchases"), saleID, "nobody", nil)
 }
 
 func assertPurchases(t *testing.T, list map[string]any, saleID int64, user string, items []int64) {
 	t.Helper()
 	ps, _ := list["purchases"].([]any)
-	if num(t, list, "sale_id") != saleID || list["user_id"] != user || num(t, list, "count") != int64(len(items)) ||
+	if apitest.Int(t, list, "sale_id") != saleID || list["user_id"] != user || apitest.Int(t, list, "count") != int64(len(items)) ||
 		len(ps) != len(items) {
 		t.Fatalf("purchases of %s in sale %d: %v, want items %v", user, saleID, list, items)
 	}
 	lastID := int64(0)
 	for i, raw := range ps {
 		p := raw.(map[string]any)
-		id := num(t, p, "purchase_id")
-		if id <= lastID || p["user_id"] != user || num(t, p, "sale_id") != saleID ||
-			num(t, p["item"].(map[string]any), "id") != items[i] {
+		id := apitest.Int(t, p, "purchase_id")
+		if id <= lastID || p["user_id"] != user || apitest.Int(t, p, "sale_id") != saleID ||
+			apitest.Int(t, p["item"].(map[string]any), "id") != items[i] {
 			t.Fatalf("purchase %d: %v, want item %d after purchase %d", i, p, items[i], lastID)
 		}
 		lastID = id
@@ -325,7 +217,7 @@ func assertPurchases(t *testing.T, list map[string]any, saleID int64, user strin
 func TestItemImage(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t, testserver.Options{})
-	items := getOK(t, srv.URL+"/sales/current/items?limit=2")["items"].([]any)
+	items := apitest.GetOK(t, srv.URL+"/sales/current/items?limit=2")["items"].([]any)
 	if len(items) != 2 {
 		t.Fatalf("want 2 items, got %v", items)
 	}
@@ -333,18 +225,18 @@ func TestItemImage(t *testing.T) {
 	for _, raw := range items {
 		it := raw.(map[string]any)
 		url := srv.URL + it["image_url"].(string)
-		first, second := get(t, url), get(t, url)
-		if first.status != http.StatusOK || first.header.Get("Content-Type") != "image/svg+xml" {
-			t.Fatalf("GET %s: status %d, Content-Type %q", url, first.status, first.header.Get("Content-Type"))
+		first, second := apitest.Get(t, url), apitest.Get(t, url)
+		if first.Status != http.StatusOK || first.Header.Get("Content-Type") != "image/svg+xml" {
+			t.Fatalf("GET %s: status %d, Content-Type %q", url, first.Status, first.Header.Get("Content-Type"))
 		}
-		if !bytes.Equal(first.body, second.body) {
+		if !bytes.Equal(first.Raw, second.Raw) {
 			t.Fatalf("GET %s twice gave different bytes", url)
 		}
-		if !bytes.HasPrefix(first.body, []byte("<svg")) ||
-			!bytes.Contains(first.body, []byte(html.EscapeString(it["name"].(string)))) {
-			t.Fatalf("image of %q: %s", it["name"], first.body)
+		if !bytes.HasPrefix(first.Raw, []byte("<svg")) ||
+			!bytes.Contains(first.Raw, []byte(html.EscapeString(it["name"].(string)))) {
+			t.Fatalf("image of %q: %s", it["name"], first.Raw)
 		}
-		images = append(images, first.body)
+		images = append(images, first.Raw)
 	}
 	if bytes.Equal(images[0], images[1]) {
 		t.Fatalf("two items have the same image")
@@ -355,22 +247,22 @@ func TestRequestID(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t, testserver.Options{})
 	noSale := testserver.Start(t, testserver.Options{NoSale: true})
-	image := getOK(t, srv.URL+"/sales/current/items?limit=1")["items"].([]any)[0].(map[string]any)["image_url"].(string)
-	replies := map[string]reply{
-		"index":          get(t, srv.URL+"/"),
-		"checkout 201":   send(t, http.MethodPost, srv.URL+"/checkout?user_id=gina&id=1", "", nil),
-		"checkout 400":   send(t, http.MethodPost, srv.URL+"/checkout", "", nil),
-		"body too large": send(t, http.MethodPost, srv.URL+"/checkout", "application/json", strings.NewReader(strings.Repeat(" ", 17<<10))),
-		"unknown route":  get(t, srv.URL+"/nope"),
-		"wrong method":   get(t, srv.URL+"/checkout"),
-		"image":          get(t, srv.URL+image),
-		"503":            get(t, noSale.URL+"/readyz"),
+	image := apitest.GetOK(t, srv.URL+"/sales/current/items?limit=1")["items"].([]any)[0].(map[string]any)["image_url"].(string)
+	replies := map[string]apitest.Reply{
+		"index":          apitest.Get(t, srv.URL+"/"),
+		"checkout 201":   apitest.Do(t, http.MethodPost, srv.URL+"/checkout?user_id=gina&id=1", "", nil),
+		"checkout 400":   apitest.Do(t, http.MethodPost, srv.URL+"/checkout", "", nil),
+		"body too large": apitest.Do(t, http.MethodPost, srv.URL+"/checkout", "application/json", strings.NewReader(strings.Repeat(" ", 17<<10))),
+		"unknown route":  apitest.Get(t, srv.URL+"/nope"),
+		"wrong method":   apitest.Get(t, srv.URL+"/checkout"),
+		"image":          apitest.Get(t, srv.URL+image),
+		"503":            apitest.Get(t, noSale.URL+"/readyz"),
 	}
 	ids := map[string]string{}
 	for name, r := range replies {
-		id := r.header.Get("X-Request-Id")
+		id := r.Header.Get("X-Request-Id")
 		if id == "" {
-			t.Errorf("%s (status %d): no X-Request-Id", name, r.status)
+			t.Errorf("%s (status %d): no X-Request-Id", name, r.Status)
 			continue
 		}
 		if other, dup := ids[id]; dup {
@@ -385,12 +277,12 @@ func TestRequestID(t *testing.T) {
 // "/" must be %2F) has to name the same user that checked out.
 func TestUserPurchasesEscapedPath(t *testing.T) {
 	t.Parallel()
-	srv := steady(t)
-	saleID := currentID(t, srv.URL)
+	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
+	saleID := apitest.CurrentSaleID(t, srv.URL)
 	for user, path := range map[string]string{"zoë": "zo%c3%ab", "team/kim": "team%2Fkim", "zoë 2": "zo%C3%AB%202"} {
-		bought(t, srv.URL, held(t, srv.URL, user, 6))
-		list := getOK(t, srv.URL+"/users/"+path+"/purchases")
-		if list["user_id"] != user || num(t, list, "count") != 1 {
+		apitest.Bought(t, srv.URL, apitest.Held(t, srv.URL, user, 6))
+		list := apitest.GetOK(t, srv.URL+"/users/"+path+"/purchases")
+		if list["user_id"] != user || apitest.Int(t, list, "count") != 1 {
 			t.Errorf("GET /users/%s/purchases answered for user %q with %v purchases, want %q with 1",
 				path, list["user_id"], list["count"], user)
 			continue

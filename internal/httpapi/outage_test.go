@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/testdb"
 	"github.com/flashsale/flashsale/internal/testproxy"
 	"github.com/flashsale/flashsale/internal/testserver"
@@ -34,24 +35,17 @@ func throughProxy(t *testing.T, dbURL string) (*testproxy.Proxy, string) {
 	return p, u.String()
 }
 
-// timed is roundTrip plus how long the answer took.
-func timed(method, url string) (reply, time.Duration, error) {
-	start := time.Now()
-	r, err := roundTrip(method, url, "", nil)
-	return r, time.Since(start), err
-}
-
 // wantFast503 checks an answer given while the database is unreachable.
-func wantFast503(t *testing.T, what string, r reply, took time.Duration, err error) {
+func wantFast503(t *testing.T, what string, r apitest.Reply, err error) {
 	t.Helper()
 	const fast = 2500 * time.Millisecond // DBTimeout (1s) plus generous slack
 	if err != nil {
 		t.Errorf("%s during the outage: %v", what, err)
 		return
 	}
-	wantError(t, r, http.StatusServiceUnavailable, "unavailable")
-	if took > fast {
-		t.Errorf("%s during the outage took %v, want under %v", what, took, fast)
+	apitest.Check(t, what+" during the outage", r, http.StatusServiceUnavailable, "unavailable")
+	if r.Took > fast {
+		t.Errorf("%s during the outage took %v, want under %v", what, r.Took, fast)
 	}
 }
 
@@ -62,14 +56,14 @@ func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	p, dbURL := throughProxy(t, testdb.New(t))
 	srv := testserver.Start(t, testserver.Options{DBURL: dbURL, DBTimeout: time.Second})
-	saleID := currentID(t, srv.URL)
-	hold := held(t, srv.URL, "ivan", 1)
+	saleID := apitest.CurrentSaleID(t, srv.URL)
+	hold := apitest.Held(t, srv.URL, "ivan", 1)
 
 	p.Cut()
-	r, took, err := timed(http.MethodPost, srv.URL+"/checkout?user_id=ivan&id=2")
-	wantFast503(t, "checkout", r, took, err)
-	r, took, err = timed(http.MethodGet, srv.URL+"/readyz")
-	wantFast503(t, "readyz", r, took, err)
+	r, err := apitest.Send(apitest.Client, http.MethodPost, srv.URL+"/checkout?user_id=ivan&id=2", "", nil)
+	wantFast503(t, "checkout", r, err)
+	r, err = apitest.Send(apitest.Client, http.MethodGet, srv.URL+"/readyz", "", nil)
+	wantFast503(t, "readyz", r, err)
 
 	// Concurrent, so that requests queueing for the pool's connections would
 	// show up as slow answers too.
@@ -84,38 +78,29 @@ func TestDatabaseOutage(t *testing.T) {
 		{http.MethodGet, fmt.Sprintf("/items/%d/1/image.svg", saleID)},
 		{http.MethodGet, "/readyz"},
 	}
-	replies := make([]reply, len(during))
-	tooks := make([]time.Duration, len(during))
+	replies := make([]apitest.Reply, len(during))
 	errs := make([]error, len(during))
 	var wg sync.WaitGroup
 	for i, req := range during {
-		wg.Go(func() { replies[i], tooks[i], errs[i] = timed(req.method, srv.URL+req.path) })
+		wg.Go(func() { replies[i], errs[i] = apitest.Send(apitest.Client, req.method, srv.URL+req.path, "", nil) })
 	}
 	wg.Wait()
 	for i, req := range during {
-		wantFast503(t, req.method+" "+req.path, replies[i], tooks[i], errs[i])
+		wantFast503(t, req.method+" "+req.path, replies[i], errs[i])
 	}
 
 	p.Restore()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := send(t, http.MethodPost, srv.URL+"/checkout?user_id=judy&id=5", "", nil)
-		if r.status == http.StatusCreated {
-			break
+	// Polling, not synchronising: the pool redials on its own schedule.
+	apitest.Poll(t, 15*time.Second, func() error {
+		r := apitest.Checkout(t, srv.URL, "judy", 5)
+		if r.Status == http.StatusServiceUnavailable {
+			return fmt.Errorf("checkout after the database came back: still 503: %s", r.Raw)
 		}
-		if r.status != http.StatusServiceUnavailable {
-			t.Fatalf("checkout while recovering: status %d, body %s", r.status, r.body)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no successful checkout within 15s of the database coming back: %s", r.body)
-		}
-		// Polling, not synchronising: the pool redials on its own schedule.
-		<-time.After(50 * time.Millisecond)
-	}
-	if p := bought(t, srv.URL, hold); p["user_id"] != "ivan" {
+		apitest.Expect(t, "checkout while recovering", r, http.StatusCreated, "")
+		return nil
+	})
+	if p := apitest.Bought(t, srv.URL, hold); p["user_id"] != "ivan" {
 		t.Fatalf("purchase after the outage: %v", p)
 	}
-	if r := get(t, srv.URL+"/readyz"); r.status != http.StatusOK {
-		t.Fatalf("readyz after the outage: %d %s", r.status, r.body)
-	}
+	apitest.Expect(t, "readyz after the outage", apitest.Get(t, srv.URL+"/readyz"), http.StatusOK, "")
 }

@@ -2,55 +2,16 @@ package sale_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testserver"
 )
-
-// call sends a request without a body and decodes the JSON answer.
-func call(t *testing.T, method, url string) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("%s %s: decode: %v", method, url, err)
-	}
-	return resp.StatusCode, out
-}
-
-// mustCall is call for requests that must answer want.
-func mustCall(t *testing.T, method, url string, want int) map[string]any {
-	t.Helper()
-	status, body := call(t, method, url)
-	if status != want {
-		t.Fatalf("%s %s: %d %v, want %d", method, url, status, body, want)
-	}
-	return body
-}
-
-func timeField(t *testing.T, body map[string]any, name string) time.Time {
-	t.Helper()
-	s, _ := body[name].(string)
-	v, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		t.Fatalf("%s %q: %v", name, s, err)
-	}
-	return v
-}
 
 // runScheduler runs every service's scheduler until the test ends, and
 // waits for each to return before the test's pools close.
@@ -66,28 +27,15 @@ func runScheduler(t *testing.T, services ...*sale.Service) {
 	})
 }
 
-// pollUntil calls done every few milliseconds until it reports true, and
-// fails the test if that takes longer than limit.
-func pollUntil(t *testing.T, limit time.Duration, what string, done func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !done() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %s", what, limit)
-		}
-		<-tick.C
-	}
-}
-
 // nextSale waits until /sales/current answers a sale other than cur.
 func nextSale(t *testing.T, base string, cur map[string]any) map[string]any {
 	t.Helper()
 	var next map[string]any
-	pollUntil(t, 10*time.Second, fmt.Sprintf("sale after %v", cur["id"]), func() bool {
-		next = mustCall(t, http.MethodGet, base+"/sales/current", http.StatusOK)
-		return next["id"] != cur["id"]
+	apitest.Poll(t, 10*time.Second, func() error {
+		if next = apitest.GetOK(t, base+"/sales/current"); next["id"] == cur["id"] {
+			return fmt.Errorf("no sale after %v: /sales/current still answers it", cur["id"])
+		}
+		return nil
 	})
 	return next
 }
@@ -97,73 +45,61 @@ func TestRollover(t *testing.T) {
 	settings := sale.Settings{Duration: 2 * time.Second, Units: 20, Items: 5, PerUserLimit: 2, HoldTTL: time.Minute}
 	srv := testserver.Start(t, testserver.Options{Settings: &settings})
 	runScheduler(t, srv.Sales)
-	checkout := func(item int) (int, map[string]any) {
+	const user = "roller"
+	heldIn := func(item int, saleID float64) map[string]any {
 		t.Helper()
-		return call(t, http.MethodPost, fmt.Sprintf("%s/checkout?user_id=roller&id=%d", srv.URL, item))
-	}
-	mustCheckout := func(item int, saleID float64) map[string]any {
-		t.Helper()
-		status, hold := checkout(item)
-		if status != http.StatusCreated || hold["sale_id"] != saleID {
-			t.Fatalf("checkout of item %d: %d %v, want 201 in sale %v", item, status, hold, saleID)
+		hold := apitest.Held(t, srv.URL, user, item)
+		if hold["sale_id"] != saleID {
+			t.Fatalf("checkout of item %d: %v, want a hold in sale %v", item, hold, saleID)
 		}
 		return hold
 	}
-	purchase := func(hold map[string]any) map[string]any {
-		t.Helper()
-		return mustCall(t, http.MethodPost, srv.URL+"/purchase?code="+hold["code"].(string), http.StatusOK)
-	}
 	capped := func(when string) {
 		t.Helper()
-		status, body := checkout(5)
-		if e, _ := body["error"].(map[string]any); status != http.StatusConflict || e["code"] != "user_limit_reached" {
-			t.Fatalf("third checkout %s: %d %v, want 409 user_limit_reached", when, status, body)
-		}
+		apitest.Expect(t, "third checkout "+when, apitest.Checkout(t, srv.URL, user, 5), http.StatusConflict, "user_limit_reached")
 	}
 
-	cur := mustCall(t, http.MethodGet, srv.URL+"/sales/current", http.StatusOK)
+	cur := apitest.GetOK(t, srv.URL+"/sales/current")
 	// The steps up to the cap must happen inside one window.
-	if time.Until(timeField(t, cur, "ends_at")) < time.Second {
+	if time.Until(apitest.Time(t, cur, "ends_at")) < time.Second {
 		cur = nextSale(t, srv.URL, cur)
 	}
 	n := cur["id"].(float64)
-	bought := mustCheckout(1, n)
-	kept := mustCheckout(2, n)
+	toBuy := heldIn(1, n)
+	kept := heldIn(2, n)
 	capped("in the first sale")
-	purchase(bought)
+	apitest.Bought(t, srv.URL, toBuy)
 
 	next := nextSale(t, srv.URL, cur)
 	if next["id"] != n+1 || next["starts_at"] != cur["ends_at"] || next["units_available"] != float64(settings.Units) {
 		t.Fatalf("sale after %v: %v, want id %v starting at %v with %d units free", cur, next, n+1, cur["ends_at"], settings.Units)
 	}
 	sent := time.Now()
-	if end := timeField(t, cur, "ends_at"); !sent.After(end) {
+	if end := apitest.Time(t, cur, "ends_at"); !sent.After(end) {
 		t.Fatalf("the next sale opened at %v, before sale %v ended at %v", sent, n, end)
 	}
 	// A fresh sale, a fresh cap: the unbought hold of sale N does not count.
-	mustCheckout(1, n+1)
-	mustCheckout(2, n+1)
+	heldIn(1, n+1)
+	heldIn(2, n+1)
 	capped("in the second sale")
 
-	sum := mustCall(t, http.MethodGet, fmt.Sprintf("%s/sales/%v", srv.URL, n+1), http.StatusOK)
+	sum := apitest.GetOK(t, fmt.Sprintf("%s/sales/%v", srv.URL, n+1))
 	if sum["units_total"] != float64(settings.Units) || sum["units_available"] != float64(settings.Units-2) ||
 		sum["units_held"] != float64(2) || sum["units_sold"] != float64(0) {
 		t.Fatalf("sale %v: %v, want %d units with 2 held", n+1, sum, settings.Units)
 	}
 	// Its TTL, not its sale's window, bounds a hold.
-	if p := purchase(kept); p["sale_id"] != n {
+	if p := apitest.Bought(t, srv.URL, kept); p["sale_id"] != n {
 		t.Fatalf("purchase of the hold kept from sale %v: %v", n, p)
 	}
-	sum = mustCall(t, http.MethodGet, fmt.Sprintf("%s/sales/%v", srv.URL, n), http.StatusOK)
+	sum = apitest.GetOK(t, fmt.Sprintf("%s/sales/%v", srv.URL, n))
 	if sum["units_sold"] != float64(2) || sum["units_held"] != float64(0) {
 		t.Fatalf("sale %v: %v, want 2 units sold", n, sum)
 	}
 
-	var stray int64
-	err := srv.Pool.QueryRow(context.Background(), `SELECT count(*) FROM checkout_attempts a JOIN sales s ON s.id = a.sale_id
-		WHERE a.created_at < s.starts_at OR a.created_at >= s.ends_at`).Scan(&stray)
-	if err != nil || stray != 0 {
-		t.Fatalf("%d checkout attempts landed in a sale whose window did not contain them (%v)", stray, err)
+	if stray := apitest.Scalar(t, srv.Pool, `SELECT count(*) FROM checkout_attempts a JOIN sales s ON s.id = a.sale_id
+		WHERE a.created_at < s.starts_at OR a.created_at >= s.ends_at`); stray != 0 {
+		t.Fatalf("%d checkout attempts landed in a sale whose window did not contain them", stray)
 	}
 }
 
@@ -195,12 +131,9 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 			t.Fatalf("EnsureSales: %v", err)
 		}
 	}
-	count := func() (n int64) {
+	count := func() int64 {
 		t.Helper()
-		if err := a.Pool.QueryRow(ctx, "SELECT count(*) FROM sales").Scan(&n); err != nil {
-			t.Fatalf("count sales: %v", err)
-		}
-		return n
+		return apitest.Scalar(t, a.Pool, "SELECT count(*) FROM sales")
 	}
 	if n := count(); n != 2 {
 		t.Fatalf("%d concurrent EnsureSales made %d sales, want the current and the next", 2*callers, n)
@@ -209,7 +142,12 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 	// Both schedulers then race at every boundary; sales for two more windows
 	// mean both have crossed two boundaries.
 	runScheduler(t, a.Sales, b.Sales)
-	pollUntil(t, 10*time.Second, "sales for two more windows", func() bool { return count() >= 4 })
+	apitest.Poll(t, 10*time.Second, func() error {
+		if n := count(); n < 4 {
+			return fmt.Errorf("%d sales, want 4: the current and next, and two more windows", n)
+		}
+		return nil
+	})
 
 	rows, err := a.Pool.Query(ctx, `SELECT s.id, s.starts_at, s.ends_at, s.units_total, s.items,
 			(SELECT count(*) FROM units u WHERE u.sale_id = s.id),
