@@ -38,6 +38,17 @@ compose-check:
 	@if docker compose version >/dev/null 2>&1; then docker compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
 	else echo "compose-check: no docker compose plugin here, docker-compose.yml not validated"; fi
 
+# The full benchmark (about a minute; never part of `make test`): starts the
+# server on a fresh database, runs herd, storm and the PostgreSQL baseline,
+# prints one table and writes bench/results/latest.json. Flags go through
+# BENCH_FLAGS, e.g. make bench BENCH_FLAGS='-storm 5s -out /tmp/r.json'.
+BENCH_DATABASE_URL ?= $(TEST_DATABASE_URL)
+BENCH_FLAGS ?=
+bench: build
+	go build -o bin/loadgen ./cmd/loadgen
+	@url="$$(go run ./cmd/devdb ensure -url '$(BENCH_DATABASE_URL)')" && \
+		./bin/loadgen -admin-db "$$url" -server-bin bin/server $(BENCH_FLAGS)
+
 db-stop:
 	go run ./cmd/devdb stop
 

@@ -10,23 +10,25 @@ import (
 	"time"
 )
 
-const checkoutAttempt = `-- name: CheckoutAttempt :one
-SELECT c.outcome::text                            AS outcome,
-       coalesce(c.sale_id, 0)::bigint             AS sale_id,
-       coalesce(c.item_name, '')::text            AS item_name,
-       coalesce(c.price_cents, 0)::integer        AS price_cents,
-       coalesce(c.code, '')::text                 AS code,
+const checkoutBatch = `-- name: CheckoutBatch :many
+SELECT c.ord::integer                               AS ord,
+       c.outcome::text                              AS outcome,
+       coalesce(c.sale_id, 0)::bigint               AS sale_id,
+       coalesce(c.item_name, '')::text              AS item_name,
+       coalesce(c.price_cents, 0)::integer          AS price_cents,
+       coalesce(c.code, '')::text                   AS code,
        coalesce(c.expires_at, 'epoch')::timestamptz AS expires_at
-FROM checkout($1::text, $2::bigint, $3::text) AS c
+FROM checkout_batch($1::text[], $2::bigint[], $3::text[]) AS c
 `
 
-type CheckoutAttemptParams struct {
-	UserID string
-	ItemID int64
-	Code   string
+type CheckoutBatchParams struct {
+	UserIds []string
+	ItemIds []int64
+	Codes   []string
 }
 
-type CheckoutAttemptRow struct {
+type CheckoutBatchRow struct {
+	Ord        int32
 	Outcome    string
 	SaleID     int64
 	ItemName   string
@@ -35,23 +37,37 @@ type CheckoutAttemptRow struct {
 	ExpiresAt  time.Time
 }
 
-// Records the attempt and, when a unit is free and the user is under the cap,
-// holds it: one round trip, one transaction (see the checkout function).
+// Records a batch of checkout attempts and holds a unit for each one that
+// can have it: one round trip, one transaction (see checkout_batch).
 // sqlc cannot read a plpgsql function's RETURNS TABLE, so the columns are
 // listed with casts; fields that do not apply to the outcome come back as
 // zero values (coalesce) and are only read when the outcome says so.
-func (q *Queries) CheckoutAttempt(ctx context.Context, db DBTX, arg CheckoutAttemptParams) (CheckoutAttemptRow, error) {
-	row := db.QueryRow(ctx, checkoutAttempt, arg.UserID, arg.ItemID, arg.Code)
-	var i CheckoutAttemptRow
-	err := row.Scan(
-		&i.Outcome,
-		&i.SaleID,
-		&i.ItemName,
-		&i.PriceCents,
-		&i.Code,
-		&i.ExpiresAt,
-	)
-	return i, err
+func (q *Queries) CheckoutBatch(ctx context.Context, db DBTX, arg CheckoutBatchParams) ([]CheckoutBatchRow, error) {
+	rows, err := db.Query(ctx, checkoutBatch, arg.UserIds, arg.ItemIds, arg.Codes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CheckoutBatchRow
+	for rows.Next() {
+		var i CheckoutBatchRow
+		if err := rows.Scan(
+			&i.Ord,
+			&i.Outcome,
+			&i.SaleID,
+			&i.ItemName,
+			&i.PriceCents,
+			&i.Code,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const purchaseByCode = `-- name: PurchaseByCode :one

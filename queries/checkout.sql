@@ -1,16 +1,17 @@
--- name: CheckoutAttempt :one
--- Records the attempt and, when a unit is free and the user is under the cap,
--- holds it: one round trip, one transaction (see the checkout function).
+-- name: CheckoutBatch :many
+-- Records a batch of checkout attempts and holds a unit for each one that
+-- can have it: one round trip, one transaction (see checkout_batch).
 -- sqlc cannot read a plpgsql function's RETURNS TABLE, so the columns are
 -- listed with casts; fields that do not apply to the outcome come back as
 -- zero values (coalesce) and are only read when the outcome says so.
-SELECT c.outcome::text                            AS outcome,
-       coalesce(c.sale_id, 0)::bigint             AS sale_id,
-       coalesce(c.item_name, '')::text            AS item_name,
-       coalesce(c.price_cents, 0)::integer        AS price_cents,
-       coalesce(c.code, '')::text                 AS code,
+SELECT c.ord::integer                               AS ord,
+       c.outcome::text                              AS outcome,
+       coalesce(c.sale_id, 0)::bigint               AS sale_id,
+       coalesce(c.item_name, '')::text              AS item_name,
+       coalesce(c.price_cents, 0)::integer          AS price_cents,
+       coalesce(c.code, '')::text                   AS code,
        coalesce(c.expires_at, 'epoch')::timestamptz AS expires_at
-FROM checkout(@user_id::text, @item_id::bigint, @code::text) AS c;
+FROM checkout_batch(@user_ids::text[], @item_ids::bigint[], @codes::text[]) AS c;
 
 -- name: PurchaseByCode :one
 -- Sells the unit held under code, or returns the purchase already made with

@@ -56,6 +56,7 @@ func run(log *slog.Logger) error {
 		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
 		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL,
 	}, cfg.DBTimeout, log)
+	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
 	schedulerDone := make(chan struct{})
 	go func() {
 		defer close(schedulerDone)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -38,12 +39,23 @@ type Service struct {
 	settings Settings
 	timeout  time.Duration
 	log      *slog.Logger
+
+	queue     chan *checkoutRequest
+	stop      chan struct{}
+	closeOnce sync.Once
+	batchers  sync.WaitGroup
 }
 
 // NewService returns a Service whose every database call is bounded by
 // timeout, so an unreachable database turns into ErrUnavailable quickly.
+// Close it when done.
 func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, log *slog.Logger) *Service {
-	return &Service{pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log}
+	s := &Service{
+		pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log,
+		queue: make(chan *checkoutRequest, 4*maxBatch), stop: make(chan struct{}),
+	}
+	s.startBatchers(int(pool.Config().MaxConns))
+	return s
 }
 
 // Item is one product of a sale.
@@ -90,7 +102,7 @@ func (s *Service) Checkout(ctx context.Context, userID string, itemID int64) (Ho
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	row, err := s.q.CheckoutAttempt(ctx, s.pool, db.CheckoutAttemptParams{UserID: userID, ItemID: itemID, Code: code})
+	row, err := s.checkoutBatched(ctx, userID, itemID, code)
 	if err != nil {
 		return Hold{}, interpret(err, "checkout", nil)
 	}

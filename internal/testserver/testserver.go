@@ -68,6 +68,7 @@ func Start(t testing.TB, opts Options) *Server {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	sales := sale.NewService(pool, settings, opts.DBTimeout, log)
+	t.Cleanup(sales.Close) // before pool.Close, after the HTTP server's
 	if !opts.NoSale {
 		if err := sales.EnsureSales(ctx, time.Now()); err != nil {
 			t.Fatalf("testserver: create sales: %v", err)
