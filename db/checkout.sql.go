@@ -70,20 +70,22 @@ func (q *Queries) CheckoutBatch(ctx context.Context, db DBTX, arg CheckoutBatchP
 	return items, nil
 }
 
-const purchaseByCode = `-- name: PurchaseByCode :one
-SELECT p.outcome::text                               AS outcome,
-       coalesce(p.purchase_id, 0)::bigint            AS purchase_id,
-       coalesce(p.sale_id, 0)::bigint                AS sale_id,
-       coalesce(p.user_id, '')::text                 AS user_id,
-       coalesce(p.item_id, 0)::integer               AS item_id,
-       coalesce(p.item_name, '')::text               AS item_name,
-       coalesce(p.price_cents, 0)::integer           AS price_cents,
+const purchaseBatch = `-- name: PurchaseBatch :many
+SELECT p.ord::integer                                 AS ord,
+       p.outcome::text                                AS outcome,
+       coalesce(p.purchase_id, 0)::bigint             AS purchase_id,
+       coalesce(p.sale_id, 0)::bigint                 AS sale_id,
+       coalesce(p.user_id, '')::text                  AS user_id,
+       coalesce(p.item_id, 0)::integer                AS item_id,
+       coalesce(p.item_name, '')::text                AS item_name,
+       coalesce(p.price_cents, 0)::integer            AS price_cents,
        coalesce(p.purchased_at, 'epoch')::timestamptz AS purchased_at,
-       coalesce(p.user_purchases, 0)::bigint         AS user_purchases
-FROM purchase($1::text) AS p
+       coalesce(p.user_purchases, 0)::bigint          AS user_purchases
+FROM purchase_batch($1::text[]) AS p
 `
 
-type PurchaseByCodeRow struct {
+type PurchaseBatchRow struct {
+	Ord           int32
 	Outcome       string
 	PurchaseID    int64
 	SaleID        int64
@@ -95,23 +97,37 @@ type PurchaseByCodeRow struct {
 	UserPurchases int64
 }
 
-// Sells the unit held under code, or returns the purchase already made with
-// it. Columns as in CheckoutAttempt.
-func (q *Queries) PurchaseByCode(ctx context.Context, db DBTX, code string) (PurchaseByCodeRow, error) {
-	row := db.QueryRow(ctx, purchaseByCode, code)
-	var i PurchaseByCodeRow
-	err := row.Scan(
-		&i.Outcome,
-		&i.PurchaseID,
-		&i.SaleID,
-		&i.UserID,
-		&i.ItemID,
-		&i.ItemName,
-		&i.PriceCents,
-		&i.PurchasedAt,
-		&i.UserPurchases,
-	)
-	return i, err
+// Sells the unit held under each code, or returns the purchase already made
+// with it (see purchase_batch). Columns as in CheckoutBatch.
+func (q *Queries) PurchaseBatch(ctx context.Context, db DBTX, codes []string) ([]PurchaseBatchRow, error) {
+	rows, err := db.Query(ctx, purchaseBatch, codes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []PurchaseBatchRow
+	for rows.Next() {
+		var i PurchaseBatchRow
+		if err := rows.Scan(
+			&i.Ord,
+			&i.Outcome,
+			&i.PurchaseID,
+			&i.SaleID,
+			&i.UserID,
+			&i.ItemID,
+			&i.ItemName,
+			&i.PriceCents,
+			&i.PurchasedAt,
+			&i.UserPurchases,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const purchasesListByUser = `-- name: PurchasesListByUser :many

@@ -7,16 +7,23 @@
 -- before (a single CTE statement could not: its snapshot predates the wait).
 -- Times come from the database clock only, so every server agrees on them.
 --
--- The searches for a free unit are written ORDER BY held_until LIMIT 1 so
--- that the only cheap plan is the partial index (free units sort first):
--- with a plain EXISTS the planner, once the table is analyzed, may pick a
--- sequential scan over every unit of every sale.
+-- Every statement inside is a lookup by key, and plpgsql caches its plans
+-- per connection: a plan made while a table was small (a sequential scan
+-- is cheapest over a few pages) would be kept while the table grows during
+-- the sale. enable_seqscan = off on the functions keeps them on the indexes.
+--
+-- The searches for a free unit are scalar subqueries ORDER BY held_until
+-- LIMIT 1 so that the only cheap plan is the partial index (free units sort
+-- first): with EXISTS (which drops ORDER BY and LIMIT) the planner, once the
+-- table is analyzed, picks a sequential scan over every unit of every sale.
 --
 -- Lock order, which keeps the two functions free of deadlocks:
 -- * checkout never waits for a row lock (SKIP LOCKED) and takes the per-user
 --   advisory locks of a batch in ascending key order;
--- * purchase locks its unit row first and then one advisory lock, so while
---   it waits for the advisory lock it holds nothing a checkout waits for.
+-- * purchase takes the row locks of its units first (in id order) and only
+--   then advisory locks (in key order): while it waits for an advisory lock
+--   it holds no lock a checkout waits for, and it never waits for a row
+--   while holding an advisory lock.
 
 -- +goose StatementBegin
 -- checkout_batch decides a batch of checkout requests (the i-th user, item
@@ -26,7 +33,9 @@
 CREATE FUNCTION checkout_batch(p_user_ids text[], p_item_ids bigint[], p_codes text[])
 RETURNS TABLE (ord integer, outcome text, sale_id bigint, item_name text, price_cents integer,
                code text, expires_at timestamptz)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 #variable_conflict use_column
 DECLARE
     s         sales;
@@ -36,10 +45,14 @@ DECLARE
     v_owned   bigint;
     v_until   timestamptz;
     v_outcome text;
+    v_name    text;
+    v_price   integer;
     o_ord     integer[]     := '{}';
     o_outcome text[]        := '{}';
     o_unit    bigint[]      := '{}';
     o_until   timestamptz[] := '{}';
+    o_name    text[]        := '{}';
+    o_price   integer[]     := '{}';
 BEGIN
     -- The sale whose window contains now: the latest one started.
     SELECT * INTO s FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1;
@@ -60,6 +73,8 @@ BEGIN
     LOOP
         v_unit := NULL;
         v_until := NULL;
+        v_name := NULL;
+        v_price := NULL;
         IF s.id IS NULL THEN
             v_outcome := 'no_active_sale';
         ELSIF r.item_id < 1 OR r.item_id > s.items THEN
@@ -71,28 +86,32 @@ BEGIN
             -- the count below then sees every hold and purchase committed
             -- before, and this batch's own.
             PERFORM pg_advisory_xact_lock(s.id::integer, hashtext(r.user_id));
-            SELECT count(*) INTO v_owned FROM units u
-            WHERE u.sale_id = s.id AND u.held_by = r.user_id AND u.sold_at IS NULL AND u.held_until > now();
-            v_owned := v_owned + (SELECT count(*) FROM purchases p WHERE p.sale_id = s.id AND p.user_id = r.user_id);
+            SELECT (SELECT count(*) FROM units u
+                    WHERE u.sale_id = s.id AND u.held_by = r.user_id AND u.sold_at IS NULL AND u.held_until > now())
+                 + (SELECT count(*) FROM purchases p WHERE p.sale_id = s.id AND p.user_id = r.user_id)
+            INTO v_owned;
 
             IF v_owned >= s.per_user_limit THEN
                 v_outcome := 'user_limit_reached';
             ELSE
-                SELECT u.id INTO v_unit FROM units u
-                WHERE u.sale_id = s.id AND u.item_id = r.item_id AND u.sold_at IS NULL AND u.held_until <= now()
-                ORDER BY u.held_until
-                LIMIT 1
-                FOR UPDATE SKIP LOCKED;
+                UPDATE units SET held_by = r.user_id, hold_code = r.code, held_until = now() + s.hold_ttl
+                WHERE id = (SELECT u.id FROM units u
+                            WHERE u.sale_id = s.id AND u.item_id = r.item_id
+                              AND u.sold_at IS NULL AND u.held_until <= now()
+                            ORDER BY u.held_until
+                            LIMIT 1
+                            FOR UPDATE SKIP LOCKED)
+                RETURNING id, held_until INTO v_unit, v_until;
                 IF v_unit IS NOT NULL THEN
-                    v_until := now() + s.hold_ttl;
-                    UPDATE units SET held_by = r.user_id, hold_code = r.code, held_until = v_until WHERE id = v_unit;
                     v_outcome := 'held';
+                    SELECT it.name, it.price_cents INTO v_name, v_price
+                    FROM items it WHERE it.sale_id = s.id AND it.item_id = r.item_id;
                 -- Other items only: units of this one that SKIP LOCKED passed
                 -- over are being claimed by concurrent checkouts right now.
-                ELSIF EXISTS (SELECT 1 FROM units u
-                              WHERE u.sale_id = s.id AND u.item_id <> r.item_id
-                                AND u.sold_at IS NULL AND u.held_until <= now()
-                              ORDER BY u.held_until LIMIT 1) THEN
+                ELSIF (SELECT u.held_until FROM units u
+                       WHERE u.sale_id = s.id AND u.item_id <> r.item_id
+                         AND u.sold_at IS NULL AND u.held_until <= now()
+                       ORDER BY u.held_until LIMIT 1) IS NOT NULL THEN
                     v_outcome := 'item_unavailable';
                 ELSE
                     v_outcome := 'sold_out';
@@ -104,6 +123,8 @@ BEGIN
         o_outcome := o_outcome || v_outcome;
         o_unit := o_unit || v_unit;
         o_until := o_until || v_until;
+        o_name := o_name || v_name;
+        o_price := o_price || v_price;
     END LOOP;
 
     INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome, code, unit_id, expires_at)
@@ -111,72 +132,122 @@ BEGIN
            CASE WHEN x.outcome = 'held' THEN p_codes[x.i] END, x.unit, x.until
     FROM unnest(o_ord, o_outcome, o_unit, o_until) AS x(i, outcome, unit, until);
 
+    -- No joins here or below: with a batch of a few dozen rows the planner
+    -- may prefer hashing a whole table to a few dozen index lookups, so
+    -- every lookup is a single-row statement in the loop.
     RETURN QUERY
-    SELECT x.i, x.outcome, s.id, it.name, it.price_cents,
+    SELECT x.i, x.outcome, s.id, x.name, x.price,
            CASE WHEN x.outcome = 'held' THEN p_codes[x.i] END, x.until
-    FROM unnest(o_ord, o_outcome, o_unit, o_until) AS x(i, outcome, unit, until)
-    LEFT JOIN items it ON x.outcome = 'held' AND it.sale_id = s.id AND it.item_id = p_item_ids[x.i];
+    FROM unnest(o_ord, o_outcome, o_until, o_name, o_price) AS x(i, outcome, until, name, price);
 END
 $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
-CREATE FUNCTION purchase(p_code text)
-RETURNS TABLE (outcome text, purchase_id bigint, sale_id bigint, user_id text, item_id integer,
+-- purchase_batch sells, for each code of the batch, the unit held under it,
+-- or answers the purchase already made with that code, in one transaction
+-- (group commit again). It returns one row per code, ord being its index.
+CREATE FUNCTION purchase_batch(p_codes text[])
+RETURNS TABLE (ord integer, outcome text, purchase_id bigint, sale_id bigint, user_id text, item_id integer,
                item_name text, price_cents integer, purchased_at timestamptz, user_purchases bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 #variable_conflict use_column
 DECLARE
-    a checkout_attempts;
-    u units;
-    p purchases;
+    n         integer := coalesce(array_length(p_codes, 1), 0);
+    k         record;
+    a         checkout_attempts;
+    u         units;
+    p         purchases;
+    v_outcome text;
+    v_count   bigint;
+    v_name    text;
+    -- The attempt behind each code (null: unknown code), looked up once.
+    v_att     checkout_attempts[] := '{}';
+    o_outcome text[]        := '{}';
+    o_purch   bigint[]      := '{}';
+    o_sale    bigint[]      := '{}';
+    o_user    text[]        := '{}';
+    o_item    integer[]     := '{}';
+    o_name    text[]        := '{}';
+    o_price   integer[]     := '{}';
+    o_at      timestamptz[] := '{}';
+    o_count   bigint[]      := '{}';
 BEGIN
-    SELECT * INTO a FROM checkout_attempts WHERE code = p_code;
-    IF NOT FOUND THEN
-        outcome := 'code_not_found';
-        RETURN NEXT;
-        RETURN;
-    END IF;
+    -- Every lookup is a single-row statement (see checkout_batch).
+    FOR i IN 1 .. n LOOP
+        SELECT * INTO a FROM checkout_attempts WHERE code = p_codes[i];
+        v_att := v_att || a;
+    END LOOP;
+    -- First the rows of the units named, in id order: racing repeats of a
+    -- code queue here, and two batches never wait for each other in a cycle.
+    FOR k IN SELECT DISTINCT x.unit_id FROM unnest(v_att) AS x WHERE x.unit_id IS NOT NULL ORDER BY 1 LOOP
+        PERFORM 1 FROM units WHERE id = k.unit_id FOR UPDATE;
+    END LOOP;
+    -- Then the per-user locks checkout takes, in key order: a hold that a
+    -- checkout counted as expired cannot be bought after that checkout.
+    FOR k IN
+        SELECT DISTINCT x.sale_id, hashtext(x.user_id) AS h FROM unnest(v_att) AS x
+        WHERE x.sale_id IS NOT NULL ORDER BY 1, 2
+    LOOP
+        PERFORM pg_advisory_xact_lock(k.sale_id::integer, k.h);
+    END LOOP;
 
-    -- Racing repeats of one code queue on the unit's row lock. Then the
-    -- lock checkout takes: a hold that a checkout counted as expired cannot
-    -- be bought after that checkout.
-    SELECT * INTO u FROM units WHERE id = a.unit_id FOR UPDATE;
-    PERFORM pg_advisory_xact_lock(a.sale_id::integer, hashtext(a.user_id));
-
-    -- A repeat of a code already bought answers with the first purchase.
-    SELECT * INTO p FROM purchases WHERE code = p_code;
-    IF NOT FOUND THEN
-        -- clock_timestamp, not now(): the lock waits may have outlived the hold.
-        IF u.hold_code IS DISTINCT FROM p_code OR u.sold_at IS NOT NULL OR u.held_until <= clock_timestamp() THEN
-            outcome := 'code_expired';
-            sale_id := a.sale_id;
-            user_id := a.user_id;
-            item_id := a.item_id;
-            RETURN NEXT;
-            RETURN;
+    FOR i IN 1 .. n LOOP
+        a := v_att[i];
+        p := NULL;
+        IF a.id IS NULL THEN
+            v_outcome := 'code_not_found';
+        ELSE
+            -- A repeat of a code already bought answers with the first purchase.
+            SELECT * INTO p FROM purchases WHERE code = p_codes[i];
+            IF FOUND THEN
+                v_outcome := 'purchased';
+            ELSE
+                -- Sold only if the unit is still held under this code:
+                -- clock_timestamp, not now(), as the lock waits may have
+                -- outlived the hold.
+                UPDATE units SET sold_at = now()
+                WHERE id = a.unit_id AND hold_code = p_codes[i] AND sold_at IS NULL
+                  AND held_until > clock_timestamp()
+                RETURNING * INTO u;
+                IF NOT FOUND THEN
+                    v_outcome := 'code_expired';
+                ELSE
+                    INSERT INTO purchases (sale_id, user_id, item_id, unit_id, code, price_cents)
+                    SELECT u.sale_id, u.held_by, u.item_id, u.id, p_codes[i], it.price_cents
+                    FROM items it WHERE it.sale_id = u.sale_id AND it.item_id = u.item_id
+                    RETURNING * INTO p;
+                    v_outcome := 'purchased';
+                END IF;
+            END IF;
         END IF;
-        UPDATE units SET sold_at = now() WHERE id = u.id;
-        INSERT INTO purchases (sale_id, user_id, item_id, unit_id, code, price_cents)
-        SELECT u.sale_id, u.held_by, u.item_id, u.id, p_code, i.price_cents
-        FROM items i WHERE i.sale_id = u.sale_id AND i.item_id = u.item_id
-        RETURNING * INTO p;
-    END IF;
+        v_name := NULL;
+        v_count := NULL;
+        IF a.id IS NOT NULL THEN
+            SELECT it.name INTO v_name FROM items it WHERE it.sale_id = a.sale_id AND it.item_id = a.item_id;
+            SELECT count(*) INTO v_count FROM purchases c WHERE c.sale_id = a.sale_id AND c.user_id = a.user_id;
+        END IF;
+        o_outcome := o_outcome || v_outcome;
+        o_purch := o_purch || p.id;
+        o_sale := o_sale || a.sale_id;
+        o_user := o_user || a.user_id;
+        o_item := o_item || a.item_id::integer;
+        o_name := o_name || v_name;
+        o_price := o_price || p.price_cents;
+        o_at := o_at || p.purchased_at;
+        o_count := o_count || v_count;
+    END LOOP;
 
-    outcome := 'purchased';
-    purchase_id := p.id;
-    sale_id := p.sale_id;
-    user_id := p.user_id;
-    item_id := p.item_id;
-    price_cents := p.price_cents;
-    purchased_at := p.purchased_at;
-    SELECT i.name INTO item_name FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id;
-    SELECT count(*) INTO user_purchases FROM purchases x WHERE x.sale_id = p.sale_id AND x.user_id = p.user_id;
-    RETURN NEXT;
+    RETURN QUERY
+    SELECT x.i::integer, x.outcome, x.purch, x.sale, x.usr, x.item, x.name, x.price, x.at, x.cnt
+    FROM unnest(o_outcome, o_purch, o_sale, o_user, o_item, o_name, o_price, o_at, o_count)
+         WITH ORDINALITY AS x(outcome, purch, sale, usr, item, name, price, at, cnt, i);
 END
 $$;
 -- +goose StatementEnd
 
 -- +goose Down
-DROP FUNCTION purchase(text);
+DROP FUNCTION purchase_batch(text[]);
 DROP FUNCTION checkout_batch(text[], bigint[], text[]);

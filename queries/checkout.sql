@@ -13,19 +13,20 @@ SELECT c.ord::integer                               AS ord,
        coalesce(c.expires_at, 'epoch')::timestamptz AS expires_at
 FROM checkout_batch(@user_ids::text[], @item_ids::bigint[], @codes::text[]) AS c;
 
--- name: PurchaseByCode :one
--- Sells the unit held under code, or returns the purchase already made with
--- it. Columns as in CheckoutAttempt.
-SELECT p.outcome::text                               AS outcome,
-       coalesce(p.purchase_id, 0)::bigint            AS purchase_id,
-       coalesce(p.sale_id, 0)::bigint                AS sale_id,
-       coalesce(p.user_id, '')::text                 AS user_id,
-       coalesce(p.item_id, 0)::integer               AS item_id,
-       coalesce(p.item_name, '')::text               AS item_name,
-       coalesce(p.price_cents, 0)::integer           AS price_cents,
+-- name: PurchaseBatch :many
+-- Sells the unit held under each code, or returns the purchase already made
+-- with it (see purchase_batch). Columns as in CheckoutBatch.
+SELECT p.ord::integer                                 AS ord,
+       p.outcome::text                                AS outcome,
+       coalesce(p.purchase_id, 0)::bigint             AS purchase_id,
+       coalesce(p.sale_id, 0)::bigint                 AS sale_id,
+       coalesce(p.user_id, '')::text                  AS user_id,
+       coalesce(p.item_id, 0)::integer                AS item_id,
+       coalesce(p.item_name, '')::text                AS item_name,
+       coalesce(p.price_cents, 0)::integer            AS price_cents,
        coalesce(p.purchased_at, 'epoch')::timestamptz AS purchased_at,
-       coalesce(p.user_purchases, 0)::bigint         AS user_purchases
-FROM purchase(@code::text) AS p;
+       coalesce(p.user_purchases, 0)::bigint          AS user_purchases
+FROM purchase_batch(@codes::text[]) AS p;
 
 -- name: PurchasesListByUser :many
 SELECT p.id, p.sale_id, p.user_id, p.item_id, p.code, p.price_cents, p.purchased_at, i.name AS item_name

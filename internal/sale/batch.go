@@ -3,106 +3,112 @@ package sale
 import (
 	"context"
 	"fmt"
-
-	"github.com/flashsale/flashsale/db"
+	"sync"
+	"time"
 )
 
-// maxBatch bounds how many checkouts share one transaction: enough to
+// maxBatch bounds how many requests share one transaction: enough to
 // amortise the commit under a storm, small enough that a batch holds its
-// per-user locks for a millisecond or two.
+// locks for a millisecond or two.
 const maxBatch = 64
 
-// checkoutRequest is one checkout waiting for its batch.
-type checkoutRequest struct {
-	userID string
-	itemID int64
-	code   string
-	done   chan checkoutResult // buffered: the batcher never blocks on it
+// batcher groups concurrent requests into one call of a database function
+// that takes them as arrays (checkout_batch, purchase_batch), so that under
+// load many requests share one round trip and one commit (group commit),
+// while every caller still waits for the commit of its own request. Nothing
+// is decided here: a batch is just a list handed to PostgreSQL. A worker
+// takes whatever has queued while the previous batches ran, so at low load
+// a batch is a single request and adds no delay.
+type batcher[In, Out any] struct {
+	queue   chan *pending[In, Out]
+	stop    chan struct{}
+	stopped sync.Once
+	workers sync.WaitGroup
+	// run answers a batch in one transaction: one Out per In, same order.
+	run func(context.Context, []In) ([]Out, error)
+	// timeout bounds each batch's transaction.
+	timeout time.Duration
 }
 
-type checkoutResult struct {
-	row db.CheckoutBatchRow
+type pending[In, Out any] struct {
+	in   In
+	done chan result[Out] // buffered: a worker never blocks on it
+}
+
+type result[Out any] struct {
+	out Out
 	err error
 }
 
-// The batchers group concurrent checkouts into one call of the database's
-// checkout_batch function, so that under load many attempts share one round
-// trip and one commit (group commit), while every reply still waits for the
-// commit of its own attempt. Nothing is decided here: the batch is just a
-// list handed to PostgreSQL. A batcher takes whatever has queued while the
-// previous batches ran, so at low load a batch is a single request and adds
-// no delay. There is one batcher per pool connection.
-func (s *Service) startBatchers(n int) {
-	for range n {
-		s.batchers.Add(1)
-		go func() {
-			defer s.batchers.Done()
-			batch := make([]*checkoutRequest, 0, maxBatch)
-			for {
-				select {
-				case r := <-s.queue:
-					batch = append(batch[:0], r)
-				case <-s.stop:
-					return
-				}
-			fill:
-				for len(batch) < maxBatch {
-					select {
-					case r := <-s.queue:
-						batch = append(batch, r)
-					default:
-						break fill
-					}
-				}
-				s.flush(batch)
-			}
-		}()
+// newBatcher starts one worker per database connection it may use.
+func newBatcher[In, Out any](workers int, timeout time.Duration, run func(context.Context, []In) ([]Out, error)) *batcher[In, Out] {
+	b := &batcher[In, Out]{
+		queue: make(chan *pending[In, Out], 4*maxBatch), stop: make(chan struct{}), run: run, timeout: timeout,
 	}
+	for range workers {
+		b.workers.Go(b.work)
+	}
+	return b
 }
 
-func (s *Service) flush(batch []*checkoutRequest) {
-	users := make([]string, len(batch))
-	items := make([]int64, len(batch))
-	codes := make([]string, len(batch))
-	for i, r := range batch {
-		users[i], items[i], codes[i] = r.userID, r.itemID, r.code
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	rows, err := s.q.CheckoutBatch(ctx, s.pool, db.CheckoutBatchParams{UserIds: users, ItemIds: items, Codes: codes})
-	cancel()
-	if err == nil && len(rows) != len(batch) {
-		err = fmt.Errorf("checkout_batch answered %d of %d requests", len(rows), len(batch))
-	}
-	if err != nil {
-		for _, r := range batch {
-			r.done <- checkoutResult{err: err}
+func (b *batcher[In, Out]) work() {
+	batch := make([]*pending[In, Out], 0, maxBatch)
+	ins := make([]In, 0, maxBatch)
+	for {
+		select {
+		case p := <-b.queue:
+			batch = append(batch[:0], p)
+		case <-b.stop:
+			return
 		}
-		return
-	}
-	for _, row := range rows {
-		batch[row.Ord-1].done <- checkoutResult{row: row}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-b.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		ins = ins[:0]
+		for _, p := range batch {
+			ins = append(ins, p.in)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+		outs, err := b.run(ctx, ins)
+		cancel()
+		if err == nil && len(outs) != len(batch) {
+			err = fmt.Errorf("batch of %d requests answered %d", len(batch), len(outs))
+		}
+		for i, p := range batch {
+			if err != nil {
+				p.done <- result[Out]{err: err}
+			} else {
+				p.done <- result[Out]{out: outs[i]}
+			}
+		}
 	}
 }
 
-// checkoutBatched queues one checkout and waits for its batch to commit.
-func (s *Service) checkoutBatched(ctx context.Context, userID string, itemID int64, code string) (db.CheckoutBatchRow, error) {
-	r := &checkoutRequest{userID: userID, itemID: itemID, code: code, done: make(chan checkoutResult, 1)}
+// do queues in and waits until its batch has committed or ctx ends.
+func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
+	p := &pending[In, Out]{in: in, done: make(chan result[Out], 1)}
+	var zero Out
 	select {
-	case s.queue <- r:
+	case b.queue <- p:
 	case <-ctx.Done():
-		return db.CheckoutBatchRow{}, ctx.Err()
+		return zero, ctx.Err()
 	}
 	select {
-	case res := <-r.done:
-		return res.row, res.err
+	case r := <-p.done:
+		return r.out, r.err
 	case <-ctx.Done():
-		return db.CheckoutBatchRow{}, ctx.Err()
+		return zero, ctx.Err()
 	}
 }
 
-// Close stops the batchers. Call it after the HTTP server has stopped, so
-// no checkout is waiting for one.
-func (s *Service) Close() {
-	s.closeOnce.Do(func() { close(s.stop) })
-	s.batchers.Wait()
+// close stops the workers once the batches in flight are answered.
+func (b *batcher[In, Out]) close() {
+	b.stopped.Do(func() { close(b.stop) })
+	b.workers.Wait()
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -40,22 +39,67 @@ type Service struct {
 	timeout  time.Duration
 	log      *slog.Logger
 
-	queue     chan *checkoutRequest
-	stop      chan struct{}
-	closeOnce sync.Once
-	batchers  sync.WaitGroup
+	checkouts *batcher[checkoutRequest, db.CheckoutBatchRow]
+	purchases *batcher[string, db.PurchaseBatchRow]
+}
+
+// checkoutRequest is one checkout waiting for its batch.
+type checkoutRequest struct {
+	userID string
+	itemID int64
+	code   string
 }
 
 // NewService returns a Service whose every database call is bounded by
 // timeout, so an unreachable database turns into ErrUnavailable quickly.
 // Close it when done.
 func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, log *slog.Logger) *Service {
-	s := &Service{
-		pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log,
-		queue: make(chan *checkoutRequest, 4*maxBatch), stop: make(chan struct{}),
-	}
-	s.startBatchers(int(pool.Config().MaxConns))
+	s := &Service{pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log}
+	workers := int(pool.Config().MaxConns)
+	s.checkouts = newBatcher(workers, timeout, s.checkoutBatch)
+	s.purchases = newBatcher(workers, timeout, s.purchaseBatch)
 	return s
+}
+
+// Close stops the batch workers. Call it after the HTTP server has stopped,
+// so that no request waits for a batch.
+func (s *Service) Close() {
+	s.checkouts.close()
+	s.purchases.close()
+}
+
+func (s *Service) checkoutBatch(ctx context.Context, reqs []checkoutRequest) ([]db.CheckoutBatchRow, error) {
+	arg := db.CheckoutBatchParams{
+		UserIds: make([]string, len(reqs)), ItemIds: make([]int64, len(reqs)), Codes: make([]string, len(reqs)),
+	}
+	for i, r := range reqs {
+		arg.UserIds[i], arg.ItemIds[i], arg.Codes[i] = r.userID, r.itemID, r.code
+	}
+	rows, err := s.q.CheckoutBatch(ctx, s.pool, arg)
+	return inOrder(rows, err, func(r db.CheckoutBatchRow) int32 { return r.Ord })
+}
+
+func (s *Service) purchaseBatch(ctx context.Context, codes []string) ([]db.PurchaseBatchRow, error) {
+	rows, err := s.q.PurchaseBatch(ctx, s.pool, codes)
+	return inOrder(rows, err, func(r db.PurchaseBatchRow) int32 { return r.Ord })
+}
+
+// inOrder puts a batch function's rows in request order by their 1-based
+// ord, failing when one is missing or out of range.
+func inOrder[Row any](rows []Row, err error, ord func(Row) int32) ([]Row, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Row, len(rows))
+	seen := make([]bool, len(rows))
+	for _, r := range rows {
+		i := int(ord(r)) - 1
+		if i < 0 || i >= len(rows) || seen[i] {
+			return nil, fmt.Errorf("batch answered request %d of %d twice or out of range", i+1, len(rows))
+		}
+		out[i], seen[i] = r, true
+	}
+	return out, nil
 }
 
 // Item is one product of a sale.
@@ -102,7 +146,7 @@ func (s *Service) Checkout(ctx context.Context, userID string, itemID int64) (Ho
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	row, err := s.checkoutBatched(ctx, userID, itemID, code)
+	row, err := s.checkouts.do(ctx, checkoutRequest{userID: userID, itemID: itemID, code: code})
 	if err != nil {
 		return Hold{}, interpret(err, "checkout", nil)
 	}
@@ -126,7 +170,7 @@ func (s *Service) Purchase(ctx context.Context, code string) (Purchase, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	row, err := s.q.PurchaseByCode(ctx, s.pool, code)
+	row, err := s.purchases.do(ctx, code)
 	if err != nil {
 		return Purchase{}, interpret(err, "purchase", nil)
 	}
