@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -64,6 +65,13 @@ func run(log *slog.Logger) error {
 	}()
 
 	api := httpapi.New(sales, httpapi.Options{Version: version, Log: log})
+	if cfg.PprofAddr != "" {
+		go func() {
+			// The profiler gets its own listener so it is never exposed with the API.
+			err := http.ListenAndServe(cfg.PprofAddr, pprofMux())
+			log.Warn("pprof server stopped", "err", err)
+		}()
+	}
 	srv := api.HTTPServer(cfg.HTTPAddr)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ListenAndServe() }()
@@ -85,4 +93,13 @@ func run(log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

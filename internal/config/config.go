@@ -23,6 +23,8 @@ type Config struct {
 	DBTimeout      time.Duration `env:"DB_TIMEOUT" envDefault:"2s"`
 	ShutdownPeriod time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
+	// PprofAddr, when set, serves net/http/pprof there (keep it private).
+	PprofAddr string `env:"PPROF_ADDR"`
 }
 
 // Load parses the environment and checks the values that would otherwise

@@ -128,9 +128,11 @@ func RunService(ctx context.Context, opts Options, t Target) (*SideResult, error
 		return nil, err
 	}
 	defer pool.Close()
-	client := NewHTTPClient(max(opts.Concurrency, opts.StormConcurrency), opts.RequestTimeout)
-	defer client.CloseIdleConnections()
-	res, err := runSide(ctx, opts, NewHTTPDriver(client, t.URL), pool, t.PID, "service")
+	driver, err := NewHTTPDriver(t.URL, opts.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	res, err := runSide(ctx, opts, driver, pool, t.PID, "service")
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,8 @@ type Driver interface {
 type Worker interface {
 	Checkout(ctx context.Context, userID string, itemID int64) Result
 	Purchase(ctx context.Context, code string) Result
+	// Close releases what the worker holds (its connection).
+	Close()
 }
 
 // Result is one answer. Exactly one of Err and Outcome is set.

@@ -73,6 +73,7 @@ func runHerd(ctx context.Context, d Driver, spec herdSpec) *phaseRun {
 		go func() {
 			defer wg.Done()
 			w := d.NewWorker()
+			defer w.Close()
 			rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)))
 			co, pu := newEndpointStats(), newEndpointStats()
 			var ids []int64
@@ -190,6 +191,7 @@ func runStorm(ctx context.Context, d Driver, spec stormSpec) *phaseRun {
 		go func() {
 			defer wg.Done()
 			w := d.NewWorker()
+			defer w.Close()
 			rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)+1<<32))
 			co := newEndpointStats()
 			defer func() { results[i] = co }()

@@ -48,6 +48,8 @@ func outcomeOf(err error) Result {
 	return Result{Err: err}
 }
 
+func (sqlWorker) Close() {}
+
 func (w sqlWorker) Checkout(ctx context.Context, userID string, itemID int64) Result {
 	hold, err := w.sales.Checkout(ctx, userID, itemID)
 	if err != nil {
