@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 	fs.IntVar(&b.Spawn.PerUserLimit, "per-user-limit", 0, "PER_USER_LIMIT of the started server (0: its default)")
 	fs.DurationVar(&b.Spawn.HoldTTL, "hold-ttl", 0, "HOLD_TTL of the started server (0: its default)")
 	fs.DurationVar(&b.Spawn.SaleDuration, "sale-duration", 0, "SALE_DURATION of the started server (0: whole hours, so the window has 10+ minutes left)")
-	dbConns := fs.Int("db-conns", 8, "DB_MAX_CONNS of the started server and pool size of the baseline")
+	dbConns := fs.Int("db-conns", 4, "DB_MAX_CONNS of the started server and pool size of the baseline")
 	var env envList
 	fs.Var(&env, "server-env", "extra KEY=VALUE for the started server (repeatable)")
 	fs.StringVar(&b.Spawn.LogPath, "server-log", "bench/results/server.log", "file for the started server's log (empty: discard)")

@@ -15,7 +15,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	b := c.bench
 	if b.URL != "" || b.AdminURL != defaultAdminURL || b.Spawn.ServerBin != "bin/server" || b.Spawn.Units != 10000 ||
 		b.Spawn.Items != 100 || b.Users != 20000 || b.Concurrency != 256 || b.StormConcurrency != 128 ||
-		b.StormDuration != 20*time.Second || !b.Baseline || b.BaselineConns != 8 || b.Spawn.DBMaxConns != 8 ||
+		b.StormDuration != 20*time.Second || !b.Baseline || b.BaselineConns != 4 || b.Spawn.DBMaxConns != 4 ||
 		!b.Analyze || !b.Checkpoint || c.out != "bench/results/latest.json" {
 		t.Fatalf("defaults: %+v out=%q", b, c.out)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/logging"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
@@ -39,7 +40,9 @@ func run(log *slog.Logger) error {
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("LOG_LEVEL: %w", err)
 	}
-	log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logOut := logging.NewWriter(os.Stderr)
+	defer logOut.Close()
+	log = logging.New(logOut, level)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -19,7 +19,7 @@ type Config struct {
 	SaleItems      int           `env:"SALE_ITEMS" envDefault:"10000"`
 	PerUserLimit   int           `env:"PER_USER_LIMIT" envDefault:"10"`
 	HoldTTL        time.Duration `env:"HOLD_TTL" envDefault:"10m"`
-	DBMaxConns     int32         `env:"DB_MAX_CONNS" envDefault:"8"`
+	DBMaxConns     int32         `env:"DB_MAX_CONNS" envDefault:"4"`
 	DBTimeout      time.Duration `env:"DB_TIMEOUT" envDefault:"2s"`
 	ShutdownPeriod time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`

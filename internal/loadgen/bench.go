@@ -33,7 +33,7 @@ type Options struct {
 
 	// Baseline runs herd and storm straight at PostgreSQL as well.
 	Baseline bool
-	// BaselineConns sizes the baseline's pgxpool (default 8, the
+	// BaselineConns sizes the baseline's pgxpool (default 4, the
 	// server's DB_MAX_CONNS default).
 	BaselineConns int
 	// NewBaselineDB returns a fresh, empty database for the baseline and a
@@ -77,7 +77,7 @@ func (o *Options) setDefaults() {
 		o.Pick = PickRandom
 	}
 	if o.BaselineConns <= 0 {
-		o.BaselineConns = 8
+		o.BaselineConns = 4
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
