@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc64"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -94,4 +96,18 @@ func Ready(ctx context.Context, pool *pgxpool.Pool) error {
 		return errors.New("migrations pending")
 	}
 	return nil
+}
+
+// ReplaceDatabase returns connURL naming database name instead of old, for
+// URL and keyword/value connection strings alike (tests and the benchmark
+// create databases beside the one they were given).
+func ReplaceDatabase(connURL, old, name string) string {
+	if u, err := url.Parse(connURL); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		u.Path = "/" + name
+		return u.String()
+	}
+	if old != "" && strings.Contains(connURL, "dbname="+old) {
+		return strings.Replace(connURL, "dbname="+old, "dbname="+name, 1)
+	}
+	return connURL + " dbname=" + name
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/flashsale/flashsale/internal/database"
 )
 
 // BenchConfig is a whole benchmark run.
@@ -73,7 +75,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (_ *Report, err error) {
 			if perr != nil {
 				return nil, fmt.Errorf("parse database URL: %w", perr)
 			}
-			cfg.AdminURL = replaceDatabase(cfg.DBURL, pc.Database, "postgres")
+			cfg.AdminURL = database.ReplaceDatabase(cfg.DBURL, pc.Database, "postgres")
 		}
 		rep.Service, err = RunService(ctx, cfg.Options, target)
 		if err != nil {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/flashsale/flashsale/internal/database"
 )
 
 // CreateDatabase creates database name on the server of adminURL and returns
@@ -45,20 +47,7 @@ func CreateDatabase(ctx context.Context, adminURL, name string) (string, func(co
 		}
 		return nil
 	}
-	return replaceDatabase(adminURL, cfg.Database, name), drop, nil
-}
-
-// replaceDatabase returns connURL naming database name instead of old, for
-// URL and keyword/value connection strings alike.
-func replaceDatabase(connURL, old, name string) string {
-	if u, err := url.Parse(connURL); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		u.Path = "/" + name
-		return u.String()
-	}
-	if old != "" && strings.Contains(connURL, "dbname="+old) {
-		return strings.Replace(connURL, "dbname="+old, "dbname="+name, 1)
-	}
-	return connURL + " dbname=" + name
+	return database.ReplaceDatabase(adminURL, cfg.Database, name), drop, nil
 }
 
 // redact hides a password in a URL.

@@ -83,7 +83,7 @@ func New(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testdb: parse %s: %v", AdminURL(), err)
 	}
-	return replaceDatabase(AdminURL(), cfg.Database, name)
+	return database.ReplaceDatabase(AdminURL(), cfg.Database, name)
 }
 
 // NewPool is New plus a pool on the new database, closed when the test ends.
@@ -124,7 +124,7 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident(building)); err != nil {
 		return "", fmt.Errorf("create template: %w", err)
 	}
-	url := replaceDatabase(AdminURL(), admin.Config().Database, building)
+	url := database.ReplaceDatabase(AdminURL(), admin.Config().Database, building)
 	pool, err := database.Open(ctx, url, 2, 10*time.Second)
 	if err != nil {
 		return "", err
