@@ -78,7 +78,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "1")
 	}
-	if status >= 500 {
+	// A 503 is expected (no sale open yet, database away) and shows in the
+	// request log; anything else at 500 is a bug worth its own line.
+	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.ErrorContext(c.Request().Context(), "request failed", "err", err,
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
