@@ -1,0 +1,47 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	for _, k := range []string{"DATABASE_URL", "HTTP_ADDR", "SALE_DURATION", "SALE_UNITS", "SALE_ITEMS",
+		"PER_USER_LIMIT", "HOLD_TTL", "DB_MAX_CONNS", "DB_TIMEOUT"} {
+		t.Setenv(k, "") // empty counts as unset
+	}
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != ":8080" || cfg.SaleDuration != time.Hour || cfg.SaleUnits != 10000 || cfg.SaleItems != 10000 ||
+		cfg.PerUserLimit != 10 || cfg.HoldTTL != 10*time.Minute || cfg.DBMaxConns != 4 ||
+		!strings.Contains(cfg.DatabaseURL, "/flashsale") {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	// Each error names the variable; a value that does not parse is
+	// reported by the env library with the field's name instead.
+	cases := map[string][2]string{
+		"duration too short":    {"SALE_DURATION", "500ms"},
+		"duration not seconds":  {"SALE_DURATION", "1500ms"},
+		"no units":              {"SALE_UNITS", "0"},
+		"more items than units": {"SALE_ITEMS", "20000"},
+		"no limit":              {"PER_USER_LIMIT", "0"},
+		"no hold":               {"HOLD_TTL", "0s"},
+		"not a duration":        {"HOLD_TTL", "ten minutes"},
+		"no connections":        {"DB_MAX_CONNS", "0"},
+	}
+	for name, kv := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(kv[0], kv[1])
+			_, err := Load()
+			if err == nil || !(strings.Contains(err.Error(), kv[0]) || strings.Contains(err.Error(), `"HoldTTL"`)) {
+				t.Fatalf("%s=%s: want an error naming %s, got %v", kv[0], kv[1], kv[0], err)
+			}
+		})
+	}
+}
