@@ -51,6 +51,15 @@ type Sale struct {
 	CreatedAt    time.Time
 }
 
+type SaleStock struct {
+	ID              int64
+	UnitsSold       int64
+	UnitsHeld       int64
+	UnitsAvailable  int64
+	Buyers          int64
+	MaxUnitsPerUser int64
+}
+
 type SaleSummary struct {
 	ID               int64
 	StartsAt         time.Time

@@ -211,25 +211,20 @@ func (q *Queries) SaleInsert(ctx context.Context, db DBTX, arg SaleInsertParams)
 	return i, err
 }
 
-const saleSummaryGet = `-- name: SaleSummaryGet :one
-SELECT id, starts_at, ends_at, units_total, units_sold, units_held, units_available, checkout_attempts, buyers, max_units_per_user, per_user_limit FROM sale_summary WHERE id = $1
+const saleStockGet = `-- name: SaleStockGet :one
+SELECT id, units_sold, units_held, units_available, buyers, max_units_per_user FROM sale_stock WHERE id = $1
 `
 
-func (q *Queries) SaleSummaryGet(ctx context.Context, db DBTX, id int64) (SaleSummary, error) {
-	row := db.QueryRow(ctx, saleSummaryGet, id)
-	var i SaleSummary
+func (q *Queries) SaleStockGet(ctx context.Context, db DBTX, id int64) (SaleStock, error) {
+	row := db.QueryRow(ctx, saleStockGet, id)
+	var i SaleStock
 	err := row.Scan(
 		&i.ID,
-		&i.StartsAt,
-		&i.EndsAt,
-		&i.UnitsTotal,
 		&i.UnitsSold,
 		&i.UnitsHeld,
 		&i.UnitsAvailable,
-		&i.CheckoutAttempts,
 		&i.Buyers,
 		&i.MaxUnitsPerUser,
-		&i.PerUserLimit,
 	)
 	return i, err
 }

@@ -21,9 +21,27 @@
 -- * checkout never waits for a row lock (SKIP LOCKED) and takes the per-user
 --   advisory locks of a batch in ascending key order;
 -- * purchase takes the row locks of its units first (in id order) and only
---   then advisory locks (in key order): while it waits for an advisory lock
---   it holds no lock a checkout waits for, and it never waits for a row
---   while holding an advisory lock.
+--   then advisory locks (in key order), and never waits for a row while
+--   holding an advisory lock.
+-- Advisory locks are thus always taken in ascending key order, and row
+-- waits only happen before any advisory lock is held, so no cycle of
+-- waits can form.
+
+-- +goose StatementBegin
+-- The arguments above hold only under READ COMMITTED, where each statement
+-- of a function sees what committed before it started (after a lock wait).
+-- Under REPEATABLE READ a count after the user lock could miss a hold
+-- committed meanwhile, so both functions refuse to run there.
+CREATE FUNCTION require_read_committed() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'flashsale: checkout and purchase need READ COMMITTED, not %',
+            current_setting('transaction_isolation');
+    END IF;
+END
+$$;
+-- +goose StatementEnd
 
 -- +goose StatementBegin
 -- checkout_batch decides a batch of checkout requests (the i-th user, item
@@ -54,6 +72,7 @@ DECLARE
     o_name    text[]        := '{}';
     o_price   integer[]     := '{}';
 BEGIN
+    PERFORM require_read_committed();
     -- The sale whose window contains now: the latest one started.
     SELECT * INTO s FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1;
     IF FOUND AND s.ends_at <= now() THEN
@@ -66,10 +85,19 @@ BEGIN
         WHERE u.sale_id = s.id AND u.sold_at IS NULL
         ORDER BY u.held_until LIMIT 1), false);
 
+    -- The per-user locks of the whole batch first, in key order (see the
+    -- lock order above); then every request is decided in arrival order,
+    -- so the order of user ids never decides who gets a contested unit.
+    IF v_free THEN
+        FOR r IN SELECT DISTINCT hashtext(q.user_id) AS h FROM unnest(p_user_ids) AS q(user_id) ORDER BY 1 LOOP
+            PERFORM pg_advisory_xact_lock(s.id::integer, r.h);
+        END LOOP;
+    END IF;
+
     FOR r IN
         SELECT q.i::integer AS i, q.user_id, q.item_id, q.code
         FROM unnest(p_user_ids, p_item_ids, p_codes) WITH ORDINALITY AS q(user_id, item_id, code, i)
-        ORDER BY hashtext(q.user_id), q.i
+        ORDER BY q.i
     LOOP
         v_unit := NULL;
         v_until := NULL;
@@ -82,10 +110,8 @@ BEGIN
         ELSIF NOT v_free THEN
             v_outcome := 'sold_out';
         ELSE
-            -- Serialise this user's checkouts and purchases in this sale;
-            -- the count below then sees every hold and purchase committed
-            -- before, and this batch's own.
-            PERFORM pg_advisory_xact_lock(s.id::integer, hashtext(r.user_id));
+            -- Under this user's lock (taken above) the count sees every hold
+            -- and purchase committed before, and this batch's own.
             SELECT (SELECT count(*) FROM units u
                     WHERE u.sale_id = s.id AND u.held_by = r.user_id AND u.sold_at IS NULL AND u.held_until > now())
                  + (SELECT count(*) FROM purchases p WHERE p.sale_id = s.id AND p.user_id = r.user_id)
@@ -175,14 +201,21 @@ DECLARE
     o_at      timestamptz[] := '{}';
     o_count   bigint[]      := '{}';
 BEGIN
+    PERFORM require_read_committed();
     -- Every lookup is a single-row statement (see checkout_batch).
     FOR i IN 1 .. n LOOP
         SELECT * INTO a FROM checkout_attempts WHERE code = p_codes[i];
         v_att := v_att || a;
     END LOOP;
-    -- First the rows of the units named, in id order: racing repeats of a
-    -- code queue here, and two batches never wait for each other in a cycle.
-    FOR k IN SELECT DISTINCT x.unit_id FROM unnest(v_att) AS x WHERE x.unit_id IS NOT NULL ORDER BY 1 LOOP
+    -- First the rows of the units of codes not yet expired, in id order:
+    -- racing repeats of a code queue here, and two batches never wait for
+    -- each other in a cycle. An expired code's unit is left alone: it is
+    -- free for checkouts, whose SKIP LOCKED must not pass over it.
+    FOR k IN
+        SELECT DISTINCT x.unit_id FROM unnest(v_att) AS x
+        WHERE x.unit_id IS NOT NULL AND x.expires_at > clock_timestamp()
+        ORDER BY 1
+    LOOP
         PERFORM 1 FROM units WHERE id = k.unit_id FOR UPDATE;
     END LOOP;
     -- Then the per-user locks checkout takes, in key order: a hold that a
@@ -197,6 +230,7 @@ BEGIN
     FOR i IN 1 .. n LOOP
         a := v_att[i];
         p := NULL;
+        u := NULL;
         IF a.id IS NULL THEN
             v_outcome := 'code_not_found';
         ELSE
@@ -207,12 +241,16 @@ BEGIN
             ELSE
                 -- Sold only if the unit is still held under this code:
                 -- clock_timestamp, not now(), as the lock waits may have
-                -- outlived the hold.
-                UPDATE units SET sold_at = now()
-                WHERE id = a.unit_id AND hold_code = p_codes[i] AND sold_at IS NULL
-                  AND held_until > clock_timestamp()
-                RETURNING * INTO u;
-                IF NOT FOUND THEN
+                -- outlived the hold. An expired code never touches its unit
+                -- (not locked above: updating it could wait for a row lock
+                -- while holding user locks).
+                IF a.expires_at > clock_timestamp() THEN
+                    UPDATE units SET sold_at = now()
+                    WHERE id = a.unit_id AND hold_code = p_codes[i] AND sold_at IS NULL
+                      AND held_until > clock_timestamp()
+                    RETURNING * INTO u;
+                END IF;
+                IF u.id IS NULL THEN
                     v_outcome := 'code_expired';
                 ELSE
                     INSERT INTO purchases (sale_id, user_id, item_id, unit_id, code, price_cents)
@@ -251,3 +289,4 @@ $$;
 -- +goose Down
 DROP FUNCTION purchase_batch(text[]);
 DROP FUNCTION checkout_batch(text[], bigint[], text[]);
+DROP FUNCTION require_read_committed();

@@ -43,8 +43,8 @@ SELECT latest.* FROM (
 ) AS latest
 WHERE latest.ends_at > now();
 
--- name: SaleSummaryGet :one
-SELECT * FROM sale_summary WHERE id = @id;
+-- name: SaleStockGet :one
+SELECT * FROM sale_stock WHERE id = @id;
 
 -- name: ItemGet :one
 SELECT * FROM items WHERE sale_id = @sale_id AND item_id = @item_id;

@@ -52,6 +52,9 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
+	if err := database.CheckServer(ctx, pool); err != nil {
+		return err
+	}
 	if err := database.Migrate(ctx, pool); err != nil {
 		return err
 	}

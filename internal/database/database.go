@@ -15,6 +15,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/migrations"
 )
 
@@ -28,6 +29,9 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.ConnectTimeout = connectTimeout
+	// The checkout and purchase functions rely on READ COMMITTED (and
+	// refuse anything else); a database default must not change it.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	// Broken connections are found and replaced between requests, not by them.
 	cfg.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -35,6 +39,20 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 		return nil, fmt.Errorf("create pool: %w", err)
 	}
 	return pool, nil
+}
+
+// CheckServer refuses a database the service cannot run on correctly:
+// only UTF-8 stores every user id the API accepts, and a batch holding one
+// that the encoding cannot store would fail for every request in it.
+func CheckServer(ctx context.Context, pool *pgxpool.Pool) error {
+	enc, err := db.New().ServerEncodingGet(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("read server_encoding: %w", err)
+	}
+	if enc != "UTF8" {
+		return fmt.Errorf("the database's encoding is %s; flashsale needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')", enc)
+	}
+	return nil
 }
 
 // Migrate applies every pending migration. Several servers may start at once:

@@ -102,18 +102,17 @@ func (s *Server) purchase(c echo.Context) error {
 }
 
 type saleJSON struct {
-	ID               int64     `json:"id"`
-	StartsAt         time.Time `json:"starts_at"`
-	EndsAt           time.Time `json:"ends_at"`
-	UnitsTotal       int32     `json:"units_total"`
-	UnitsSold        int64     `json:"units_sold"`
-	UnitsHeld        int64     `json:"units_held"`
-	UnitsAvailable   int64     `json:"units_available"`
-	Items            int32     `json:"items"`
-	PerUserLimit     int32     `json:"per_user_limit"`
-	HoldTTLSeconds   float64   `json:"hold_ttl_seconds"`
-	CheckoutAttempts int64     `json:"checkout_attempts"`
-	Buyers           int64     `json:"buyers"`
+	ID             int64     `json:"id"`
+	StartsAt       time.Time `json:"starts_at"`
+	EndsAt         time.Time `json:"ends_at"`
+	UnitsTotal     int32     `json:"units_total"`
+	UnitsSold      int64     `json:"units_sold"`
+	UnitsHeld      int64     `json:"units_held"`
+	UnitsAvailable int64     `json:"units_available"`
+	Items          int32     `json:"items"`
+	PerUserLimit   int32     `json:"per_user_limit"`
+	HoldTTLSeconds float64   `json:"hold_ttl_seconds"`
+	Buyers         int64     `json:"buyers"`
 }
 
 func (s *Server) writeSummary(c echo.Context, id int64) error {
@@ -125,7 +124,7 @@ func (s *Server) writeSummary(c echo.Context, id int64) error {
 		ID: sum.ID, StartsAt: sum.StartsAt.UTC(), EndsAt: sum.EndsAt.UTC(), UnitsTotal: sum.UnitsTotal,
 		UnitsSold: sum.UnitsSold, UnitsHeld: sum.UnitsHeld, UnitsAvailable: sum.UnitsAvailable,
 		Items: sum.Items, PerUserLimit: sum.PerUserLimit, HoldTTLSeconds: sum.HoldTTL.Seconds(),
-		CheckoutAttempts: sum.CheckoutAttempts, Buyers: sum.Buyers,
+		Buyers: sum.Buyers,
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,14 +27,26 @@ type batcher[In, Out any] struct {
 	workers sync.WaitGroup
 	// run answers a batch in one transaction: one Out per In, same order.
 	run func(context.Context, []In) ([]Out, error)
-	// timeout bounds each batch's transaction.
+	// timeout is a request's deadline when its context has none.
 	timeout time.Duration
 }
 
 type pending[In, Out any] struct {
-	in   In
-	done chan result[Out] // buffered: a worker never blocks on it
+	in       In
+	deadline time.Time
+	// state moves once from queued to running (a worker took it) or to
+	// abandoned (its caller gave up first), so a request whose caller was
+	// already answered 503 is never executed, and a running one is always
+	// waited for.
+	state atomic.Int32
+	done  chan result[Out] // buffered: a worker never blocks on it
 }
+
+const (
+	queued int32 = iota
+	running
+	abandoned
+)
 
 type result[Out any] struct {
 	out Out
@@ -54,10 +67,16 @@ func newBatcher[In, Out any](workers int, timeout time.Duration, run func(contex
 func (b *batcher[In, Out]) work() {
 	batch := make([]*pending[In, Out], 0, maxBatch)
 	ins := make([]In, 0, maxBatch)
+	take := func(p *pending[In, Out]) {
+		if p.state.CompareAndSwap(queued, running) {
+			batch = append(batch, p)
+		}
+	}
 	for {
+		batch = batch[:0]
 		select {
 		case p := <-b.queue:
-			batch = append(batch[:0], p)
+			take(p)
 		case <-b.stop:
 			return
 		}
@@ -65,16 +84,25 @@ func (b *batcher[In, Out]) work() {
 		for len(batch) < maxBatch {
 			select {
 			case p := <-b.queue:
-				batch = append(batch, p)
+				take(p)
 			default:
 				break fill
 			}
 		}
+		if len(batch) == 0 {
+			continue
+		}
+		// The batch must not outlive any of its callers: past the earliest
+		// deadline it is cancelled and rolled back, and they all get 503.
+		deadline := batch[0].deadline
 		ins = ins[:0]
 		for _, p := range batch {
 			ins = append(ins, p.in)
+			if p.deadline.Before(deadline) {
+				deadline = p.deadline
+			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		outs, err := b.run(ctx, ins)
 		cancel()
 		if err == nil && len(outs) != len(batch) {
@@ -90,9 +118,16 @@ func (b *batcher[In, Out]) work() {
 	}
 }
 
-// do queues in and waits until its batch has committed or ctx ends.
+// do queues in and waits until its batch has committed. When ctx ends
+// first, a request still queued is withdrawn (it will never run); one
+// already running is waited for, which its batch's deadline bounds.
 func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	p := &pending[In, Out]{in: in, done: make(chan result[Out], 1)}
+	if d, ok := ctx.Deadline(); ok {
+		p.deadline = d
+	} else {
+		p.deadline = time.Now().Add(b.timeout)
+	}
 	var zero Out
 	select {
 	case b.queue <- p:
@@ -103,7 +138,11 @@ func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	case r := <-p.done:
 		return r.out, r.err
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		if p.state.CompareAndSwap(queued, abandoned) {
+			return zero, ctx.Err()
+		}
+		r := <-p.done
+		return r.out, r.err
 	}
 }
 

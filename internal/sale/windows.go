@@ -24,15 +24,14 @@ type Sale struct {
 	HoldTTL      time.Duration
 }
 
-// Summary is a sale with its live counts (the sale_summary view).
+// Summary is a sale with its live counts (the sale_stock view).
 type Summary struct {
 	Sale
-	UnitsSold        int64
-	UnitsHeld        int64
-	UnitsAvailable   int64
-	CheckoutAttempts int64
-	Buyers           int64
-	MaxUnitsPerUser  int64
+	UnitsSold       int64
+	UnitsHeld       int64
+	UnitsAvailable  int64
+	Buyers          int64
+	MaxUnitsPerUser int64
 }
 
 func saleFromRow(r db.Sale) Sale {
@@ -112,7 +111,7 @@ func (s *Service) RunScheduler(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := s.EnsureSales(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		if err := s.ensureSalesNow(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("ensure sales", "err", err)
 		}
 		select {
@@ -121,6 +120,18 @@ func (s *Service) RunScheduler(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// ensureSalesNow is EnsureSales by the database's clock, the one every
+// server and the checkout function agree on.
+func (s *Service) ensureSalesNow(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, s.timeout)
+	now, err := s.q.DatabaseNow(qctx, s.pool)
+	cancel()
+	if err != nil {
+		return interpret(err, "read the database clock", nil)
+	}
+	return s.EnsureSales(ctx, now)
 }
 
 // Current returns the sale open now by the database's clock.
@@ -154,13 +165,13 @@ func (s *Service) Summary(ctx context.Context, id int64) (Summary, error) {
 	if err != nil {
 		return Summary{}, interpret(err, "get sale", ErrSaleNotFound)
 	}
-	sum, err := s.q.SaleSummaryGet(ctx, s.pool, id)
+	st, err := s.q.SaleStockGet(ctx, s.pool, id)
 	if err != nil {
-		return Summary{}, interpret(err, "sale summary", ErrSaleNotFound)
+		return Summary{}, interpret(err, "sale stock", ErrSaleNotFound)
 	}
 	return Summary{
-		Sale: saleFromRow(sale), UnitsSold: sum.UnitsSold, UnitsHeld: sum.UnitsHeld, UnitsAvailable: sum.UnitsAvailable,
-		CheckoutAttempts: sum.CheckoutAttempts, Buyers: sum.Buyers, MaxUnitsPerUser: sum.MaxUnitsPerUser,
+		Sale: saleFromRow(sale), UnitsSold: st.UnitsSold, UnitsHeld: st.UnitsHeld, UnitsAvailable: st.UnitsAvailable,
+		Buyers: st.Buyers, MaxUnitsPerUser: st.MaxUnitsPerUser,
 	}, nil
 }
 
