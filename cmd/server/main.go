@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/database"
@@ -72,10 +73,13 @@ func run(log *slog.Logger) error {
 
 	api := httpapi.New(sales, httpapi.Options{Version: version, Log: log})
 	if cfg.PprofAddr != "" {
+		// The profiler gets its own listener so it is never exposed with the API.
+		prof := &http.Server{Addr: cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
+		defer prof.Close()
 		go func() {
-			// The profiler gets its own listener so it is never exposed with the API.
-			err := http.ListenAndServe(cfg.PprofAddr, pprofMux())
-			log.Warn("pprof server stopped", "err", err)
+			if err := prof.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("pprof server stopped", "err", err)
+			}
 		}()
 	}
 	srv := api.HTTPServer(cfg.HTTPAddr)
@@ -84,21 +88,26 @@ func run(log *slog.Logger) error {
 	log.Info("listening", "addr", cfg.HTTPAddr, "version", version, "sale_duration", cfg.SaleDuration.String(),
 		"sale_units", cfg.SaleUnits, "sale_items", cfg.SaleItems, "per_user_limit", cfg.PerUserLimit, "hold_ttl", cfg.HoldTTL.String())
 
+	var runErr error
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("serve %s: %w", cfg.HTTPAddr, err)
+		runErr = fmt.Errorf("serve %s: %w", cfg.HTTPAddr, err)
 	case <-ctx.Done():
+		stop() // from here a second signal ends the process at once
+		log.Info("shutting down: finishing in-flight requests")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownPeriod)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			runErr = fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	log.Info("shutting down: finishing in-flight requests")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownPeriod)
-	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
+	// The scheduler ends with ctx; wait for it before the pool closes.
+	stop()
 	<-schedulerDone
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	if runErr == nil {
+		log.Info("stopped")
 	}
-	log.Info("stopped")
-	return nil
+	return runErr
 }
 
 func pprofMux() *http.ServeMux {

@@ -3,6 +3,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -44,14 +45,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SALE_DURATION must be at least 1s, got %s", c.SaleDuration)
 	case c.SaleDuration%time.Second != 0:
 		return fmt.Errorf("SALE_DURATION must be whole seconds, got %s", c.SaleDuration)
-	case c.SaleUnits < 1:
-		return fmt.Errorf("SALE_UNITS must be positive, got %d", c.SaleUnits)
+	case c.SaleUnits < 1 || c.SaleUnits > math.MaxInt32:
+		return fmt.Errorf("SALE_UNITS must be from 1 to %d, got %d", math.MaxInt32, c.SaleUnits)
 	case c.SaleItems < 1 || c.SaleItems > c.SaleUnits:
 		return fmt.Errorf("SALE_ITEMS must be between 1 and SALE_UNITS (%d), got %d", c.SaleUnits, c.SaleItems)
-	case c.PerUserLimit < 1:
-		return fmt.Errorf("PER_USER_LIMIT must be positive, got %d", c.PerUserLimit)
-	case c.HoldTTL <= 0:
-		return fmt.Errorf("HOLD_TTL must be positive, got %s", c.HoldTTL)
+	case c.PerUserLimit < 1 || c.PerUserLimit > math.MaxInt32:
+		return fmt.Errorf("PER_USER_LIMIT must be from 1 to %d, got %d", math.MaxInt32, c.PerUserLimit)
+	case c.HoldTTL < time.Millisecond:
+		return fmt.Errorf("HOLD_TTL must be at least 1ms, got %s", c.HoldTTL)
 	case c.DBMaxConns < 1:
 		return fmt.Errorf("DB_MAX_CONNS must be positive, got %d", c.DBMaxConns)
 	case c.DBTimeout <= 0:

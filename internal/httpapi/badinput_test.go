@@ -67,6 +67,10 @@ func inputCases(saleID int64, code string) []inputCase {
 		{name: "checkout JSON user_id NUL", method: post, path: "/checkout", ctype: jsonCT, body: `{"user_id":"a\u0000b","id":1}`, status: bad, code: invalid},
 		{name: "checkout malformed JSON", method: post, path: "/checkout", ctype: jsonCT, body: `{"user_id":`, status: bad, code: invalid},
 		{name: "checkout JSON array", method: post, path: "/checkout", ctype: jsonCT, body: `[{"user_id":"u","id":1}]`, status: bad, code: invalid},
+		{name: "checkout JSON null", method: post, path: "/checkout?user_id=u&id=1", ctype: jsonCT, body: `null`, status: bad, code: invalid},
+		// The query string wins over the body, aliases included: item 99 is
+		// not in the sale, so answering 404 shows the query's id was used.
+		{name: "checkout query item_id beats body id", method: post, path: "/checkout?user_id=u&item_id=99", ctype: jsonCT, body: `{"id":1}`, status: http.StatusNotFound, code: "item_not_found"},
 		{name: "checkout text/plain body", method: post, path: "/checkout", ctype: "text/plain", body: "user_id=u&id=1", status: bad, code: invalid},
 		{name: "checkout body over the limit", method: post, path: "/checkout", ctype: jsonCT, body: big, status: http.StatusRequestEntityTooLarge, code: "request_too_large"},
 		{name: "checkout chunked body over the limit", method: post, path: "/checkout", ctype: jsonCT, body: big, chunked: true, status: http.StatusRequestEntityTooLarge, code: "request_too_large"},

@@ -48,14 +48,11 @@ type checkoutResponse struct {
 }
 
 func (s *Server) checkout(c echo.Context) error {
-	in, err := readFields(c, "user_id", "id", "item_id")
+	in, err := readFields(c, []string{"user_id"}, []string{"id", "item_id"})
 	if err != nil {
 		return err
 	}
 	id := in["id"]
-	if id == "" {
-		id = in["item_id"]
-	}
 	itemID, err := parsePositive(id, "id")
 	if err != nil {
 		return err
@@ -86,14 +83,11 @@ func toPurchaseJSON(p sale.Purchase) purchaseJSON {
 }
 
 func (s *Server) purchase(c echo.Context) error {
-	in, err := readFields(c, "code", "checkout_code")
+	in, err := readFields(c, []string{"code", "checkout_code"})
 	if err != nil {
 		return err
 	}
 	code := in["code"]
-	if code == "" {
-		code = in["checkout_code"]
-	}
 	p, err := s.sales.Purchase(c.Request().Context(), code)
 	if err != nil {
 		return err
@@ -255,14 +249,21 @@ func parsePositive(v, name string) (int64, error) {
 	return n, nil
 }
 
-// readFields takes the named fields from the query string and, when the
-// request has a JSON body, from it as well; the query string wins. JSON
-// values may be strings or numbers, so {"id": 5} and {"id": "5"} both work.
-func readFields(c echo.Context, names ...string) (map[string]string, error) {
-	out := make(map[string]string, len(names))
+// readFields takes each field from the query string or, when the request
+// has a JSON body, from it; a field is a list of names, its first being the
+// key of the result and the others aliases. The query string wins over the
+// body. JSON values may be strings or numbers, so {"id": 5} and {"id": "5"}
+// both work.
+func readFields(c echo.Context, fields ...[]string) (map[string]string, error) {
+	out := make(map[string]string, len(fields))
 	q := c.Request().URL.Query()
-	for _, n := range names {
-		out[n] = q.Get(n)
+	for _, names := range fields {
+		for _, n := range names {
+			if v := q.Get(n); v != "" {
+				out[names[0]] = v
+				break
+			}
+		}
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -286,25 +287,30 @@ func readFields(c echo.Context, names ...string) (map[string]string, error) {
 	if !utf8.Valid(body) {
 		return nil, invalid("the request body must be valid UTF-8")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
 		return nil, invalid("the request body is not a JSON object")
 	}
-	for _, n := range names {
-		raw, ok := fields[n]
-		if !ok || out[n] != "" {
+	for _, names := range fields {
+		if out[names[0]] != "" {
 			continue
 		}
-		var str string
-		var num json.Number
-		switch {
-		case json.Unmarshal(raw, &str) == nil:
-			out[n] = str
-		case json.Unmarshal(raw, &num) == nil:
-			out[n] = num.String()
-		case string(raw) == "null":
-		default:
-			return nil, invalid(n + " must be a string or a number")
+		for _, n := range names {
+			raw, ok := obj[n]
+			if !ok || string(raw) == "null" {
+				continue
+			}
+			var str string
+			var num json.Number
+			switch {
+			case json.Unmarshal(raw, &str) == nil:
+				out[names[0]] = str
+			case json.Unmarshal(raw, &num) == nil:
+				out[names[0]] = num.String()
+			default:
+				return nil, invalid(n + " must be a string or a number")
+			}
+			break
 		}
 	}
 	return out, nil
