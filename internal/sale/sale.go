@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -212,7 +213,7 @@ func (s *Service) UserPurchases(ctx context.Context, saleID int64, userID string
 
 // ErrInvalidRequest marks input that can never succeed; the message after it
 // says which rule it broke.
-var ErrInvalidRequest = fmt.Errorf("invalid request")
+var ErrInvalidRequest = errors.New("invalid request")
 
 func invalid(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidRequest, msg) }
 
