@@ -139,6 +139,21 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
 	if _, err := admin.Exec(ctx, "ALTER DATABASE "+ident(building)+" RENAME TO "+ident(name)); err != nil {
 		return "", fmt.Errorf("rename template: %w", err)
 	}
+	// Templates of earlier migrations are caches nobody will use again.
+	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database
+		WHERE datname LIKE 'flashsale\_template\_%' AND datname NOT IN ($1, $2)`, name, building)
+	if err != nil {
+		return "", fmt.Errorf("list stale templates: %w", err)
+	}
+	stale, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", fmt.Errorf("list stale templates: %w", err)
+	}
+	for _, old := range stale {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(old)+" WITH (FORCE)"); err != nil {
+			return "", fmt.Errorf("drop stale template %s: %w", old, err)
+		}
+	}
 	return name, nil
 }
 
