@@ -25,14 +25,14 @@ import (
 var version = "dev"
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(log); err != nil {
-		log.Error("server stopped", "err", err)
+	if err := run(); err != nil {
+		// run's own logger is closed by now; this line is written directly.
+		logging.New(os.Stderr, slog.LevelInfo).Error("server stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger) error {
+func run() error {
 	cfg, err := config.Load()
 	if err != nil {
 		return err
@@ -43,7 +43,7 @@ func run(log *slog.Logger) error {
 	}
 	logOut := logging.NewWriter(os.Stderr)
 	defer logOut.Close()
-	log = logging.New(logOut, level)
+	log := logging.New(logOut, level)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -129,17 +129,6 @@ func (s *endpointStats) stored() int64 {
 	return n
 }
 
-// count of one outcome, whatever the status.
-func (s *endpointStats) count(outcome string) int64 {
-	var n int64
-	for k, v := range s.outcomes {
-		if k.outcome == outcome {
-			n += v
-		}
-	}
-	return n
-}
-
 // server errors: 5xx answers.
 func (s *endpointStats) serverErrors() int64 {
 	var n int64
