@@ -10,115 +10,95 @@ import (
 	"time"
 )
 
-const checkoutBatch = `-- name: CheckoutBatch :many
-SELECT c.ord::integer                               AS ord,
-       c.outcome::text                              AS outcome,
-       coalesce(c.sale_id, 0)::bigint               AS sale_id,
-       coalesce(c.item_name, '')::text              AS item_name,
-       coalesce(c.price_cents, 0)::integer          AS price_cents,
-       coalesce(c.code, '')::text                   AS code,
-       coalesce(c.expires_at, 'epoch')::timestamptz AS expires_at
-FROM checkout_batch($1::text[], $2::bigint[], $3::text[]) AS c
+const checkoutAttemptsInsert = `-- name: CheckoutAttemptsInsert :many
+WITH sale AS (
+    SELECT latest.id, latest.starts_at, latest.ends_at, latest.units_total, latest.items, latest.per_user_limit, latest.hold_ttl, latest.created_at FROM (
+        SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
+    ) AS latest
+    WHERE latest.ends_at > now()
+),
+req AS (
+    SELECT r.ord, r.user_id, ($1::bigint[])[r.ord] AS item_id, ($2::text[])[r.ord] AS code
+    FROM unnest($3::text[]) WITH ORDINALITY AS r(user_id, ord)
+),
+decided AS (
+    SELECT req.ord, req.user_id, req.item_id, s.id AS sale_id, h.id AS unit_id, h.held_until AS expires_at,
+           h.hold_code AS code,
+           CASE
+               WHEN s.id IS NULL THEN 'no_active_sale'
+               WHEN req.item_id NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               WHEN h.id IS NOT NULL THEN 'held'
+               WHEN (SELECT u.held_until <= now() FROM units u
+                     WHERE u.sale_id = s.id AND u.sold_at IS NULL
+                     ORDER BY u.held_until LIMIT 1) IS NOT TRUE THEN 'sold_out'
+               WHEN coalesce((SELECT b.units_bought FROM buyers b WHERE b.sale_id = s.id AND b.user_id = req.user_id), 0)
+                  + (SELECT count(*) FROM units o
+                     WHERE o.sale_id = s.id AND o.held_by = req.user_id AND o.sold_at IS NULL AND o.held_until > now())
+                  >= s.per_user_limit THEN 'user_limit_reached'
+               -- Units of this item that SKIP LOCKED passed over are being
+               -- claimed or bought right now: item_unavailable only when
+               -- another item still has a free unit.
+               WHEN (SELECT u.held_until <= now() FROM units u
+                     WHERE u.sale_id = s.id AND u.item_id <> req.item_id AND u.sold_at IS NULL
+                     ORDER BY u.held_until LIMIT 1) THEN 'item_unavailable'
+               ELSE 'sold_out'
+           END::checkout_outcome AS outcome
+    FROM req
+    LEFT JOIN sale s ON true
+    LEFT JOIN units h ON h.hold_code = req.code AND h.sale_id = s.id
+),
+inserted AS (
+    INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome, code, unit_id, expires_at)
+    SELECT d.sale_id, d.user_id, d.item_id, d.outcome, d.code, d.unit_id, d.expires_at
+    FROM decided d
+    ORDER BY d.ord
+)
+SELECT d.ord::integer AS ord, d.outcome, d.sale_id, d.code, d.expires_at, i.name AS item_name, i.price_cents
+FROM decided d
+LEFT JOIN items i ON d.outcome = 'held' AND i.sale_id = d.sale_id AND i.item_id = d.item_id
+ORDER BY d.ord
 `
 
-type CheckoutBatchParams struct {
-	UserIds []string
+type CheckoutAttemptsInsertParams struct {
 	ItemIds []int64
 	Codes   []string
+	UserIds []string
 }
 
-type CheckoutBatchRow struct {
+type CheckoutAttemptsInsertRow struct {
 	Ord        int32
-	Outcome    string
-	SaleID     int64
-	ItemName   string
-	PriceCents int32
-	Code       string
-	ExpiresAt  time.Time
+	Outcome    CheckoutOutcome
+	SaleID     *int64
+	Code       *string
+	ExpiresAt  *time.Time
+	ItemName   *string
+	PriceCents *int32
 }
 
-// Records a batch of checkout attempts and holds a unit for each one that
-// can have it: one round trip, one transaction (see checkout_batch).
-// sqlc cannot read a plpgsql function's RETURNS TABLE, so the columns are
-// listed with casts; fields that do not apply to the outcome come back as
-// zero values (coalesce) and are only read when the outcome says so.
-func (q *Queries) CheckoutBatch(ctx context.Context, db DBTX, arg CheckoutBatchParams) ([]CheckoutBatchRow, error) {
-	rows, err := db.Query(ctx, checkoutBatch, arg.UserIds, arg.ItemIds, arg.Codes)
+// Stores every request of the batch with its outcome and returns one row per
+// request (ord: its 1-based position). A request was held exactly when
+// UnitsClaim put its code on a unit; this statement sees that claim (READ
+// COMMITTED: a new snapshot per statement, which includes the transaction's
+// own writes). For the others the outcome says why, read under the same
+// user locks: a user's holds and counter cannot change between the two
+// statements, and no unit can become free.
+func (q *Queries) CheckoutAttemptsInsert(ctx context.Context, db DBTX, arg CheckoutAttemptsInsertParams) ([]CheckoutAttemptsInsertRow, error) {
+	rows, err := db.Query(ctx, checkoutAttemptsInsert, arg.ItemIds, arg.Codes, arg.UserIds)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []CheckoutBatchRow
+	var items []CheckoutAttemptsInsertRow
 	for rows.Next() {
-		var i CheckoutBatchRow
+		var i CheckoutAttemptsInsertRow
 		if err := rows.Scan(
 			&i.Ord,
 			&i.Outcome,
 			&i.SaleID,
-			&i.ItemName,
-			&i.PriceCents,
 			&i.Code,
 			&i.ExpiresAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const purchaseBatch = `-- name: PurchaseBatch :many
-SELECT p.ord::integer                                 AS ord,
-       p.outcome::text                                AS outcome,
-       coalesce(p.purchase_id, 0)::bigint             AS purchase_id,
-       coalesce(p.sale_id, 0)::bigint                 AS sale_id,
-       coalesce(p.user_id, '')::text                  AS user_id,
-       coalesce(p.item_id, 0)::integer                AS item_id,
-       coalesce(p.item_name, '')::text                AS item_name,
-       coalesce(p.price_cents, 0)::integer            AS price_cents,
-       coalesce(p.purchased_at, 'epoch')::timestamptz AS purchased_at,
-       coalesce(p.user_purchases, 0)::bigint          AS user_purchases
-FROM purchase_batch($1::text[]) AS p
-`
-
-type PurchaseBatchRow struct {
-	Ord           int32
-	Outcome       string
-	PurchaseID    int64
-	SaleID        int64
-	UserID        string
-	ItemID        int32
-	ItemName      string
-	PriceCents    int32
-	PurchasedAt   time.Time
-	UserPurchases int64
-}
-
-// Sells the unit held under each code, or returns the purchase already made
-// with it (see purchase_batch). Columns as in CheckoutBatch.
-func (q *Queries) PurchaseBatch(ctx context.Context, db DBTX, codes []string) ([]PurchaseBatchRow, error) {
-	rows, err := db.Query(ctx, purchaseBatch, codes)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []PurchaseBatchRow
-	for rows.Next() {
-		var i PurchaseBatchRow
-		if err := rows.Scan(
-			&i.Ord,
-			&i.Outcome,
-			&i.PurchaseID,
-			&i.SaleID,
-			&i.UserID,
-			&i.ItemID,
 			&i.ItemName,
 			&i.PriceCents,
-			&i.PurchasedAt,
-			&i.UserPurchases,
 		); err != nil {
 			return nil, err
 		}
@@ -130,55 +110,88 @@ func (q *Queries) PurchaseBatch(ctx context.Context, db DBTX, codes []string) ([
 	return items, nil
 }
 
-const purchasesListByUser = `-- name: PurchasesListByUser :many
-SELECT p.id, p.sale_id, p.user_id, p.item_id, p.code, p.price_cents, p.purchased_at, i.name AS item_name
-FROM purchases p
-JOIN items i ON i.sale_id = p.sale_id AND i.item_id = p.item_id
-WHERE p.sale_id = $1 AND p.user_id = $2
-ORDER BY p.id
+const unitsClaim = `-- name: UnitsClaim :execrows
+
+WITH sale AS (
+    SELECT latest.id, latest.starts_at, latest.ends_at, latest.units_total, latest.items, latest.per_user_limit, latest.hold_ttl, latest.created_at FROM (
+        SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
+    ) AS latest
+    WHERE latest.ends_at > now()
+      AND (SELECT u.held_until <= now() FROM units u
+           WHERE u.sale_id = latest.id AND u.sold_at IS NULL
+           ORDER BY u.held_until LIMIT 1)
+),
+req AS (
+    SELECT r.ord, r.user_id, ($1::bigint[])[r.ord] AS item_id, ($2::text[])[r.ord] AS code,
+           row_number() OVER (PARTITION BY r.user_id ORDER BY r.ord) AS user_rank
+    FROM unnest($3::text[]) WITH ORDINALITY AS r(user_id, ord)
+),
+eligible AS (
+    SELECT req.ord, req.user_id, req.item_id, req.code, s.id AS sale_id, s.hold_ttl,
+           row_number() OVER (PARTITION BY req.item_id ORDER BY req.ord) AS item_rank
+    FROM req
+    CROSS JOIN sale s
+    WHERE req.item_id BETWEEN 1 AND s.items
+      AND coalesce((SELECT b.units_bought FROM buyers b WHERE b.sale_id = s.id AND b.user_id = req.user_id), 0)
+        + (SELECT count(*) FROM units h
+           WHERE h.sale_id = s.id AND h.held_by = req.user_id AND h.sold_at IS NULL AND h.held_until > now())
+        + req.user_rank <= s.per_user_limit
+),
+wanted AS (
+    SELECT e.sale_id, e.item_id, count(*) AS n FROM eligible e GROUP BY e.sale_id, e.item_id
+),
+claimed AS (
+    SELECT w.item_id, f.id,
+           row_number() OVER (PARTITION BY w.item_id ORDER BY f.held_until, f.id) AS item_rank
+    FROM wanted w
+    CROSS JOIN LATERAL (
+        SELECT u.id, u.held_until FROM units u
+        WHERE u.sale_id = w.sale_id AND u.item_id = w.item_id AND u.sold_at IS NULL AND u.held_until <= now()
+        ORDER BY u.held_until
+        LIMIT w.n
+        FOR UPDATE SKIP LOCKED
+    ) AS f
+)
+UPDATE units u
+SET held_by = e.user_id, hold_code = e.code, held_until = now() + e.hold_ttl
+FROM eligible e
+JOIN claimed c ON c.item_id = e.item_id AND c.item_rank = e.item_rank
+WHERE u.id = c.id
 `
 
-type PurchasesListByUserParams struct {
-	SaleID int64
-	UserID string
+type UnitsClaimParams struct {
+	ItemIds []int64
+	Codes   []string
+	UserIds []string
 }
 
-type PurchasesListByUserRow struct {
-	ID          int64
-	SaleID      int64
-	UserID      string
-	ItemID      int32
-	Code        string
-	PriceCents  int32
-	PurchasedAt time.Time
-	ItemName    string
-}
-
-func (q *Queries) PurchasesListByUser(ctx context.Context, db DBTX, arg PurchasesListByUserParams) ([]PurchasesListByUserRow, error) {
-	rows, err := db.Query(ctx, purchasesListByUser, arg.SaleID, arg.UserID)
+// A checkout batch is three statements sent in one pipeline inside one
+// READ COMMITTED transaction (internal/sale/tx.go):
+//
+//	UserLocksTakeForCheckout -> UnitsClaim -> CheckoutAttemptsInsert.
+//
+// Each statement finds the current sale itself: parameters are fixed when
+// the pipeline is queued, and now() is the transaction's start, so all
+// three agree on the sale and on which holds have expired. A unit only
+// becomes free when its hold expires by now(), which is fixed for the
+// transaction, so a statement never finds a free unit that an earlier one
+// of the same transaction did not.
+// Holds a free unit of the requested item for each request of the batch
+// that may have one: the sale is open and has a free unit, the item exists,
+// and the user is under the sale's cap. Runs after the users' advisory
+// locks (UserLocksTakeForCheckout), so the cap is read from what the
+// previous holder of each lock committed. The cap is the user's counter
+// row (buyers) plus live holds; a user's k-th request in one batch counts
+// as if the earlier ones were held (the batcher sends at most one request
+// per user in a batch, so k is 1; the rank keeps the cap safe regardless,
+// since one statement does not see its own updates).
+// Units are claimed FOR UPDATE SKIP LOCKED: a unit another transaction is
+// claiming or buying is passed over, never waited for. Requests for one
+// item get its free units in arrival order (ord), whatever their user ids.
+func (q *Queries) UnitsClaim(ctx context.Context, db DBTX, arg UnitsClaimParams) (int64, error) {
+	result, err := db.Exec(ctx, unitsClaim, arg.ItemIds, arg.Codes, arg.UserIds)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	defer rows.Close()
-	var items []PurchasesListByUserRow
-	for rows.Next() {
-		var i PurchasesListByUserRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.SaleID,
-			&i.UserID,
-			&i.ItemID,
-			&i.Code,
-			&i.PriceCents,
-			&i.PurchasedAt,
-			&i.ItemName,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+	return result.RowsAffected(), nil
 }

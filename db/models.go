@@ -5,17 +5,157 @@
 package db
 
 import (
+	"database/sql/driver"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
+
+type CheckoutOutcome string
+
+const (
+	CheckoutOutcomeHeld             CheckoutOutcome = "held"
+	CheckoutOutcomeSoldOut          CheckoutOutcome = "sold_out"
+	CheckoutOutcomeItemUnavailable  CheckoutOutcome = "item_unavailable"
+	CheckoutOutcomeUserLimitReached CheckoutOutcome = "user_limit_reached"
+	CheckoutOutcomeItemNotFound     CheckoutOutcome = "item_not_found"
+	CheckoutOutcomeNoActiveSale     CheckoutOutcome = "no_active_sale"
+)
+
+func (e *CheckoutOutcome) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = CheckoutOutcome(s)
+	case string:
+		*e = CheckoutOutcome(s)
+	default:
+		return fmt.Errorf("unsupported scan type for CheckoutOutcome: %T", src)
+	}
+	return nil
+}
+
+type NullCheckoutOutcome struct {
+	CheckoutOutcome CheckoutOutcome
+	Valid           bool // Valid is true if CheckoutOutcome is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullCheckoutOutcome) Scan(value interface{}) error {
+	if value == nil {
+		ns.CheckoutOutcome, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.CheckoutOutcome.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullCheckoutOutcome) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.CheckoutOutcome), nil
+}
+
+func (e CheckoutOutcome) Valid() bool {
+	switch e {
+	case CheckoutOutcomeHeld,
+		CheckoutOutcomeSoldOut,
+		CheckoutOutcomeItemUnavailable,
+		CheckoutOutcomeUserLimitReached,
+		CheckoutOutcomeItemNotFound,
+		CheckoutOutcomeNoActiveSale:
+		return true
+	}
+	return false
+}
+
+func AllCheckoutOutcomeValues() []CheckoutOutcome {
+	return []CheckoutOutcome{
+		CheckoutOutcomeHeld,
+		CheckoutOutcomeSoldOut,
+		CheckoutOutcomeItemUnavailable,
+		CheckoutOutcomeUserLimitReached,
+		CheckoutOutcomeItemNotFound,
+		CheckoutOutcomeNoActiveSale,
+	}
+}
+
+type PurchaseOutcome string
+
+const (
+	PurchaseOutcomePurchased    PurchaseOutcome = "purchased"
+	PurchaseOutcomeCodeNotFound PurchaseOutcome = "code_not_found"
+	PurchaseOutcomeCodeExpired  PurchaseOutcome = "code_expired"
+)
+
+func (e *PurchaseOutcome) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = PurchaseOutcome(s)
+	case string:
+		*e = PurchaseOutcome(s)
+	default:
+		return fmt.Errorf("unsupported scan type for PurchaseOutcome: %T", src)
+	}
+	return nil
+}
+
+type NullPurchaseOutcome struct {
+	PurchaseOutcome PurchaseOutcome
+	Valid           bool // Valid is true if PurchaseOutcome is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullPurchaseOutcome) Scan(value interface{}) error {
+	if value == nil {
+		ns.PurchaseOutcome, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.PurchaseOutcome.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullPurchaseOutcome) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.PurchaseOutcome), nil
+}
+
+func (e PurchaseOutcome) Valid() bool {
+	switch e {
+	case PurchaseOutcomePurchased,
+		PurchaseOutcomeCodeNotFound,
+		PurchaseOutcomeCodeExpired:
+		return true
+	}
+	return false
+}
+
+func AllPurchaseOutcomeValues() []PurchaseOutcome {
+	return []PurchaseOutcome{
+		PurchaseOutcomePurchased,
+		PurchaseOutcomeCodeNotFound,
+		PurchaseOutcomeCodeExpired,
+	}
+}
+
+type Buyer struct {
+	SaleID       int64
+	UserID       string
+	UnitsBought  int32
+	PerUserLimit int32
+}
 
 type CheckoutAttempt struct {
 	ID        int64
 	SaleID    *int64
 	UserID    string
 	ItemID    int64
-	Outcome   string
+	Outcome   CheckoutOutcome
 	Code      *string
 	UnitID    *int64
 	ExpiresAt *time.Time

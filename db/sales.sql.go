@@ -229,6 +229,20 @@ func (q *Queries) SaleStockGet(ctx context.Context, db DBTX, id int64) (SaleStoc
 	return i, err
 }
 
+const saleTablesAnalyze = `-- name: SaleTablesAnalyze :exec
+ANALYZE units, items, sales
+`
+
+// A sale's units arrive in one INSERT, and a table has no statistics for
+// rows ANALYZE has not seen: the planner would then look a free unit up
+// through the whole-sale index and filter by item (1 ms instead of 0.08).
+// Run after a sale is created and at start-up, so plans are right from
+// the first request; autovacuum keeps them right as the sale goes on.
+func (q *Queries) SaleTablesAnalyze(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, saleTablesAnalyze)
+	return err
+}
+
 const unitsInsertForSale = `-- name: UnitsInsertForSale :exec
 INSERT INTO units (sale_id, item_id)
 SELECT s.id, 1 + g.n % s.items

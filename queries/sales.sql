@@ -59,3 +59,11 @@ FROM items i
 WHERE i.sale_id = @sale_id AND i.item_id > @after_item_id::integer
 ORDER BY i.item_id
 LIMIT @max_items::integer;
+
+-- name: SaleTablesAnalyze :exec
+-- A sale's units arrive in one INSERT, and a table has no statistics for
+-- rows ANALYZE has not seen: the planner would then look a free unit up
+-- through the whole-sale index and filter by item (1 ms instead of 0.08).
+-- Run after a sale is created and at start-up, so plans are right from
+-- the first request; autovacuum keeps them right as the sale goes on.
+ANALYZE units, items, sales;

@@ -29,9 +29,6 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.ConnectTimeout = connectTimeout
-	// The checkout and purchase functions rely on READ COMMITTED (and
-	// refuse anything else); a database default must not change it.
-	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	// Broken connections are found and replaced between requests, not by them.
 	cfg.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -13,20 +13,28 @@ import (
 // locks for a millisecond or two.
 const maxBatch = 64
 
-// batcher groups concurrent requests into one call of a database function
-// that takes them as arrays (checkout_batch, purchase_batch), so that under
-// load many requests share one round trip and one commit (group commit),
-// while every caller still waits for the commit of its own request. Nothing
-// is decided here: a batch is just a list handed to PostgreSQL. A worker
-// takes whatever has queued while the previous batches ran, so at low load
-// a batch is a single request and adds no delay.
+// batcher groups concurrent requests into one transaction whose queries
+// take them as arrays (see tx.go), so that under load many requests share
+// one round trip and one commit (group commit), while every caller still
+// waits for the commit of its own request. Nothing is decided here: a batch
+// is just a list handed to PostgreSQL. A worker takes whatever has queued
+// while the previous batches ran, so at low load a batch is a single
+// request and adds no delay.
+//
+// Two requests with the same key never share a batch: the second waits for
+// the next one. One statement does not see its own writes, so the queries
+// are written for at most one request per user (checkout) or per code
+// (purchase) in a batch.
 type batcher[In, Out any] struct {
 	queue   chan *pending[In, Out]
 	stop    chan struct{}
 	stopped sync.Once
 	workers sync.WaitGroup
-	// run answers a batch in one transaction: one Out per In, same order.
-	run func(context.Context, []In) ([]Out, error)
+	// run answers a batch in one transaction, bounded by deadline: one Out
+	// per In, same order.
+	run func(deadline time.Time, ins []In) ([]Out, error)
+	// key names what may appear once per batch.
+	key func(In) string
 	// timeout is a request's deadline when its context has none.
 	timeout time.Duration
 }
@@ -54,9 +62,10 @@ type result[Out any] struct {
 }
 
 // newBatcher starts one worker per database connection it may use.
-func newBatcher[In, Out any](workers int, timeout time.Duration, run func(context.Context, []In) ([]Out, error)) *batcher[In, Out] {
+func newBatcher[In, Out any](workers int, timeout time.Duration, key func(In) string,
+	run func(time.Time, []In) ([]Out, error)) *batcher[In, Out] {
 	b := &batcher[In, Out]{
-		queue: make(chan *pending[In, Out], 4*maxBatch), stop: make(chan struct{}), run: run, timeout: timeout,
+		queue: make(chan *pending[In, Out], 4*maxBatch), stop: make(chan struct{}), run: run, key: key, timeout: timeout,
 	}
 	for range workers {
 		b.workers.Go(b.work)
@@ -67,18 +76,43 @@ func newBatcher[In, Out any](workers int, timeout time.Duration, run func(contex
 func (b *batcher[In, Out]) work() {
 	batch := make([]*pending[In, Out], 0, maxBatch)
 	ins := make([]In, 0, maxBatch)
+	keys := make(map[string]struct{}, maxBatch)
+	// later holds requests whose key is already in the batch, in arrival
+	// order; they open the next batch. They stay queued until taken, so one
+	// abandoned meanwhile never runs.
+	var later, again []*pending[In, Out]
 	take := func(p *pending[In, Out]) {
+		if p.state.Load() != queued {
+			return // abandoned
+		}
+		k := b.key(p.in)
+		if _, dup := keys[k]; dup {
+			again = append(again, p)
+			return
+		}
 		if p.state.CompareAndSwap(queued, running) {
+			keys[k] = struct{}{}
 			batch = append(batch, p)
 		}
 	}
 	for {
 		batch = batch[:0]
-		select {
-		case p := <-b.queue:
-			take(p)
-		case <-b.stop:
-			return
+		clear(keys)
+		again = again[:0]
+		for _, p := range later {
+			if len(batch) < maxBatch {
+				take(p)
+			} else {
+				again = append(again, p)
+			}
+		}
+		if len(later) == 0 {
+			select {
+			case p := <-b.queue:
+				take(p)
+			case <-b.stop:
+				return
+			}
 		}
 	fill:
 		for len(batch) < maxBatch {
@@ -89,6 +123,7 @@ func (b *batcher[In, Out]) work() {
 				break fill
 			}
 		}
+		later, again = again, later
 		if len(batch) == 0 {
 			continue
 		}
@@ -102,9 +137,7 @@ func (b *batcher[In, Out]) work() {
 				deadline = p.deadline
 			}
 		}
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		outs, err := b.run(ctx, ins)
-		cancel()
+		outs, err := b.run(deadline, ins)
 		if err == nil && len(outs) != len(batch) {
 			err = fmt.Errorf("batch of %d requests answered %d", len(batch), len(outs))
 		}

@@ -1,8 +1,10 @@
 // Package sale holds the business rules of the flash sale: creating sale
-// windows, holding a unit at checkout and selling it at purchase. The rules
-// that must hold under concurrency (stock, per-user cap, one sale per code)
-// are enforced by PostgreSQL transactions; this package calls them, maps
-// their outcomes to errors and knows nothing of HTTP.
+// windows, holding a unit at checkout and selling it at purchase. It owns
+// the transactions (tx.go): each batch of checkouts or purchases is one
+// READ COMMITTED transaction made of the named queries in queries/, which
+// state the rules (SKIP LOCKED claims, per-user advisory locks and
+// counters); constraints in the schema back them. It maps the outcomes the
+// queries return to errors and knows nothing of HTTP.
 package sale
 
 import (
@@ -40,8 +42,8 @@ type Service struct {
 	timeout  time.Duration
 	log      *slog.Logger
 
-	checkouts *batcher[checkoutRequest, db.CheckoutBatchRow]
-	purchases *batcher[string, db.PurchaseBatchRow]
+	checkouts *batcher[checkoutRequest, db.CheckoutAttemptsInsertRow]
+	purchases *batcher[string, db.PurchasesGetByCodesRow]
 }
 
 // checkoutRequest is one checkout waiting for its batch.
@@ -57,8 +59,8 @@ type checkoutRequest struct {
 func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, log *slog.Logger) *Service {
 	s := &Service{pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log}
 	workers := int(pool.Config().MaxConns)
-	s.checkouts = newBatcher(workers, timeout, s.checkoutBatch)
-	s.purchases = newBatcher(workers, timeout, s.purchaseBatch)
+	s.checkouts = newBatcher(workers, timeout, func(r checkoutRequest) string { return r.userID }, s.checkoutBatch)
+	s.purchases = newBatcher(workers, timeout, func(code string) string { return code }, s.purchaseBatch)
 	return s
 }
 
@@ -69,34 +71,74 @@ func (s *Service) Close() {
 	s.purchases.close()
 }
 
-func (s *Service) checkoutBatch(ctx context.Context, reqs []checkoutRequest) ([]db.CheckoutBatchRow, error) {
-	arg := db.CheckoutBatchParams{
-		UserIds: make([]string, len(reqs)), ItemIds: make([]int64, len(reqs)), Codes: make([]string, len(reqs)),
-	}
+// checkoutBatch decides a batch of checkouts in one transaction: the users'
+// locks, the claims, and one stored attempt per request (queries/checkout.sql).
+func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]db.CheckoutAttemptsInsertRow, error) {
+	users := make([]string, len(reqs))
+	items := make([]int64, len(reqs))
+	codes := make([]string, len(reqs))
 	for i, r := range reqs {
-		arg.UserIds[i], arg.ItemIds[i], arg.Codes[i] = r.userID, r.itemID, r.code
+		users[i], items[i], codes[i] = r.userID, r.itemID, r.code
 	}
-	rows, err := s.q.CheckoutBatch(ctx, s.pool, arg)
-	return inOrder(rows, err, func(r db.CheckoutBatchRow) int32 { return r.Ord })
-}
-
-func (s *Service) purchaseBatch(ctx context.Context, codes []string) ([]db.PurchaseBatchRow, error) {
-	rows, err := s.q.PurchaseBatch(ctx, s.pool, codes)
-	return inOrder(rows, err, func(r db.PurchaseBatchRow) int32 { return r.Ord })
-}
-
-// inOrder puts a batch function's rows in request order by their 1-based
-// ord, failing when one is missing or out of range.
-func inOrder[Row any](rows []Row, err error, ord func(Row) int32) ([]Row, error) {
+	ctx := context.Background() // the deadline is inTx's
+	var rows []db.CheckoutAttemptsInsertRow
+	err := inTx(s.pool, deadline, s.timeout/commitGraceFraction, func(tx db.DBTX) (err error) {
+		if _, err = s.q.UserLocksTakeForCheckout(ctx, tx, users); err != nil {
+			return fmt.Errorf("take user locks: %w", err)
+		}
+		if _, err = s.q.UnitsClaim(ctx, tx, db.UnitsClaimParams{UserIds: users, ItemIds: items, Codes: codes}); err != nil {
+			return fmt.Errorf("claim units: %w", err)
+		}
+		rows, err = s.q.CheckoutAttemptsInsert(ctx, tx, db.CheckoutAttemptsInsertParams{UserIds: users, ItemIds: items, Codes: codes})
+		if err != nil {
+			return fmt.Errorf("store attempts: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Row, len(rows))
-	seen := make([]bool, len(rows))
+	return inOrder(rows, len(reqs), func(r db.CheckoutAttemptsInsertRow) int32 { return r.Ord })
+}
+
+// purchaseBatch sells the units held under a batch of codes in one
+// transaction: row locks, user locks, the sale, the answers (queries/purchase.sql).
+func (s *Service) purchaseBatch(deadline time.Time, codes []string) ([]db.PurchasesGetByCodesRow, error) {
+	ctx := context.Background()
+	var rows []db.PurchasesGetByCodesRow
+	err := inTx(s.pool, deadline, s.timeout/commitGraceFraction, func(tx db.DBTX) (err error) {
+		if _, err = s.q.UnitsLockHeld(ctx, tx, codes); err != nil {
+			return fmt.Errorf("lock held units: %w", err)
+		}
+		if _, err = s.q.UserLocksTakeForCodes(ctx, tx, codes); err != nil {
+			return fmt.Errorf("take user locks: %w", err)
+		}
+		if _, err = s.q.UnitsSell(ctx, tx, codes); err != nil {
+			return fmt.Errorf("sell units: %w", err)
+		}
+		if rows, err = s.q.PurchasesGetByCodes(ctx, tx, codes); err != nil {
+			return fmt.Errorf("read purchases: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return inOrder(rows, len(codes), func(r db.PurchasesGetByCodesRow) int32 { return r.Ord })
+}
+
+// inOrder puts a batch's rows in request order by their 1-based ord,
+// failing unless every one of the n requests has exactly one row.
+func inOrder[Row any](rows []Row, n int, ord func(Row) int32) ([]Row, error) {
+	if len(rows) != n {
+		return nil, fmt.Errorf("batch of %d requests answered %d rows", n, len(rows))
+	}
+	out := make([]Row, n)
+	seen := make([]bool, n)
 	for _, r := range rows {
 		i := int(ord(r)) - 1
-		if i < 0 || i >= len(rows) || seen[i] {
-			return nil, fmt.Errorf("batch answered request %d of %d twice or out of range", i+1, len(rows))
+		if i < 0 || i >= n || seen[i] {
+			return nil, fmt.Errorf("batch answered request %d of %d twice or out of range", i+1, n)
 		}
 		out[i], seen[i] = r, true
 	}
@@ -151,15 +193,18 @@ func (s *Service) Checkout(ctx context.Context, userID string, itemID int64) (Ho
 	if err != nil {
 		return Hold{}, interpret(err, "checkout", nil)
 	}
-	if row.Outcome != "held" {
-		return Hold{}, outcomeError(row.Outcome)
+	if row.Outcome != db.CheckoutOutcomeHeld {
+		return Hold{}, checkoutError(row.Outcome)
+	}
+	if row.SaleID == nil || row.Code == nil || row.ExpiresAt == nil || row.ItemName == nil || row.PriceCents == nil {
+		return Hold{}, fmt.Errorf("checkout: held row without its hold: %+v", row)
 	}
 	return Hold{
-		Code:      row.Code,
-		SaleID:    row.SaleID,
+		Code:      *row.Code,
+		SaleID:    *row.SaleID,
 		UserID:    userID,
-		Item:      Item{SaleID: row.SaleID, ID: int32(itemID), Name: row.ItemName, PriceCents: row.PriceCents},
-		ExpiresAt: row.ExpiresAt,
+		Item:      Item{SaleID: *row.SaleID, ID: int32(itemID), Name: *row.ItemName, PriceCents: *row.PriceCents},
+		ExpiresAt: *row.ExpiresAt,
 	}, nil
 }
 
@@ -175,17 +220,23 @@ func (s *Service) Purchase(ctx context.Context, code string) (Purchase, error) {
 	if err != nil {
 		return Purchase{}, interpret(err, "purchase", nil)
 	}
-	if row.Outcome != "purchased" {
-		return Purchase{}, outcomeError(row.Outcome)
+	if row.Outcome != db.PurchaseOutcomePurchased {
+		return Purchase{}, purchaseError(row.Outcome)
+	}
+	if row.PurchaseID == nil || row.SaleID == nil || row.UserID == nil || row.ItemID == nil || row.ItemName == nil ||
+		row.PriceCents == nil || row.PurchasedAt == nil || row.UserPurchases == nil {
+		return Purchase{}, fmt.Errorf("purchase: purchased row without its purchase: %+v", row)
 	}
 	return Purchase{
-		ID:            row.PurchaseID,
-		SaleID:        row.SaleID,
-		UserID:        row.UserID,
-		Item:          Item{SaleID: row.SaleID, ID: row.ItemID, Name: row.ItemName, PriceCents: row.PriceCents},
+		ID:     *row.PurchaseID,
+		SaleID: *row.SaleID,
+		UserID: *row.UserID,
+		Item: Item{
+			SaleID: *row.SaleID, ID: int32(*row.ItemID), Name: *row.ItemName, PriceCents: *row.PriceCents,
+		},
 		Code:          code,
-		PurchasedAt:   row.PurchasedAt,
-		UserPurchases: row.UserPurchases,
+		PurchasedAt:   *row.PurchasedAt,
+		UserPurchases: int64(*row.UserPurchases),
 	}, nil
 }
 

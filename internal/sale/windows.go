@@ -64,8 +64,9 @@ func (s *Service) EnsureSales(ctx context.Context, now time.Time) error {
 func (s *Service) EnsureSale(ctx context.Context, start time.Time) (created bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout+30*time.Second) // 10,000 units take well under a second
 	defer cancel()
-	// The common case (it exists) costs one indexed read and burns no
-	// identity value, so sale ids stay consecutive.
+	// The common case (it exists) costs one indexed read. Ids are not
+	// consecutive: servers racing to create a sale each draw an identity
+	// value, and only the winner's row stays.
 	if _, err := s.q.SaleGetByStart(ctx, s.pool, start); err == nil {
 		return false, nil
 	} else if !errors.Is(err, pgx.ErrNoRows) {
@@ -100,7 +101,22 @@ func (s *Service) EnsureSale(ctx context.Context, start time.Time) (created bool
 	if err != nil {
 		return false, interpret(err, "create sale starting "+start.Format(time.RFC3339), nil)
 	}
+	if created {
+		if err := s.analyze(ctx); err != nil {
+			return true, err
+		}
+	}
 	return created, nil
+}
+
+// analyze gives the planner statistics that include the newest sale's
+// units (see SaleTablesAnalyze). Outside the creating transaction, so its
+// lock does not hold up that commit.
+func (s *Service) analyze(ctx context.Context) error {
+	if err := s.q.SaleTablesAnalyze(ctx, s.pool); err != nil {
+		return interpret(err, "analyze sale tables", nil)
+	}
+	return nil
 }
 
 // RunScheduler keeps the current and the next sale in existence until ctx
@@ -110,6 +126,11 @@ func (s *Service) RunScheduler(ctx context.Context) {
 	every := min(s.settings.Duration/4, 30*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// At start-up the tables may lack statistics (a restored database, or
+	// a sale created by a server that stopped before analyzing it).
+	if err := s.analyze(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("analyze at start-up", "err", err)
+	}
 	for {
 		if err := s.ensureSalesNow(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("ensure sales", "err", err)

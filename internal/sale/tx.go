@@ -1,0 +1,202 @@
+package sale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/flashsale/flashsale/db"
+)
+
+// This file owns the transactions of checkout and purchase batches. A batch
+// is one READ COMMITTED transaction whose statements are named sqlc queries,
+// sent as one pgx pipeline: BEGIN, the queries and COMMIT reach PostgreSQL
+// in one write, so a batch costs about one round trip and one commit.
+//
+// sqlc cannot put different queries into one pgx.Batch, so the body of a
+// transaction is a function of a db.DBTX that runs twice: first against
+// queueDBTX, which queues each generated query's SQL and arguments and
+// returns nothing, then, once the batch is sent, against resultsDBTX, which
+// hands each generated method the next result of the batch to scan with its
+// own generated code. A body must therefore call the same queries in the
+// same order whatever they return; it cannot branch on a result.
+
+// Errors of a batch transaction that decide how its callers are answered.
+var (
+	// errNotStored: PostgreSQL rolled the transaction back (an error came
+	// back before COMMIT's result, so COMMIT was skipped) or never got it.
+	errNotStored = errors.New("batch rolled back, nothing stored")
+	// errOutcomeUnknown: the connection failed after COMMIT was sent and
+	// before its result came back, so it may or may not have committed.
+	errOutcomeUnknown = errors.New("connection lost after COMMIT was sent: outcome unknown")
+)
+
+// commitGraceFraction of DB_TIMEOUT is how long a batch may run past its
+// earliest caller's deadline to report what PostgreSQL really did: at the
+// deadline a cancel request goes out, and a statement it cancels rolls the
+// transaction back; a COMMIT already executing finishes and is answered.
+const commitGraceFraction = 2
+
+// inTx runs body as one pipelined READ COMMITTED transaction on a
+// connection of pool, until deadline (plus a grace to learn the outcome of
+// a COMMIT already sent). When the transaction failed before COMMIT took
+// effect because its connection broke (PostgreSQL killed the backend, the
+// connection went stale), it is retried once on another connection, so a
+// single lost connection costs its callers nothing.
+func inTx(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body func(db.DBTX) error) error {
+	err := inTxOnce(pool, deadline, grace, body)
+	if errors.Is(err, errNotStored) && brokenConnection(err) && time.Now().Before(deadline) {
+		err = inTxOnce(pool, deadline, grace, body)
+	}
+	return err
+}
+
+func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body func(db.DBTX) error) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: acquire connection: %w", errNotStored, err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			// A connection in doubt (broken, cancelled, mid-transaction) is
+			// closed, never handed to the next batch.
+			_ = conn.Conn().Close(context.Background())
+		}
+		conn.Release()
+	}()
+
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err := body(queueDBTX{b}); err != nil {
+		return fmt.Errorf("%w: queue batch: %w", errNotStored, err)
+	}
+	b.Queue("COMMIT")
+
+	// From here the whole transaction is on its way. The caller's deadline
+	// only cancels the statement running at that moment; reading its
+	// results is bounded by deadline+grace.
+	readCtx, cancelRead := context.WithDeadline(context.Background(), deadline.Add(grace))
+	defer cancelRead()
+	cancelled := make(chan struct{})
+	stopCanceller := context.AfterFunc(ctx, func() {
+		defer close(cancelled)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			_ = conn.Conn().PgConn().CancelRequest(readCtx)
+		}
+	})
+
+	br := conn.SendBatch(readCtx, b)
+	stage := "BEGIN"
+	_, err = br.Exec()
+	if err == nil {
+		stage = "statements"
+		err = body(resultsDBTX{br})
+	}
+	if err == nil {
+		stage = "COMMIT"
+		_, err = br.Exec()
+	}
+	closeErr := br.Close()
+	cancelSent := !stopCanceller()
+	if cancelSent {
+		<-cancelled
+	}
+	if err == nil && closeErr == nil && conn.Conn().PgConn().TxStatus() == 'I' {
+		// Committed, in time or within the grace. A connection a late
+		// cancel request could still hit is not reused.
+		keep = !cancelSent
+		return nil
+	}
+	return classify(stage, err, closeErr)
+}
+
+// classify tells a transaction that surely did not commit from one whose
+// outcome is unknown. PostgreSQL skips the rest of a pipeline after an
+// error, so an error it reported for any statement before COMMIT (or for
+// COMMIT itself) means nothing was stored; so does a failure pgx reports as
+// safe to retry (nothing was sent). A connection that broke without such an
+// answer before COMMIT's result leaves the outcome unknown.
+func classify(stage string, err, closeErr error) error {
+	if err == nil {
+		err = closeErr
+	}
+	if err == nil {
+		return fmt.Errorf("%w: transaction still open after COMMIT", errNotStored)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %s: %w", errNotStored, stage, err)
+	}
+	return fmt.Errorf("%w: %s: %w", errOutcomeUnknown, stage, err)
+}
+
+// brokenConnection reports whether err came from the connection rather than
+// from the statements: only such a failure is worth a retry elsewhere.
+func brokenConnection(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 08: connection exception; 57P01-57P03: the backend was terminated
+		// or the server is shutting down / starting.
+		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && unreachable(err)
+}
+
+// queueDBTX queues every query on a batch instead of running it. The
+// generated methods then see no rows and return zero values, which the
+// body must ignore on this pass.
+type queueDBTX struct{ b *pgx.Batch }
+
+func (q queueDBTX) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	q.b.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+func (q queueDBTX) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	q.b.Queue(sql, args...)
+	return noRows{}, nil
+}
+
+func (q queueDBTX) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
+	q.b.Queue(sql, args...)
+	return noRows{}
+}
+
+// resultsDBTX hands the generated methods the batch's results in order;
+// the SQL and arguments were already sent by queueDBTX.
+type resultsDBTX struct{ br pgx.BatchResults }
+
+func (r resultsDBTX) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return r.br.Exec()
+}
+
+func (r resultsDBTX) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return r.br.Query()
+}
+
+func (r resultsDBTX) QueryRow(context.Context, string, ...any) pgx.Row {
+	return r.br.QueryRow()
+}
+
+// noRows is the empty result of a query that was only queued.
+type noRows struct{}
+
+func (noRows) Close()                                       {}
+func (noRows) Err() error                                   { return nil }
+func (noRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (noRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (noRows) Next() bool                                   { return false }
+func (noRows) Scan(...any) error                            { return nil }
+func (noRows) Values() ([]any, error)                       { return nil, nil }
+func (noRows) RawValues() [][]byte                          { return nil }
+func (noRows) Conn() *pgx.Conn                              { return nil }
+func (noRows) TypeMap() *pgtype.Map                         { return nil }

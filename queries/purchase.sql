@@ -1,0 +1,75 @@
+-- A purchase batch is four statements sent in one pipeline inside one READ
+-- COMMITTED transaction (internal/sale/tx.go):
+--   UnitsLockHeld -> UserLocksTakeForCodes -> UnitsSell -> PurchasesGetByCodes.
+-- A code is the key of its request: the batcher never puts one code twice in
+-- a batch, so racing repeats of a code run one after the other.
+
+-- name: UnitsLockHeld :execrows
+-- Locks the units still held under the batch's codes, in id order, before
+-- any user lock (see queries/user_locks.sql): racing repeats of a code queue
+-- here, and two purchase batches never wait for each other in a cycle. A
+-- unit whose hold has expired by the clock is left alone: it is free for
+-- checkouts, whose SKIP LOCKED must not pass over it. A unit re-claimed
+-- while this waited has another hold_code and drops out when PostgreSQL
+-- re-checks the row after the wait.
+SELECT u.id FROM units u
+WHERE u.hold_code = ANY(@codes::text[]) AND u.sold_at IS NULL AND u.held_until > clock_timestamp()
+ORDER BY u.id
+FOR UPDATE;
+
+-- name: UnitsSell :execrows
+-- Sells each unit still held under one of the codes, records the purchase
+-- and adds it to the buyer's counter, in one statement. It runs under the
+-- users' locks (UserLocksTakeForCodes), which checkout takes too: a hold a
+-- checkout saw as expired cannot be sold after that checkout counted the
+-- user's units. clock_timestamp(), not now(): the lock waits may have
+-- outlived the hold. It never waits for a row: the units it updates were
+-- locked by UnitsLockHeld (the set under these conditions only shrinks),
+-- and the buyers row of a user is only written under that user's lock.
+-- buyers_within_limit refuses a purchase past the cap, failing the batch;
+-- checkout's cap (counter plus live holds) makes that unreachable.
+WITH sold AS (
+    UPDATE units u SET sold_at = now()
+    WHERE u.hold_code = ANY(@codes::text[]) AND u.sold_at IS NULL AND u.held_until > clock_timestamp()
+    RETURNING u.id, u.sale_id, u.item_id, u.held_by, u.hold_code
+),
+bought AS (
+    INSERT INTO purchases (sale_id, user_id, item_id, unit_id, code, price_cents)
+    SELECT s.sale_id, s.held_by, s.item_id, s.id, s.hold_code, i.price_cents
+    FROM sold s
+    JOIN items i ON i.sale_id = s.sale_id AND i.item_id = s.item_id
+    RETURNING sale_id, user_id
+)
+INSERT INTO buyers (sale_id, user_id, units_bought, per_user_limit)
+SELECT b.sale_id, b.user_id, count(*), s.per_user_limit
+FROM bought b
+JOIN sales s ON s.id = b.sale_id
+GROUP BY b.sale_id, b.user_id, s.per_user_limit
+ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought + excluded.units_bought;
+
+-- name: PurchasesGetByCodes :many
+-- One row per code of the batch (ord: its 1-based position): the purchase
+-- made with it, by this transaction or an earlier one (a repeat answers
+-- with the first purchase), or why there is none. user_purchases is the
+-- buyer's counter: what the user owns in the sale, this purchase included.
+SELECT c.ord::integer AS ord,
+       CASE
+           WHEN a.id IS NULL THEN 'code_not_found'
+           WHEN p.id IS NULL THEN 'code_expired'
+           ELSE 'purchased'
+       END::purchase_outcome AS outcome,
+       p.id AS purchase_id, a.sale_id, a.user_id, a.item_id, i.name AS item_name, p.price_cents,
+       p.purchased_at, b.units_bought AS user_purchases
+FROM unnest(@codes::text[]) WITH ORDINALITY AS c(code, ord)
+LEFT JOIN checkout_attempts a ON a.code = c.code
+LEFT JOIN purchases p ON p.code = c.code
+LEFT JOIN items i ON i.sale_id = a.sale_id AND i.item_id = a.item_id
+LEFT JOIN buyers b ON b.sale_id = a.sale_id AND b.user_id = a.user_id
+ORDER BY c.ord;
+
+-- name: PurchasesListByUser :many
+SELECT p.id, p.sale_id, p.user_id, p.item_id, p.code, p.price_cents, p.purchased_at, i.name AS item_name
+FROM purchases p
+JOIN items i ON i.sale_id = p.sale_id AND i.item_id = p.item_id
+WHERE p.sale_id = @sale_id AND p.user_id = @user_id
+ORDER BY p.id;
