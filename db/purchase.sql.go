@@ -166,16 +166,15 @@ WITH sold AS (
 ),
 bought AS (
     INSERT INTO purchases (sale_id, user_id, item_id, unit_id, code, price_cents)
-    SELECT s.sale_id, s.held_by, s.item_id, s.id, s.hold_code, i.price_cents
+    SELECT s.sale_id, s.held_by, s.item_id, s.id, s.hold_code,
+           (SELECT i.price_cents FROM items i WHERE i.sale_id = s.sale_id AND i.item_id = s.item_id)
     FROM sold s
-    JOIN items i ON i.sale_id = s.sale_id AND i.item_id = s.item_id
     RETURNING sale_id, user_id
 )
 INSERT INTO buyers (sale_id, user_id, units_bought, per_user_limit)
-SELECT b.sale_id, b.user_id, count(*), s.per_user_limit
+SELECT b.sale_id, b.user_id, count(*), (SELECT s.per_user_limit FROM sales s WHERE s.id = b.sale_id)
 FROM bought b
-JOIN sales s ON s.id = b.sale_id
-GROUP BY b.sale_id, b.user_id, s.per_user_limit
+GROUP BY b.sale_id, b.user_id
 ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought + excluded.units_bought
 `
 
@@ -189,6 +188,8 @@ ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought 
 // and the buyers row of a user is only written under that user's lock.
 // buyers_within_limit refuses a purchase past the cap, failing the batch;
 // checkout's cap (counter plus live holds) makes that unreachable.
+// Lookups as scalar subqueries, one index probe per row: as joins, the
+// planner may hash a whole table for the few rows of a batch.
 func (q *Queries) UnitsSell(ctx context.Context, db DBTX, codes []string) (int64, error) {
 	result, err := db.Exec(ctx, unitsSell, codes)
 	if err != nil {

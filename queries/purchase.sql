@@ -33,18 +33,19 @@ WITH sold AS (
     WHERE u.hold_code = ANY(@codes::text[]) AND u.sold_at IS NULL AND u.held_until > clock_timestamp()
     RETURNING u.id, u.sale_id, u.item_id, u.held_by, u.hold_code
 ),
+-- Lookups as scalar subqueries, one index probe per row: as joins, the
+-- planner may hash a whole table for the few rows of a batch.
 bought AS (
     INSERT INTO purchases (sale_id, user_id, item_id, unit_id, code, price_cents)
-    SELECT s.sale_id, s.held_by, s.item_id, s.id, s.hold_code, i.price_cents
+    SELECT s.sale_id, s.held_by, s.item_id, s.id, s.hold_code,
+           (SELECT i.price_cents FROM items i WHERE i.sale_id = s.sale_id AND i.item_id = s.item_id)
     FROM sold s
-    JOIN items i ON i.sale_id = s.sale_id AND i.item_id = s.item_id
     RETURNING sale_id, user_id
 )
 INSERT INTO buyers (sale_id, user_id, units_bought, per_user_limit)
-SELECT b.sale_id, b.user_id, count(*), s.per_user_limit
+SELECT b.sale_id, b.user_id, count(*), (SELECT s.per_user_limit FROM sales s WHERE s.id = b.sale_id)
 FROM bought b
-JOIN sales s ON s.id = b.sale_id
-GROUP BY b.sale_id, b.user_id, s.per_user_limit
+GROUP BY b.sale_id, b.user_id
 ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought + excluded.units_bought;
 
 -- name: PurchasesGetByCodes :many
