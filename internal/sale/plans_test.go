@@ -203,4 +203,3 @@ func (r *recorder) QueryRow(_ context.Context, sql string, args ...any) pgx.Row 
 type errRow struct{}
 
 func (errRow) Scan(...any) error { return fmt.Errorf("recorded only") }
-

@@ -82,7 +82,7 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]d
 	}
 	ctx := context.Background() // the deadline is inTx's
 	var rows []db.CheckoutAttemptsInsertRow
-	err := inTx(s.pool, deadline, s.timeout/commitGraceFraction, func(tx db.DBTX) (err error) {
+	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
 		if _, err = s.q.UserLocksTakeForCheckout(ctx, tx, users); err != nil {
 			return fmt.Errorf("take user locks: %w", err)
 		}
@@ -106,7 +106,7 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]d
 func (s *Service) purchaseBatch(deadline time.Time, codes []string) ([]db.PurchasesGetByCodesRow, error) {
 	ctx := context.Background()
 	var rows []db.PurchasesGetByCodesRow
-	err := inTx(s.pool, deadline, s.timeout/commitGraceFraction, func(tx db.DBTX) (err error) {
+	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
 		if _, err = s.q.UnitsLockHeld(ctx, tx, codes); err != nil {
 			return fmt.Errorf("lock held units: %w", err)
 		}

@@ -32,16 +32,16 @@ var (
 	// errNotStored: PostgreSQL rolled the transaction back (an error came
 	// back before COMMIT's result, so COMMIT was skipped) or never got it.
 	errNotStored = errors.New("batch rolled back, nothing stored")
-	// errOutcomeUnknown: the connection failed after COMMIT was sent and
-	// before its result came back, so it may or may not have committed.
-	errOutcomeUnknown = errors.New("connection lost after COMMIT was sent: outcome unknown")
 )
 
-// commitGraceFraction of DB_TIMEOUT is how long a batch may run past its
-// earliest caller's deadline to report what PostgreSQL really did: at the
-// deadline a cancel request goes out, and a statement it cancels rolls the
-// transaction back; a COMMIT already executing finishes and is answered.
-const commitGraceFraction = 2
+// commitGrace is how long a batch may run past its earliest caller's
+// deadline to report what PostgreSQL really did: at the deadline a cancel
+// request goes out, and a statement it cancels rolls the transaction back;
+// a COMMIT already executing finishes and is answered. Half of DB_TIMEOUT,
+// and never so short that a healthy commit cannot make it.
+func commitGrace(timeout time.Duration) time.Duration {
+	return max(timeout/2, 100*time.Millisecond)
+}
 
 // inTx runs body as one pipelined READ COMMITTED transaction on a
 // connection of pool, until deadline (plus a grace to learn the outcome of
@@ -136,7 +136,7 @@ func classify(stage string, err, closeErr error) error {
 	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
 		return fmt.Errorf("%w: %s: %w", errNotStored, stage, err)
 	}
-	return fmt.Errorf("%w: %s: %w", errOutcomeUnknown, stage, err)
+	return fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, stage, err)
 }
 
 // brokenConnection reports whether err came from the connection rather than

@@ -1,0 +1,258 @@
+package sale_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/flashsale/flashsale/internal/apitest"
+	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/testserver"
+)
+
+// txEnv is a service on its own database with a pool of conns connections.
+type txEnv struct {
+	url   string
+	pool  *pgxpool.Pool
+	sales *sale.Service
+	cur   sale.Sale
+}
+
+func newTxEnv(t *testing.T, conns int32, timeout time.Duration) txEnv {
+	t.Helper()
+	ctx := context.Background()
+	url := testdb.New(t)
+	pool, err := database.Open(ctx, url, conns, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	sales := sale.NewService(pool, testserver.DefaultSettings, timeout, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(sales.Close)
+	if err := sales.EnsureSales(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := sales.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return txEnv{url: url, pool: pool, sales: sales, cur: cur}
+}
+
+// connect opens a session outside the service, closed when the test ends.
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// holdUserLock takes user's advisory lock in the current sale from a
+// session outside the service, as a concurrent batch of that user would;
+// the returned function releases it.
+func holdUserLock(t *testing.T, e txEnv, user string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := connect(t, e.url).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::integer, hashtext($2))", e.cur.ID, user); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// waitingForLock waits until one service backend waits for an advisory
+// lock and returns its pid.
+func waitingForLock(t *testing.T, observer *pgx.Conn, not int32) int32 {
+	t.Helper()
+	var pid int32
+	apitest.Poll(t, 5*time.Second, func() error {
+		err := observer.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event = 'advisory' AND pid <> $1`, not).Scan(&pid)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errors.New("no batch waits for the user lock yet")
+		}
+		return err
+	})
+	return pid
+}
+
+// When PostgreSQL kills the connection a batch runs on, before its COMMIT
+// took effect, nothing was stored: the batch is retried once on another
+// connection and its callers never see the failure.
+func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
+	t.Parallel()
+	e := newTxEnv(t, 1, 5*time.Second)
+	ctx := context.Background()
+	observer := connect(t, e.url)
+	release := holdUserLock(t, e, "kim")
+
+	done := make(chan error, 1)
+	var hold sale.Hold
+	go func() {
+		var err error
+		hold, err = e.sales.Checkout(ctx, "kim", 1)
+		done <- err
+	}()
+	first := waitingForLock(t, observer, 0)
+	var killed bool
+	if err := observer.QueryRow(ctx, "SELECT pg_terminate_backend($1)", first).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminate backend %d: %v %v", first, killed, err)
+	}
+	// The retry waits for the same lock on a new connection.
+	if second := waitingForLock(t, observer, first); second == first {
+		t.Fatalf("retry on the killed backend %d", first)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("checkout on a killed connection: %v, want its retry to succeed", err)
+	}
+	if n := apitest.Scalar(t, e.pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'kim' AND outcome = 'held'"); n != 1 {
+		t.Fatalf("%d held attempts stored for kim, want 1", n)
+	}
+
+	// An idle connection killed between batches: the next batch, a
+	// purchase, meets the dead connection first and is retried as well.
+	var pid int32
+	if err := observer.QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`).Scan(&pid); err != nil {
+		t.Fatalf("find the service's connection: %v", err)
+	}
+	if _, err := observer.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.sales.Purchase(ctx, hold.Code)
+	if err != nil {
+		t.Fatalf("purchase after its connection was killed: %v, want its retry to succeed", err)
+	}
+	if p.UserPurchases != 1 || p.UserID != "kim" {
+		t.Fatalf("purchase: %+v", p)
+	}
+	if n := apitest.Scalar(t, e.pool, "SELECT count(*) FROM purchases WHERE user_id = 'kim'"); n != 1 {
+		t.Fatalf("%d purchases stored for kim, want 1", n)
+	}
+}
+
+// A batch still waiting at its deadline is cancelled and rolled back: the
+// caller gets ErrUnavailable and nothing of the request is stored.
+func TestBatchPastItsDeadlineStoresNothing(t *testing.T) {
+	t.Parallel()
+	e := newTxEnv(t, 2, 300*time.Millisecond)
+	release := holdUserLock(t, e, "lee")
+	_, err := e.sales.Checkout(context.Background(), "lee", 1)
+	release()
+	if !errors.Is(err, sale.ErrUnavailable) || errors.Is(err, sale.ErrOutcomeUnknown) {
+		t.Fatalf("checkout waiting past its deadline: %v, want ErrUnavailable with nothing stored", err)
+	}
+	if n := apitest.Scalar(t, e.pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'lee'"); n != 0 {
+		t.Fatalf("%d attempts stored for a checkout answered unavailable", n)
+	}
+	if n := apitest.Scalar(t, e.pool, "SELECT count(*) FROM units WHERE held_by = 'lee'"); n != 0 {
+		t.Fatalf("%d units held for a checkout answered unavailable", n)
+	}
+	if _, err := e.sales.Checkout(context.Background(), "lee", 1); err != nil {
+		t.Fatalf("checkout once the lock is free: %v", err)
+	}
+}
+
+// Deadlines that land anywhere in a batch's life (queued, sending, waiting,
+// committing) never make an answer lie: a checkout answered with a hold is
+// stored, and one answered ErrUnavailable (other than ErrOutcomeUnknown) is
+// not.
+func TestAnswersMatchWhatWasStoredAtAnyDeadline(t *testing.T) {
+	t.Parallel()
+	e := newTxEnv(t, 4, time.Second)
+	// Every connection of the pool opened and its statements prepared, as
+	// on a server that has been serving for a while.
+	var warm sync.WaitGroup
+	for i := range 16 {
+		warm.Go(func() {
+			if _, err := e.sales.Checkout(context.Background(), fmt.Sprintf("warm-%d", i), 1); err != nil && !errors.Is(err, sale.ErrItemUnavailable) {
+				t.Error(err)
+			}
+		})
+	}
+	warm.Wait()
+	// Rounds of concurrent checkouts sharing one deadline, from shorter
+	// than a batch to longer: a batch's deadline is its earliest caller's,
+	// so a shared one lands at every point of a batch's life.
+	const perRound = 80
+	deadlines := []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, 5 * time.Millisecond,
+		8 * time.Millisecond, 12 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond}
+	n := perRound * len(deadlines)
+	errs := make([]error, n)
+	for r, d := range deadlines {
+		var wg sync.WaitGroup
+		for j := range perRound {
+			i := r*perRound + j
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), d)
+				defer cancel()
+				_, errs[i] = e.sales.Checkout(ctx, fmt.Sprintf("edge-%d", i), int64(1+i%30))
+			})
+		}
+		wg.Wait()
+	}
+	rows, err := e.pool.Query(context.Background(), "SELECT user_id, outcome::text FROM checkout_attempts WHERE user_id LIKE 'edge-%'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]string{}
+	for rows.Next() {
+		var user, outcome string
+		if err := rows.Scan(&user, &outcome); err != nil {
+			t.Fatal(err)
+		}
+		stored[user] = outcome
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	var held, refused, unavailable, unknown int
+	for i, err := range errs {
+		user := fmt.Sprintf("edge-%d", i)
+		outcome, ok := stored[user]
+		switch {
+		case errors.Is(err, sale.ErrOutcomeUnknown):
+			unknown++
+		case errors.Is(err, sale.ErrUnavailable):
+			unavailable++
+			if ok {
+				t.Errorf("%s answered unavailable (%v) but stored as %s", user, err, outcome)
+			}
+		case err == nil:
+			held++
+			if outcome != "held" {
+				t.Errorf("%s answered with a hold but stored as %q", user, outcome)
+			}
+		default:
+			refused++
+			if !ok {
+				t.Errorf("%s answered %v but not stored", user, err)
+			}
+		}
+	}
+	t.Logf("%d held, %d refused, %d unavailable with nothing stored, %d outcome unknown", held, refused, unavailable, unknown)
+	if held+refused+unavailable+unknown != n {
+		t.Fatalf("answers counted %d, want %d", held+refused+unavailable+unknown, n)
+	}
+}
