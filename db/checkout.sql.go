@@ -11,10 +11,12 @@ import (
 )
 
 const checkoutAttemptsInsert = `-- name: CheckoutAttemptsInsert :many
-WITH sale AS (
-    SELECT latest.id, latest.starts_at, latest.ends_at, latest.units_total, latest.items, latest.per_user_limit, latest.hold_ttl, latest.created_at FROM (
-        SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
-    ) AS latest
+WITH sale AS MATERIALIZED (
+    SELECT latest.id, latest.items, latest.per_user_limit,
+           coalesce((SELECT u.held_until <= now() FROM units u
+                     WHERE u.sale_id = latest.id AND u.sold_at IS NULL
+                     ORDER BY u.held_until LIMIT 1), false) AS has_free
+    FROM (SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
     WHERE latest.ends_at > now()
 ),
 req AS (
@@ -22,15 +24,12 @@ req AS (
     FROM unnest($3::text[]) WITH ORDINALITY AS r(user_id, ord)
 ),
 decided AS (
-    SELECT req.ord, req.user_id, req.item_id, s.id AS sale_id, h.id AS unit_id, h.held_until AS expires_at,
-           h.hold_code AS code,
+    SELECT req.ord, req.user_id, req.item_id, req.code, s.id AS sale_id, h.id AS unit_id, h.held_until,
            CASE
                WHEN s.id IS NULL THEN 'no_active_sale'
                WHEN req.item_id NOT BETWEEN 1 AND s.items THEN 'item_not_found'
                WHEN h.id IS NOT NULL THEN 'held'
-               WHEN (SELECT u.held_until <= now() FROM units u
-                     WHERE u.sale_id = s.id AND u.sold_at IS NULL
-                     ORDER BY u.held_until LIMIT 1) IS NOT TRUE THEN 'sold_out'
+               WHEN NOT s.has_free THEN 'sold_out'
                WHEN coalesce((SELECT b.units_bought FROM buyers b WHERE b.sale_id = s.id AND b.user_id = req.user_id), 0)
                   + (SELECT count(*) FROM units o
                      WHERE o.sale_id = s.id AND o.held_by = req.user_id AND o.sold_at IS NULL AND o.held_until > now())
@@ -45,17 +44,32 @@ decided AS (
            END::checkout_outcome AS outcome
     FROM req
     LEFT JOIN sale s ON true
-    LEFT JOIN units h ON h.hold_code = req.code AND h.sale_id = s.id
+    LEFT JOIN LATERAL (
+        SELECT u.id, u.held_until FROM units u
+        WHERE u.hold_code = req.code AND u.sale_id = s.id
+        OFFSET 0
+    ) AS h ON true
 ),
 inserted AS (
     INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome, code, unit_id, expires_at)
-    SELECT d.sale_id, d.user_id, d.item_id, d.outcome, d.code, d.unit_id, d.expires_at
+    SELECT d.sale_id, d.user_id, d.item_id, d.outcome,
+           CASE WHEN d.outcome = 'held' THEN d.code END, d.unit_id, d.held_until
     FROM decided d
     ORDER BY d.ord
+),
+held AS (
+    SELECT d.ord, d.code::text AS code, d.held_until AS expires_at, it.name AS item_name, it.price_cents
+    FROM decided d
+    CROSS JOIN LATERAL (
+        SELECT it.name, it.price_cents FROM items it
+        WHERE it.sale_id = d.sale_id AND it.item_id = d.item_id
+        OFFSET 0
+    ) AS it
+    WHERE d.outcome = 'held'
 )
-SELECT d.ord::integer AS ord, d.outcome, d.sale_id, d.code, d.expires_at, i.name AS item_name, i.price_cents
+SELECT d.ord::integer AS ord, d.outcome, d.sale_id, h.code, h.expires_at, h.item_name, h.price_cents
 FROM decided d
-LEFT JOIN items i ON d.outcome = 'held' AND i.sale_id = d.sale_id AND i.item_id = d.item_id
+LEFT JOIN held h ON h.ord = d.ord
 ORDER BY d.ord
 `
 
@@ -82,6 +96,11 @@ type CheckoutAttemptsInsertRow struct {
 // own writes). For the others the outcome says why, read under the same
 // user locks: a user's holds and counter cannot change between the two
 // statements, and no unit can become free.
+// Every lookup of a request is a lateral subquery behind OFFSET 0 or a
+// scalar subquery: one index probe per request. As plain joins, the
+// planner may hash a whole table (every unit or item) for a batch of 64.
+// has_free is read after UnitsClaim, so it counts this batch's claims as
+// taken: it only decides between the refusals.
 func (q *Queries) CheckoutAttemptsInsert(ctx context.Context, db DBTX, arg CheckoutAttemptsInsertParams) ([]CheckoutAttemptsInsertRow, error) {
 	rows, err := db.Query(ctx, checkoutAttemptsInsert, arg.ItemIds, arg.Codes, arg.UserIds)
 	if err != nil {
@@ -112,7 +131,7 @@ func (q *Queries) CheckoutAttemptsInsert(ctx context.Context, db DBTX, arg Check
 
 const unitsClaim = `-- name: UnitsClaim :execrows
 
-WITH sale AS (
+WITH sale AS MATERIALIZED (
     SELECT latest.id, latest.starts_at, latest.ends_at, latest.units_total, latest.items, latest.per_user_limit, latest.hold_ttl, latest.created_at FROM (
         SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
     ) AS latest

@@ -11,20 +11,36 @@ import (
 )
 
 const purchasesGetByCodes = `-- name: PurchasesGetByCodes :many
-SELECT c.ord::integer AS ord,
+WITH req AS (
+    SELECT c.code, c.ord FROM unnest($1::text[]) WITH ORDINALITY AS c(code, ord)
+),
+found AS (
+    SELECT req.ord, a.sale_id, a.user_id, a.item_id, p.id AS purchase_id, p.price_cents, p.purchased_at,
+           i.name AS item_name, b.units_bought AS user_purchases
+    FROM req
+    CROSS JOIN LATERAL (
+        SELECT a.sale_id, a.user_id, a.item_id FROM checkout_attempts a WHERE a.code = req.code OFFSET 0
+    ) AS a
+    LEFT JOIN LATERAL (
+        SELECT p.id, p.price_cents, p.purchased_at FROM purchases p WHERE p.code = req.code OFFSET 0
+    ) AS p ON true
+    LEFT JOIN LATERAL (
+        SELECT i.name FROM items i WHERE i.sale_id = a.sale_id AND i.item_id = a.item_id OFFSET 0
+    ) AS i ON true
+    LEFT JOIN LATERAL (
+        SELECT b.units_bought FROM buyers b WHERE b.sale_id = a.sale_id AND b.user_id = a.user_id OFFSET 0
+    ) AS b ON true
+)
+SELECT req.ord::integer AS ord,
        CASE
-           WHEN a.id IS NULL THEN 'code_not_found'
-           WHEN p.id IS NULL THEN 'code_expired'
+           WHEN f.ord IS NULL THEN 'code_not_found'
+           WHEN f.purchase_id IS NULL THEN 'code_expired'
            ELSE 'purchased'
        END::purchase_outcome AS outcome,
-       p.id AS purchase_id, a.sale_id, a.user_id, a.item_id, i.name AS item_name, p.price_cents,
-       p.purchased_at, b.units_bought AS user_purchases
-FROM unnest($1::text[]) WITH ORDINALITY AS c(code, ord)
-LEFT JOIN checkout_attempts a ON a.code = c.code
-LEFT JOIN purchases p ON p.code = c.code
-LEFT JOIN items i ON i.sale_id = a.sale_id AND i.item_id = a.item_id
-LEFT JOIN buyers b ON b.sale_id = a.sale_id AND b.user_id = a.user_id
-ORDER BY c.ord
+       f.purchase_id, f.sale_id, f.user_id, f.item_id, f.item_name, f.price_cents, f.purchased_at, f.user_purchases
+FROM req
+LEFT JOIN found f ON f.ord = req.ord
+ORDER BY req.ord
 `
 
 type PurchasesGetByCodesRow struct {
@@ -44,6 +60,9 @@ type PurchasesGetByCodesRow struct {
 // made with it, by this transaction or an earlier one (a repeat answers
 // with the first purchase), or why there is none. user_purchases is the
 // buyer's counter: what the user owns in the sale, this purchase included.
+// Each lookup is a lateral subquery behind OFFSET 0, one index probe per
+// code: as plain joins, the planner may hash every attempt or purchase
+// for a batch of 64.
 func (q *Queries) PurchasesGetByCodes(ctx context.Context, db DBTX, codes []string) ([]PurchasesGetByCodesRow, error) {
 	rows, err := db.Query(ctx, purchasesGetByCodes, codes)
 	if err != nil {

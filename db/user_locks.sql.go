@@ -57,8 +57,13 @@ const userLocksTakeForCodes = `-- name: UserLocksTakeForCodes :one
 SELECT count(pg_advisory_xact_lock(k.sale_id::integer, k.user_key))::integer AS locked
 FROM (
     SELECT DISTINCT a.sale_id, hashtext(a.user_id) AS user_key
-    FROM checkout_attempts a
-    WHERE a.code = ANY($1::text[]) AND a.sale_id IS NOT NULL
+    FROM unnest($1::text[]) AS c(code)
+    -- One index probe per code (a join could hash every attempt).
+    CROSS JOIN LATERAL (
+        SELECT a.sale_id, a.user_id FROM checkout_attempts a
+        WHERE a.code = c.code AND a.sale_id IS NOT NULL
+        OFFSET 0
+    ) AS a
     ORDER BY 1, 2
 ) AS k
 `
