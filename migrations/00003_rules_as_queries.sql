@@ -5,9 +5,9 @@
 -- service sends as one pipelined transaction per batch. What stays here is
 -- schema: the outcome type, the per-user counter and the constraints that
 -- state the invariants.
-DROP FUNCTION purchase_batch(text[]);
-DROP FUNCTION checkout_batch(text[], bigint[], text[]);
-DROP FUNCTION require_read_committed();
+DROP FUNCTION IF EXISTS purchase_batch(text[]);
+DROP FUNCTION IF EXISTS checkout_batch(text[], bigint[], text[]);
+DROP FUNCTION IF EXISTS require_read_committed();
 
 -- Every outcome a checkout attempt can have: one type, read by sqlc as Go
 -- constants, instead of strings spelled in several places.
@@ -100,6 +100,3 @@ ALTER TABLE checkout_attempts
         (outcome = 'held') = (code IS NOT NULL AND unit_id IS NOT NULL AND expires_at IS NOT NULL)),
     ADD CONSTRAINT checkout_attempts_sale_known CHECK ((outcome = 'no_active_sale') = (sale_id IS NULL));
 DROP TYPE checkout_outcome;
--- The plpgsql functions of 00002 are not restored: roll back to a binary
--- of that version together with `goose down-to 2` followed by `goose redo`
--- of 00002 if ever needed.
