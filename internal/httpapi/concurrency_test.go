@@ -3,8 +3,6 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ func loadClient(t *testing.T, conns int) *http.Client {
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: time.Minute}
-}
-
-// together runs f(i) for i in [0, n) on the given number of workers, all
-// released at once, and returns when every call has returned.
-func together(workers, n int, f func(i int)) {
-	var next atomic.Int64
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			<-start
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				f(i)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
 }
 
 // refusals are the only answers a well-formed checkout may get besides 201.
@@ -74,7 +54,7 @@ func TestConcurrentCheckoutsNeverOversell(t *testing.T) {
 		err                error
 	}
 	results := make([]result, len(reqs))
-	together(workers, len(reqs), func(i int) {
+	apitest.Together(workers, len(reqs), func(i int) {
 		r := &results[i]
 		r.checkout, r.err = apitest.Send(client, http.MethodPost, apitest.CheckoutURL(srv.URL, reqs[i].user, reqs[i].item), "", nil)
 		if r.err == nil && r.checkout.Status == http.StatusCreated {
@@ -152,7 +132,7 @@ func TestRacingPurchasesOfOneCode(t *testing.T) {
 	code, _ := hold["code"].(string)
 	replies := make([]apitest.Reply, racers)
 	errs := make([]error, racers)
-	together(racers, racers, func(i int) {
+	apitest.Together(racers, racers, func(i int) {
 		replies[i], errs[i] = apitest.Send(client, http.MethodPost, apitest.PurchaseURL(srv.URL, code), "", nil)
 	})
 

@@ -50,7 +50,7 @@ func TestExpiryRacesUnderLoad(t *testing.T) {
 	// One log per worker: no locking while the storm runs.
 	logs := make([][]answer, workers)
 	deadline := time.Now().Add(storm)
-	together(workers, workers, func(w int) {
+	apitest.Together(workers, workers, func(w int) {
 		for time.Now().Before(deadline) {
 			c := answer{user: fmt.Sprintf("user-%02d", rand.IntN(users)), item: rand.IntN(items) + 1, sent: time.Now()}
 			c.reply, c.err = apitest.Send(client, http.MethodPost, apitest.CheckoutURL(srv.URL, c.user, c.item), "", nil)

@@ -3,18 +3,14 @@ package sale_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testdb"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/saletest"
 )
 
 // A checkout whose caller gave up while it waited in the queue must never
@@ -24,22 +20,9 @@ import (
 // while u2 waits in the queue.
 func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 	t.Parallel()
-	url := testdb.New(t)
+	e := saletest.New(t, saletest.WithPoolSize(1))
+	url, pool, sales, cur := e.URL, e.Pool, e.Service, e.Sale
 	ctx := context.Background()
-	pool, err := database.Open(ctx, url, 1, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	sales := sale.NewService(pool, testserver.DefaultSettings, 5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(sales.Close)
-	if err := sales.EnsureSales(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	cur, err := sales.Current(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	blocker, err := pgx.Connect(ctx, url)
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -16,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/db"
-	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/saletest"
+	"github.com/flashsale/flashsale/internal/testfactory"
 )
 
 // The hot queries must use the index meant for them from the first request
@@ -53,24 +51,13 @@ func TestHotQueriesUseTheirIndexes(t *testing.T) {
 		t.Parallel()
 		pool, cur := planDB(t, settings)
 		ctx := context.Background()
-		// Every unit sold to 1,000 users, 10 each, and 300,000 stored
-		// attempts: what a sale looks like after its herd and a storm.
-		// Written straight in SQL, and deliberately not analyzed.
-		for _, q := range []string{
-			`UPDATE units SET held_by = 'user' || (id % 1000), hold_code = 'code' || id,
-			        held_until = now() + interval '5 minutes', sold_at = now() WHERE sale_id = $1`,
-			`INSERT INTO purchases (sale_id, user_id, item_id, unit_id, code, price_cents)
-			 SELECT sale_id, held_by, item_id, id, hold_code, 100 FROM units WHERE sale_id = $1`,
-			`INSERT INTO buyers (sale_id, user_id, units_bought, per_user_limit)
-			 SELECT sale_id, user_id, count(*), 10 FROM purchases WHERE sale_id = $1 GROUP BY 1, 2`,
-			`INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome, code, unit_id, expires_at)
-			 SELECT sale_id, held_by, item_id, 'held', hold_code, id, held_until FROM units WHERE sale_id = $1`,
-			`INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome)
-			 SELECT $1, 'user' || (g % 5000), 1 + g % 100, 'sold_out' FROM generate_series(1, 300000) AS g`,
-		} {
-			if _, err := pool.Exec(ctx, q, cur.ID); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
+		// Every unit sold, and 300,000 stored attempts: what a sale looks
+		// like after its herd and a storm. Written straight in SQL, and
+		// deliberately not analyzed.
+		testfactory.SellOut(t, pool, cur.ID)
+		if _, err := pool.Exec(ctx, `INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome)
+			SELECT $1, 'user' || (g % 5000), 1 + g % 100, 'sold_out' FROM generate_series(1, 300000) AS g`, cur.ID); err != nil {
+			t.Fatal(err)
 		}
 		checkPlans(t, pool, cur, 1)
 		checkPlans(t, pool, cur, 64)
@@ -79,22 +66,8 @@ func TestHotQueriesUseTheirIndexes(t *testing.T) {
 
 func planDB(t *testing.T, settings sale.Settings) (*pgxpool.Pool, sale.Sale) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := database.Open(ctx, testdb.New(t), 4, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	svc := sale.NewService(pool, settings, 10*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(svc.Close)
-	if err := svc.EnsureSales(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	cur, err := svc.Current(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pool, cur
+	e := saletest.New(t, saletest.WithSettings(settings))
+	return e.Pool, e.Sale
 }
 
 // checkPlans explains every query of the checkout and purchase batches as
@@ -107,7 +80,6 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 	ctx := context.Background()
 	users, items, newCodes, codes := make([]string, n), make([]int64, n), make([]string, n), make([]string, n)
 	for i := range n {
-		// user%d and code%d exist in the sold-out sale's rows.
 		users[i], items[i], newCodes[i], codes[i] = fmt.Sprintf("user%d", i), int64(1+i), fmt.Sprintf("new-code-%d", i), fmt.Sprintf("code%d", i+1)
 	}
 	claim := db.UnitsClaimParams{UserIds: users, ItemIds: items, Codes: newCodes}

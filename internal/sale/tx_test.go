@@ -4,50 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testdb"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/saletest"
 )
-
-// txEnv is a service on its own database with a pool of conns connections.
-type txEnv struct {
-	url   string
-	pool  *pgxpool.Pool
-	sales *sale.Service
-	cur   sale.Sale
-}
-
-func newTxEnv(t *testing.T, conns int32, timeout time.Duration) txEnv {
-	t.Helper()
-	ctx := context.Background()
-	url := testdb.New(t)
-	pool, err := database.Open(ctx, url, conns, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	sales := sale.NewService(pool, testserver.DefaultSettings, timeout, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(sales.Close)
-	if err := sales.EnsureSales(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	cur, err := sales.Current(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return txEnv{url: url, pool: pool, sales: sales, cur: cur}
-}
 
 // connect opens a session outside the service, closed when the test ends.
 func connect(t *testing.T, url string) *pgx.Conn {
@@ -63,14 +29,14 @@ func connect(t *testing.T, url string) *pgx.Conn {
 // holdUserLock takes user's advisory lock in the current sale from a
 // session outside the service, as a concurrent batch of that user would;
 // the returned function releases it.
-func holdUserLock(t *testing.T, e txEnv, user string) (release func()) {
+func holdUserLock(t *testing.T, e *saletest.Env, user string) (release func()) {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := connect(t, e.url).Begin(ctx)
+	tx, err := connect(t, e.URL).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::integer, hashtext($2))", e.cur.ID, user); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::integer, hashtext($2))", e.Sale.ID, user); err != nil {
 		t.Fatal(err)
 	}
 	return func() {
@@ -101,16 +67,16 @@ func waitingForLock(t *testing.T, observer *pgx.Conn, not int32) int32 {
 // connection and its callers never see the failure.
 func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 	t.Parallel()
-	e := newTxEnv(t, 1, 5*time.Second)
+	e := saletest.New(t, saletest.WithPoolSize(1))
 	ctx := context.Background()
-	observer := connect(t, e.url)
+	observer := connect(t, e.URL)
 	release := holdUserLock(t, e, "kim")
 
 	done := make(chan error, 1)
 	var hold sale.Hold
 	go func() {
 		var err error
-		hold, err = e.sales.Checkout(ctx, "kim", 1)
+		hold, err = e.Service.Checkout(ctx, "kim", 1)
 		done <- err
 	}()
 	first := waitingForLock(t, observer, 0)
@@ -126,7 +92,7 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("checkout on a killed connection: %v, want its retry to succeed", err)
 	}
-	if n := apitest.Scalar(t, e.pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'kim' AND outcome = 'held'"); n != 1 {
+	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'kim' AND outcome = 'held'"); n != 1 {
 		t.Fatalf("%d held attempts stored for kim, want 1", n)
 	}
 
@@ -140,14 +106,14 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 	if _, err := observer.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
 		t.Fatal(err)
 	}
-	p, err := e.sales.Purchase(ctx, hold.Code)
+	p, err := e.Service.Purchase(ctx, hold.Code)
 	if err != nil {
 		t.Fatalf("purchase after its connection was killed: %v, want its retry to succeed", err)
 	}
 	if p.UserPurchases != 1 || p.UserID != "kim" {
 		t.Fatalf("purchase: %+v", p)
 	}
-	if n := apitest.Scalar(t, e.pool, "SELECT count(*) FROM purchases WHERE user_id = 'kim'"); n != 1 {
+	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM purchases WHERE user_id = 'kim'"); n != 1 {
 		t.Fatalf("%d purchases stored for kim, want 1", n)
 	}
 }
@@ -156,20 +122,20 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 // caller gets ErrUnavailable and nothing of the request is stored.
 func TestBatchPastItsDeadlineStoresNothing(t *testing.T) {
 	t.Parallel()
-	e := newTxEnv(t, 2, 300*time.Millisecond)
+	e := saletest.New(t, saletest.WithPoolSize(2), saletest.WithDBTimeout(300*time.Millisecond))
 	release := holdUserLock(t, e, "lee")
-	_, err := e.sales.Checkout(context.Background(), "lee", 1)
+	_, err := e.Service.Checkout(context.Background(), "lee", 1)
 	release()
 	if !errors.Is(err, sale.ErrUnavailable) || errors.Is(err, sale.ErrOutcomeUnknown) {
 		t.Fatalf("checkout waiting past its deadline: %v, want ErrUnavailable with nothing stored", err)
 	}
-	if n := apitest.Scalar(t, e.pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'lee'"); n != 0 {
+	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'lee'"); n != 0 {
 		t.Fatalf("%d attempts stored for a checkout answered unavailable", n)
 	}
-	if n := apitest.Scalar(t, e.pool, "SELECT count(*) FROM units WHERE held_by = 'lee'"); n != 0 {
+	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM units WHERE held_by = 'lee'"); n != 0 {
 		t.Fatalf("%d units held for a checkout answered unavailable", n)
 	}
-	if _, err := e.sales.Checkout(context.Background(), "lee", 1); err != nil {
+	if _, err := e.Service.Checkout(context.Background(), "lee", 1); err != nil {
 		t.Fatalf("checkout once the lock is free: %v", err)
 	}
 }
@@ -180,13 +146,13 @@ func TestBatchPastItsDeadlineStoresNothing(t *testing.T) {
 // not.
 func TestAnswersMatchWhatWasStoredAtAnyDeadline(t *testing.T) {
 	t.Parallel()
-	e := newTxEnv(t, 4, time.Second)
+	e := saletest.New(t, saletest.WithPoolSize(4), saletest.WithDBTimeout(time.Second))
 	// Every connection of the pool opened and its statements prepared, as
 	// on a server that has been serving for a while.
 	var warm sync.WaitGroup
 	for i := range 16 {
 		warm.Go(func() {
-			if _, err := e.sales.Checkout(context.Background(), fmt.Sprintf("warm-%d", i), 1); err != nil && !errors.Is(err, sale.ErrItemUnavailable) {
+			if _, err := e.Service.Checkout(context.Background(), fmt.Sprintf("warm-%d", i), 1); err != nil && !errors.Is(err, sale.ErrItemUnavailable) {
 				t.Error(err)
 			}
 		})
@@ -207,12 +173,12 @@ func TestAnswersMatchWhatWasStoredAtAnyDeadline(t *testing.T) {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), d)
 				defer cancel()
-				_, errs[i] = e.sales.Checkout(ctx, fmt.Sprintf("edge-%d", i), int64(1+i%30))
+				_, errs[i] = e.Service.Checkout(ctx, fmt.Sprintf("edge-%d", i), int64(1+i%30))
 			})
 		}
 		wg.Wait()
 	}
-	rows, err := e.pool.Query(context.Background(), "SELECT user_id, outcome::text FROM checkout_attempts WHERE user_id LIKE 'edge-%'")
+	rows, err := e.Pool.Query(context.Background(), "SELECT user_id, outcome::text FROM checkout_attempts WHERE user_id LIKE 'edge-%'")
 	if err != nil {
 		t.Fatal(err)
 	}
