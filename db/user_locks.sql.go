@@ -45,7 +45,7 @@ FROM (
 // The locks of a checkout batch's users in the current sale, only while the
 // sale has a free unit: when it has none (a sold-out storm) every request
 // is answered sold_out without any user lock, and no later statement of the
-// transaction can find a free unit either (see UnitsClaim).
+// transaction can find a free unit either (see queries/checkout.sql).
 func (q *Queries) UserLocksTakeForCheckout(ctx context.Context, db DBTX, userIds []string) (int32, error) {
 	row := db.QueryRow(ctx, userLocksTakeForCheckout, userIds)
 	var locked int32

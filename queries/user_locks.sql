@@ -20,7 +20,7 @@
 -- The locks of a checkout batch's users in the current sale, only while the
 -- sale has a free unit: when it has none (a sold-out storm) every request
 -- is answered sold_out without any user lock, and no later statement of the
--- transaction can find a free unit either (see UnitsClaim).
+-- transaction can find a free unit either (see queries/checkout.sql).
 SELECT count(pg_advisory_xact_lock(k.sale_id::integer, k.user_key))::integer AS locked
 FROM (
     SELECT DISTINCT s.id AS sale_id, hashtext(r.user_id) AS user_key

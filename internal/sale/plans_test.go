@@ -82,7 +82,7 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 	for i := range n {
 		users[i], items[i], newCodes[i], codes[i] = fmt.Sprintf("user%d", i), int64(1+i), fmt.Sprintf("new-code-%d", i), fmt.Sprintf("code%d", i+1)
 	}
-	claim := db.UnitsClaimParams{UserIds: users, ItemIds: items, Codes: newCodes}
+	claim := db.CheckoutsDecideParams{UserIds: users, ItemIds: items, Codes: newCodes}
 	cases := []struct {
 		name string
 		call func(db.DBTX)
@@ -90,11 +90,8 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 	}{
 		{"UserLocksTakeForCheckout", func(d db.DBTX) { _, _ = q.UserLocksTakeForCheckout(ctx, d, users) },
 			[]string{"units_free_by_sale"}},
-		{"UnitsClaim", func(d db.DBTX) { _, _ = q.UnitsClaim(ctx, d, claim) },
-			[]string{"units_free_by_sale", "buyers_pkey", "units_held_by", "units_free_by_item"}},
-		{"CheckoutAttemptsInsert", func(d db.DBTX) {
-			_, _ = q.CheckoutAttemptsInsert(ctx, d, db.CheckoutAttemptsInsertParams(claim))
-		}, []string{"units_hold_code_key", "units_free_by_sale", "buyers_pkey", "units_held_by"}},
+		{"CheckoutsDecide", func(d db.DBTX) { _, _ = q.CheckoutsDecide(ctx, d, claim) },
+			[]string{"units_free_by_sale", "buyers_pkey", "units_held_by", "units_free_by_item", "units_pkey"}},
 		{"UnitsLockHeld", func(d db.DBTX) { _, _ = q.UnitsLockHeld(ctx, d, codes) }, []string{"units_hold_code_key"}},
 		{"UserLocksTakeForCodes", func(d db.DBTX) { _, _ = q.UserLocksTakeForCodes(ctx, d, codes) },
 			[]string{"checkout_attempts_code_key"}},
@@ -102,44 +99,98 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 		{"PurchasesGetByCodes", func(d db.DBTX) { _, _ = q.PurchasesGetByCodes(ctx, d, codes) },
 			[]string{"checkout_attempts_code_key", "purchases_code_key", "buyers_pkey"}},
 	}
-	// items is not here: a few hundred rows of it (100 items per sale) are
-	// rightly read whole, and with 10,000 items per sale the planner
-	// already probes its key.
-	big := []string{"units", "checkout_attempts", "purchases", "buyers"}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
 	for _, c := range cases {
 		rec := &recorder{}
 		c.call(rec)
 		if rec.sql == "" {
 			t.Fatalf("%s: no SQL recorded", c.name)
 		}
-		var raw []byte
-		if err := pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+rec.sql, rec.args...).Scan(&raw); err != nil {
-			t.Fatalf("%s: explain: %v", c.name, err)
-		}
-		var plans []struct{ Plan planNode }
-		if err := json.Unmarshal(raw, &plans); err != nil || len(plans) != 1 {
-			t.Fatalf("%s: decode plan: %v", c.name, err)
-		}
-		var used []string
-		var problems []string
-		plans[0].Plan.walk(func(n *planNode) {
-			if n.IndexName != "" {
-				used = append(used, n.IndexName)
-			}
-			if n.NodeType == "Seq Scan" && slices.Contains(big, n.RelationName) {
-				problems = append(problems, "sequential scan of "+n.RelationName)
-			}
-		})
-		for _, idx := range c.want {
-			if !slices.Contains(used, idx) {
-				problems = append(problems, "does not use "+idx)
-			}
-		}
-		if len(problems) > 0 {
-			pretty, _ := json.MarshalIndent(plans[0].Plan, "", "  ")
-			t.Errorf("sale %d, batch of %d, %s: %s (indexes used: %v)\nplan: %s", cur.ID, n, c.name, strings.Join(problems, "; "), used, pretty)
+		// PostgreSQL plans a prepared statement (pgx prepares every query)
+		// for its arguments the first five times, then usually keeps one
+		// generic plan: both must be right.
+		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+			checkPlan(t, conn.Conn(), cur, n, c.name, mode, c.want, rec)
 		}
 	}
+}
+
+func checkPlan(t *testing.T, conn *pgx.Conn, cur sale.Sale, n int, name, mode string, want []string, rec *recorder) {
+	t.Helper()
+	ctx := context.Background()
+	for _, q := range []string{"SET plan_cache_mode = " + mode, "PREPARE hot AS " + rec.sql} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %s: %v", name, q, err)
+		}
+	}
+	defer func() {
+		if _, err := conn.Exec(ctx, "DEALLOCATE hot"); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	// EXECUTE takes no bound parameters: the arguments go in as literals.
+	literals := make([]string, len(rec.args))
+	for i, a := range rec.args {
+		literals[i] = literal(t, a)
+	}
+	var raw []byte
+	explain := "EXPLAIN (FORMAT JSON) EXECUTE hot(" + strings.Join(literals, ", ") + ")"
+	if err := conn.QueryRow(ctx, explain).Scan(&raw); err != nil {
+		t.Fatalf("%s: explain: %v", name, err)
+	}
+	var plans []struct{ Plan planNode }
+	if err := json.Unmarshal(raw, &plans); err != nil || len(plans) != 1 {
+		t.Fatalf("%s: decode plan: %v", name, err)
+	}
+	// items is not here: a few hundred rows of it (100 items per sale) are
+	// rightly read whole, and with 10,000 items per sale the planner
+	// already probes its key.
+	big := []string{"units", "checkout_attempts", "purchases", "buyers"}
+	var used, problems []string
+	plans[0].Plan.walk(func(n *planNode) {
+		if n.IndexName != "" {
+			used = append(used, n.IndexName)
+		}
+		if n.NodeType == "Seq Scan" && slices.Contains(big, n.RelationName) {
+			problems = append(problems, "sequential scan of "+n.RelationName)
+		}
+	})
+	for _, idx := range want {
+		if !slices.Contains(used, idx) {
+			problems = append(problems, "does not use "+idx)
+		}
+	}
+	if len(problems) > 0 {
+		pretty, _ := json.MarshalIndent(plans[0].Plan, "", "  ")
+		t.Errorf("sale %d, batch of %d, %s, %s: %s (indexes used: %v)\nplan: %s",
+			cur.ID, n, name, mode, strings.Join(problems, "; "), used, pretty)
+	}
+}
+
+// literal renders an argument of the hot queries as SQL.
+func literal(t *testing.T, arg any) string {
+	t.Helper()
+	var elems []string
+	var typ string
+	switch a := arg.(type) {
+	case []string:
+		for _, v := range a {
+			elems = append(elems, "'"+strings.ReplaceAll(v, "'", "''")+"'")
+		}
+		typ = "text[]"
+	case []int64:
+		for _, v := range a {
+			elems = append(elems, fmt.Sprint(v))
+		}
+		typ = "bigint[]"
+	default:
+		t.Fatalf("no literal for %T", arg)
+	}
+	return "ARRAY[" + strings.Join(elems, ",") + "]::" + typ
 }
 
 type planNode struct {

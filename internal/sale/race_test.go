@@ -246,7 +246,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 
 // One user's checkouts all at once: concurrent batches queue on the user's
 // advisory lock, and within a batch the batcher keeps one request per user
-// (UnitsClaim's per-user rank backs it up), so exactly the cap's worth is
+// (CheckoutsDecide's per-user rank backs it up), so exactly the cap's worth is
 // held whichever way the 40 requests are spread over batches.
 func TestRaceOneUserStopsAtCap(t *testing.T) {
 	t.Parallel()

@@ -42,7 +42,7 @@ type Service struct {
 	timeout  time.Duration
 	log      *slog.Logger
 
-	checkouts *batcher[checkoutRequest, db.CheckoutAttemptsInsertRow]
+	checkouts *batcher[checkoutRequest, db.CheckoutsDecideRow]
 	purchases *batcher[string, db.PurchasesGetByCodesRow]
 }
 
@@ -72,33 +72,29 @@ func (s *Service) Close() {
 }
 
 // checkoutBatch decides a batch of checkouts in one transaction: the users'
-// locks, the claims, and one stored attempt per request (queries/checkout.sql).
-func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]db.CheckoutAttemptsInsertRow, error) {
-	users := make([]string, len(reqs))
-	items := make([]int64, len(reqs))
-	codes := make([]string, len(reqs))
+// locks, then the claims and one stored attempt per request (queries/checkout.sql).
+func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]db.CheckoutsDecideRow, error) {
+	arg := db.CheckoutsDecideParams{
+		UserIds: make([]string, len(reqs)), ItemIds: make([]int64, len(reqs)), Codes: make([]string, len(reqs)),
+	}
 	for i, r := range reqs {
-		users[i], items[i], codes[i] = r.userID, r.itemID, r.code
+		arg.UserIds[i], arg.ItemIds[i], arg.Codes[i] = r.userID, r.itemID, r.code
 	}
 	ctx := context.Background() // the deadline is inTx's
-	var rows []db.CheckoutAttemptsInsertRow
+	var rows []db.CheckoutsDecideRow
 	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
-		if _, err = s.q.UserLocksTakeForCheckout(ctx, tx, users); err != nil {
+		if _, err = s.q.UserLocksTakeForCheckout(ctx, tx, arg.UserIds); err != nil {
 			return fmt.Errorf("take user locks: %w", err)
 		}
-		if _, err = s.q.UnitsClaim(ctx, tx, db.UnitsClaimParams{UserIds: users, ItemIds: items, Codes: codes}); err != nil {
-			return fmt.Errorf("claim units: %w", err)
-		}
-		rows, err = s.q.CheckoutAttemptsInsert(ctx, tx, db.CheckoutAttemptsInsertParams{UserIds: users, ItemIds: items, Codes: codes})
-		if err != nil {
-			return fmt.Errorf("store attempts: %w", err)
+		if rows, err = s.q.CheckoutsDecide(ctx, tx, arg); err != nil {
+			return fmt.Errorf("decide checkouts: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return inOrder(rows, len(reqs), func(r db.CheckoutAttemptsInsertRow) int32 { return r.Ord })
+	return inOrder(rows, len(reqs), func(r db.CheckoutsDecideRow) int32 { return r.Ord })
 }
 
 // purchaseBatch sells the units held under a batch of codes in one
