@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,7 +70,9 @@ func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body 
 		if !keep {
 			// A connection in doubt (broken, cancelled, mid-transaction) is
 			// closed, never handed to the next batch.
-			_ = conn.Conn().Close(context.Background())
+			closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = conn.Conn().Close(closeCtx)
+			cancel()
 		}
 		conn.Release()
 	}()
@@ -101,42 +104,58 @@ func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body 
 		stage = "statements"
 		err = body(resultsDBTX{br})
 	}
+	committed := false
 	if err == nil {
 		stage = "COMMIT"
-		_, err = br.Exec()
+		var tag pgconn.CommandTag
+		tag, err = br.Exec()
+		// PostgreSQL answers COMMIT only once the commit is durable; a
+		// transaction that had failed would answer ROLLBACK.
+		committed = err == nil && tag.String() == "COMMIT"
+		if err == nil && !committed {
+			err = fmt.Errorf("COMMIT answered %q", tag.String())
+		}
 	}
 	closeErr := br.Close()
 	cancelSent := !stopCanceller()
 	if cancelSent {
 		<-cancelled
 	}
-	if err == nil && closeErr == nil && conn.Conn().PgConn().TxStatus() == 'I' {
-		// Committed, in time or within the grace. A connection a late
-		// cancel request could still hit is not reused.
-		keep = !cancelSent
+	if committed {
+		// Stored, in time or within the grace, whatever happens to the
+		// connection next. One a late cancel request could still hit, or
+		// left in any doubt, is not reused.
+		keep = !cancelSent && closeErr == nil && conn.Conn().PgConn().TxStatus() == 'I'
 		return nil
 	}
-	return classify(stage, err, closeErr)
+	if err == nil {
+		err = closeErr
+	}
+	return classify(stage, err)
 }
 
 // classify tells a transaction that surely did not commit from one whose
 // outcome is unknown. PostgreSQL skips the rest of a pipeline after an
-// error, so an error it reported for any statement before COMMIT (or for
-// COMMIT itself) means nothing was stored; so does a failure pgx reports as
-// safe to retry (nothing was sent). A connection that broke without such an
-// answer before COMMIT's result leaves the outcome unknown.
-func classify(stage string, err, closeErr error) error {
-	if err == nil {
-		err = closeErr
-	}
-	if err == nil {
-		return fmt.Errorf("%w: transaction still open after COMMIT", errNotStored)
-	}
+// error, so an error it reported for a statement before COMMIT means
+// nothing was stored, and so does one it reported for COMMIT itself, unless
+// it says the connection is going away (the commit may have happened just
+// before: with synchronous replication PostgreSQL even says so). A failure
+// pgx reports as safe to retry means nothing was sent. A connection that
+// broke without an answer leaves the outcome unknown.
+func classify(stage string, err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
+	switch {
+	case errors.As(err, &pgErr) && stage == "COMMIT" && goingAway(pgErr):
+	case errors.As(err, &pgErr) || pgconn.SafeToRetry(err):
 		return fmt.Errorf("%w: %s: %w", errNotStored, stage, err)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, stage, err)
+}
+
+// goingAway reports errors that end the connection: connection exceptions
+// (08) and operator intervention (57: terminated, shutting down).
+func goingAway(pgErr *pgconn.PgError) bool {
+	return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57") && pgErr.Code != "57014"
 }
 
 // brokenConnection reports whether err came from the connection rather than
@@ -144,9 +163,7 @@ func classify(stage string, err, closeErr error) error {
 func brokenConnection(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		// 08: connection exception; 57P01-57P03: the backend was terminated
-		// or the server is shutting down / starting.
-		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+		return goingAway(pgErr)
 	}
 	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && unreachable(err)
 }
