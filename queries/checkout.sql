@@ -112,3 +112,36 @@ inserted AS (
 SELECT d.ord::integer AS ord, d.outcome, d.sale_id, d.code, d.expires_at, d.item_name, d.price_cents
 FROM decided d
 ORDER BY d.ord;
+
+-- name: CheckoutAttemptsInsertIfSoldOut :many
+-- The sold-out storm's short way: when the current sale has no free unit
+-- (or no sale is open), every request of the batch is refused and stored
+-- as such, with no user lock and no claim to prepare. When a unit is free
+-- it stores nothing and returns no row, and the batch is decided the full
+-- way (UserLocksTakeForCheckout, CheckoutsDecide). The service tries this
+-- first only while its previous batch found the sale sold out: a hint
+-- for which query to send, checked here, never trusted.
+WITH sale AS MATERIALIZED (
+    SELECT latest.id, latest.items,
+           coalesce((SELECT u.held_until <= now() FROM units u
+                     WHERE u.sale_id = latest.id AND u.sold_at IS NULL
+                     ORDER BY u.held_until LIMIT 1), false) AS has_free
+    FROM (SELECT * FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
+    WHERE latest.ends_at > now()
+),
+decided AS (
+    SELECT r.ord, r.user_id, (@item_ids::bigint[])[r.ord] AS item_id, s.id AS sale_id,
+           CASE
+               WHEN s.id IS NULL THEN 'no_active_sale'
+               WHEN (@item_ids::bigint[])[r.ord] NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               ELSE 'sold_out'
+           END::checkout_outcome AS outcome
+    FROM unnest(@user_ids::text[]) WITH ORDINALITY AS r(user_id, ord)
+    LEFT JOIN sale s ON true
+    WHERE NOT coalesce(s.has_free, false)
+),
+inserted AS (
+    INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome)
+    SELECT d.sale_id, d.user_id, d.item_id, d.outcome FROM decided d
+)
+SELECT d.ord::integer AS ord, d.outcome, d.sale_id FROM decided d;

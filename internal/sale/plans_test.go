@@ -92,6 +92,9 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 			[]string{"units_free_by_sale"}},
 		{"CheckoutsDecide", func(d db.DBTX) { _, _ = q.CheckoutsDecide(ctx, d, claim) },
 			[]string{"units_free_by_sale", "buyers_pkey", "units_held_by", "units_free_by_item", "units_pkey"}},
+		{"CheckoutAttemptsInsertIfSoldOut", func(d db.DBTX) {
+			_, _ = q.CheckoutAttemptsInsertIfSoldOut(ctx, d, db.CheckoutAttemptsInsertIfSoldOutParams{UserIds: users, ItemIds: items})
+		}, []string{"units_free_by_sale"}},
 		{"UnitsLockHeld", func(d db.DBTX) { _, _ = q.UnitsLockHeld(ctx, d, codes) }, []string{"units_hold_code_key"}},
 		{"UserLocksTakeForCodes", func(d db.DBTX) { _, _ = q.UserLocksTakeForCodes(ctx, d, codes) },
 			[]string{"checkout_attempts_code_key"}},

@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -44,6 +46,13 @@ type Service struct {
 
 	checkouts *batcher[checkoutRequest, db.CheckoutsDecideRow]
 	purchases *batcher[string, db.PurchasesGetByCodesRow]
+
+	// soldOut is set while the last checkout batch found the current sale
+	// with no free unit: the next batch then tries the short query first
+	// (CheckoutAttemptsInsertIfSoldOut), which checks it again and stores
+	// nothing when a unit is free. A hint for which query to send, never a
+	// decision.
+	soldOut atomic.Bool
 }
 
 // checkoutRequest is one checkout waiting for its batch.
@@ -72,7 +81,8 @@ func (s *Service) Close() {
 }
 
 // checkoutBatch decides a batch of checkouts in one transaction: the users'
-// locks, then the claims and one stored attempt per request (queries/checkout.sql).
+// locks, then the claims and one stored attempt per request
+// (queries/checkout.sql). During a sold-out storm, the short way first.
 func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]db.CheckoutsDecideRow, error) {
 	arg := db.CheckoutsDecideParams{
 		UserIds: make([]string, len(reqs)), ItemIds: make([]int64, len(reqs)), Codes: make([]string, len(reqs)),
@@ -81,6 +91,28 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]d
 		arg.UserIds[i], arg.ItemIds[i], arg.Codes[i] = r.userID, r.itemID, r.code
 	}
 	ctx := context.Background() // the deadline is inTx's
+	if s.soldOut.Load() {
+		var refused []db.CheckoutAttemptsInsertIfSoldOutRow
+		err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
+			refused, err = s.q.CheckoutAttemptsInsertIfSoldOut(ctx, tx,
+				db.CheckoutAttemptsInsertIfSoldOutParams{UserIds: arg.UserIds, ItemIds: arg.ItemIds})
+			if err != nil {
+				return fmt.Errorf("store sold-out attempts: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(refused) > 0 {
+			rows := make([]db.CheckoutsDecideRow, len(refused))
+			for i, r := range refused {
+				rows[i] = db.CheckoutsDecideRow{Ord: r.Ord, Outcome: r.Outcome, SaleID: r.SaleID}
+			}
+			return inOrder(rows, len(reqs), func(r db.CheckoutsDecideRow) int32 { return r.Ord })
+		}
+		// A unit is free again (a hold expired): nothing was stored.
+	}
 	var rows []db.CheckoutsDecideRow
 	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
 		if _, err = s.q.UserLocksTakeForCheckout(ctx, tx, arg.UserIds); err != nil {
@@ -94,6 +126,9 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]d
 	if err != nil {
 		return nil, err
 	}
+	s.soldOut.Store(!slices.ContainsFunc(rows, func(r db.CheckoutsDecideRow) bool {
+		return r.Outcome != db.CheckoutOutcomeSoldOut
+	}))
 	return inOrder(rows, len(reqs), func(r db.CheckoutsDecideRow) int32 { return r.Ord })
 }
 
