@@ -11,23 +11,23 @@ import (
 
 const userLocksTakeForCheckout = `-- name: UserLocksTakeForCheckout :one
 
-SELECT count(pg_advisory_xact_lock(k.sale_id::integer, k.user_key))::integer AS locked
+SELECT count(pg_advisory_xact_lock(1, k.user_key))::integer AS locked
 FROM (
-    SELECT DISTINCT s.id AS sale_id, hashtext(r.user_id) AS user_key
-    FROM (SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS s
-    CROSS JOIN unnest($1::text[]) AS r(user_id)
-    WHERE s.ends_at > now()
-      AND (SELECT u.held_until <= now() FROM units u
-           WHERE u.sale_id = s.id AND u.sold_at IS NULL
-           ORDER BY u.held_until LIMIT 1)
-    ORDER BY 1, 2
+    SELECT DISTINCT hashtext(r.user_id) AS user_key
+    FROM unnest($1::text[]) AS r(user_id)
+    ORDER BY 1
 ) AS k
 `
 
 // Per-user advisory locks, transaction-scoped: the only thing that orders
-// two transactions touching one user's holds and purchases in a sale. Keys
-// are (sale id, hashtext(user id)); two users whose ids hash alike only
-// share a lock, which costs waiting, never correctness.
+// two transactions touching one user's holds and purchases. The key is
+// (1, hashtext(user id)), one per user whatever the sale: which sale is
+// current is read by each statement for itself, and a sale that becomes
+// visible between two statements of a transaction (another server created
+// it right then) must not leave a claim without its lock. Two users whose
+// ids hash alike share a lock, which costs waiting, never correctness.
+// The class 1 is only ours: goose's migration lock uses the one-bigint form
+// of advisory lock keys, a separate key space.
 //
 // Lock order, which keeps checkout and purchase free of deadlocks:
 //   - every transaction takes its user locks in one statement, in ascending
@@ -42,10 +42,9 @@ FROM (
 // Under READ COMMITTED each statement takes its snapshot when it starts, so
 // the statements queued after these (in the same pipeline) see everything
 // the previous holder of each lock committed.
-// The locks of a checkout batch's users in the current sale, only while the
-// sale has a free unit: when it has none (a sold-out storm) every request
-// is answered sold_out without any user lock, and no later statement of the
-// transaction can find a free unit either (see queries/checkout.sql).
+// The locks of a checkout batch's users. A sold-out storm does not come
+// here: it goes the short way (CheckoutAttemptsInsertIfSoldOut), which
+// claims nothing and needs no lock.
 func (q *Queries) UserLocksTakeForCheckout(ctx context.Context, db DBTX, userIds []string) (int32, error) {
 	row := db.QueryRow(ctx, userLocksTakeForCheckout, userIds)
 	var locked int32
@@ -54,22 +53,22 @@ func (q *Queries) UserLocksTakeForCheckout(ctx context.Context, db DBTX, userIds
 }
 
 const userLocksTakeForCodes = `-- name: UserLocksTakeForCodes :one
-SELECT count(pg_advisory_xact_lock(k.sale_id::integer, k.user_key))::integer AS locked
+SELECT count(pg_advisory_xact_lock(1, k.user_key))::integer AS locked
 FROM (
-    SELECT DISTINCT a.sale_id, hashtext(a.user_id) AS user_key
+    SELECT DISTINCT hashtext(a.user_id) AS user_key
     FROM unnest($1::text[]) AS c(code)
     -- One index probe per code (a join could hash every attempt).
     CROSS JOIN LATERAL (
-        SELECT a.sale_id, a.user_id FROM checkout_attempts a
+        SELECT a.user_id FROM checkout_attempts a
         WHERE a.code = c.code AND a.sale_id IS NOT NULL
         OFFSET 0
     ) AS a
-    ORDER BY 1, 2
+    ORDER BY 1
 ) AS k
 `
 
-// The locks of the users behind a purchase batch's codes, in every sale
-// those codes belong to. Sent after UnitsLockHeld: see the lock order above.
+// The locks of the users behind a purchase batch's codes. Sent after
+// UnitsLockHeld: see the lock order above.
 func (q *Queries) UserLocksTakeForCodes(ctx context.Context, db DBTX, codes []string) (int32, error) {
 	row := db.QueryRow(ctx, userLocksTakeForCodes, codes)
 	var locked int32

@@ -1,12 +1,12 @@
 -- A checkout batch is two statements sent in one pipeline inside one READ
 -- COMMITTED transaction (internal/sale/tx.go):
---   UserLocksTakeForCheckout (queries/user_locks.sql) -> CheckoutsDecide.
--- Each statement finds the current sale itself: parameters are fixed when
--- the pipeline is queued, and now() is the transaction's start, so both
--- agree on the sale and on which holds have expired. A unit only becomes
--- free when its hold expires by now(), which is fixed for the transaction,
--- so CheckoutsDecide never finds a free unit that the lock statement did
--- not (and so never claims one without the users' locks).
+--   UserLocksTakeForCheckout (queries/user_locks.sql) -> CheckoutsDecide,
+-- or, while the sale looks sold out, CheckoutAttemptsInsertIfSoldOut alone.
+-- Each statement finds the current sale itself (parameters are fixed when
+-- the pipeline is queued); now() is the transaction's start, so they agree
+-- on which holds have expired. The user locks do not depend on the sale, so
+-- a sale that appears between the two statements changes nothing: every
+-- count and claim of a user happens under that user's lock.
 
 -- name: CheckoutsDecide :many
 -- Decides every request of the batch, holds a unit for each one that may

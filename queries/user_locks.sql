@@ -1,7 +1,12 @@
 -- Per-user advisory locks, transaction-scoped: the only thing that orders
--- two transactions touching one user's holds and purchases in a sale. Keys
--- are (sale id, hashtext(user id)); two users whose ids hash alike only
--- share a lock, which costs waiting, never correctness.
+-- two transactions touching one user's holds and purchases. The key is
+-- (1, hashtext(user id)), one per user whatever the sale: which sale is
+-- current is read by each statement for itself, and a sale that becomes
+-- visible between two statements of a transaction (another server created
+-- it right then) must not leave a claim without its lock. Two users whose
+-- ids hash alike share a lock, which costs waiting, never correctness.
+-- The class 1 is only ours: goose's migration lock uses the one-bigint form
+-- of advisory lock keys, a separate key space.
 --
 -- Lock order, which keeps checkout and purchase free of deadlocks:
 -- * every transaction takes its user locks in one statement, in ascending
@@ -17,34 +22,28 @@
 -- the previous holder of each lock committed.
 
 -- name: UserLocksTakeForCheckout :one
--- The locks of a checkout batch's users in the current sale, only while the
--- sale has a free unit: when it has none (a sold-out storm) every request
--- is answered sold_out without any user lock, and no later statement of the
--- transaction can find a free unit either (see queries/checkout.sql).
-SELECT count(pg_advisory_xact_lock(k.sale_id::integer, k.user_key))::integer AS locked
+-- The locks of a checkout batch's users. A sold-out storm does not come
+-- here: it goes the short way (CheckoutAttemptsInsertIfSoldOut), which
+-- claims nothing and needs no lock.
+SELECT count(pg_advisory_xact_lock(1, k.user_key))::integer AS locked
 FROM (
-    SELECT DISTINCT s.id AS sale_id, hashtext(r.user_id) AS user_key
-    FROM (SELECT * FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS s
-    CROSS JOIN unnest(@user_ids::text[]) AS r(user_id)
-    WHERE s.ends_at > now()
-      AND (SELECT u.held_until <= now() FROM units u
-           WHERE u.sale_id = s.id AND u.sold_at IS NULL
-           ORDER BY u.held_until LIMIT 1)
-    ORDER BY 1, 2
+    SELECT DISTINCT hashtext(r.user_id) AS user_key
+    FROM unnest(@user_ids::text[]) AS r(user_id)
+    ORDER BY 1
 ) AS k;
 
 -- name: UserLocksTakeForCodes :one
--- The locks of the users behind a purchase batch's codes, in every sale
--- those codes belong to. Sent after UnitsLockHeld: see the lock order above.
-SELECT count(pg_advisory_xact_lock(k.sale_id::integer, k.user_key))::integer AS locked
+-- The locks of the users behind a purchase batch's codes. Sent after
+-- UnitsLockHeld: see the lock order above.
+SELECT count(pg_advisory_xact_lock(1, k.user_key))::integer AS locked
 FROM (
-    SELECT DISTINCT a.sale_id, hashtext(a.user_id) AS user_key
+    SELECT DISTINCT hashtext(a.user_id) AS user_key
     FROM unnest(@codes::text[]) AS c(code)
     -- One index probe per code (a join could hash every attempt).
     CROSS JOIN LATERAL (
-        SELECT a.sale_id, a.user_id FROM checkout_attempts a
+        SELECT a.user_id FROM checkout_attempts a
         WHERE a.code = c.code AND a.sale_id IS NOT NULL
         OFFSET 0
     ) AS a
-    ORDER BY 1, 2
+    ORDER BY 1
 ) AS k;

@@ -88,8 +88,6 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 		call func(db.DBTX)
 		want []string // index names
 	}{
-		{"UserLocksTakeForCheckout", func(d db.DBTX) { _, _ = q.UserLocksTakeForCheckout(ctx, d, users) },
-			[]string{"units_free_by_sale"}},
 		{"CheckoutsDecide", func(d db.DBTX) { _, _ = q.CheckoutsDecide(ctx, d, claim) },
 			[]string{"units_free_by_sale", "buyers_pkey", "units_held_by", "units_free_by_item", "units_pkey"}},
 		{"CheckoutAttemptsInsertIfSoldOut", func(d db.DBTX) {

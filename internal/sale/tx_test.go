@@ -36,7 +36,7 @@ func holdUserLock(t *testing.T, e *saletest.Env, user string) (release func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::integer, hashtext($2))", e.Sale.ID, user); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(1, hashtext($1))", user); err != nil {
 		t.Fatal(err)
 	}
 	return func() {
