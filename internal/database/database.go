@@ -29,6 +29,10 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.ConnectTimeout = connectTimeout
+	// A batch whose answer the service stopped waiting for closes its
+	// connection; PostgreSQL then notices within a second, even in a lock
+	// wait, and rolls the transaction back instead of committing it later.
+	cfg.ConnConfig.RuntimeParams["client_connection_check_interval"] = "1s"
 	// Broken connections are found and replaced between requests, not by them.
 	cfg.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

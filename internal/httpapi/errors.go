@@ -35,6 +35,9 @@ var apiErrors = []struct {
 	{sale.ErrUserLimit, http.StatusConflict, "user_limit_reached"},
 	{sale.ErrCodeExpired, http.StatusGone, "code_expired"},
 	{sale.ErrNoActiveSale, http.StatusServiceUnavailable, "no_active_sale"},
+	// Before ErrUnavailable, which it wraps: its message says the request
+	// may have been stored.
+	{sale.ErrOutcomeUnknown, http.StatusServiceUnavailable, "unavailable"},
 	{sale.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 }
 

@@ -59,6 +59,12 @@ func outcomeError[O ~string](errs map[O]error, outcome O) error {
 	return fmt.Errorf("unexpected outcome %q", outcome)
 }
 
+// capRefused reports PostgreSQL refusing a purchase past the user's cap.
+func capRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && pgErr.ConstraintName == "buyers_within_limit"
+}
+
 // interpret wraps a database error with context and marks the ones that mean
 // "the database cannot be reached right now" as ErrUnavailable, so they are
 // answered with 503 instead of 500. notFound, when not nil, replaces

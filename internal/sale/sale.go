@@ -45,7 +45,7 @@ type Service struct {
 	log      *slog.Logger
 
 	checkouts *batcher[checkoutRequest, db.CheckoutsDecideRow]
-	purchases *batcher[string, db.PurchasesGetByCodesRow]
+	purchases *batcher[string, purchaseResult]
 
 	// soldOut is set while the last checkout batch found the current sale
 	// with no free unit: the next batch then tries the short query first
@@ -132,9 +132,47 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]d
 	return inOrder(rows, len(reqs), func(r db.CheckoutsDecideRow) int32 { return r.Ord })
 }
 
+// purchaseResult is one code's answer in a purchase batch: its row, or the
+// database's refusal of that purchase alone.
+type purchaseResult struct {
+	row db.PurchasesGetByCodesRow
+	err error
+}
+
 // purchaseBatch sells the units held under a batch of codes in one
-// transaction: row locks, user locks, the sale, the answers (queries/purchase.sql).
-func (s *Service) purchaseBatch(deadline time.Time, codes []string) ([]db.PurchasesGetByCodesRow, error) {
+// transaction (queries/purchase.sql). When PostgreSQL refuses the batch
+// because one purchase would take its user past the cap
+// (buyers_within_limit; checkout's cap makes this unreachable, the CHECK is
+// the last word), the codes are sold one transaction each, so that only the
+// refused one is refused.
+func (s *Service) purchaseBatch(deadline time.Time, codes []string) ([]purchaseResult, error) {
+	rows, err := s.purchaseTx(deadline, codes)
+	if capRefused(err) {
+		out := make([]purchaseResult, len(codes))
+		for i, code := range codes {
+			if len(codes) == 1 {
+				out[i].err = fmt.Errorf("%w: %w", ErrUserLimit, err)
+				break
+			}
+			one, err := s.purchaseBatch(deadline, []string{code})
+			if err != nil {
+				return nil, err
+			}
+			out[i] = one[0]
+		}
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]purchaseResult, len(rows))
+	for i, r := range rows {
+		out[i].row = r
+	}
+	return out, nil
+}
+
+func (s *Service) purchaseTx(deadline time.Time, codes []string) ([]db.PurchasesGetByCodesRow, error) {
 	ctx := context.Background()
 	var rows []db.PurchasesGetByCodesRow
 	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
@@ -247,10 +285,14 @@ func (s *Service) Purchase(ctx context.Context, code string) (Purchase, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	row, err := s.purchases.do(ctx, code)
+	res, err := s.purchases.do(ctx, code)
+	if err == nil {
+		err = res.err
+	}
 	if err != nil {
 		return Purchase{}, interpret(err, "purchase", nil)
 	}
+	row := res.row
 	if row.Outcome != db.PurchaseOutcomePurchased {
 		return Purchase{}, purchaseError(row.Outcome)
 	}

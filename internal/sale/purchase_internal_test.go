@@ -1,0 +1,66 @@
+package sale
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/testdb"
+)
+
+// When PostgreSQL refuses one purchase of a batch for the cap
+// (buyers_within_limit), the others of the batch are still sold and only
+// that one is refused, as user_limit_reached. Checkout's cap makes such a
+// hold unreachable, so the test makes one in SQL, past a cap of 1.
+func TestCapRefusalFailsOnlyItsOwnPurchase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := database.Open(ctx, testdb.New(t), 2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := NewService(pool, Settings{Duration: 24 * time.Hour, Units: 10, Items: 10, PerUserLimit: 1, HoldTTL: time.Hour},
+		5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(s.Close)
+	if err := s.EnsureSales(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Checkout(ctx, "mallory", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Purchase(ctx, first.Code); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `WITH u AS (
+			UPDATE units SET held_by = 'mallory', hold_code = 'past-the-cap', held_until = now() + interval '1 hour'
+			WHERE id = (SELECT id FROM units WHERE sale_id = $1 AND item_id = 2) RETURNING id, item_id, held_until)
+		INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome, code, unit_id, expires_at)
+		SELECT $1, 'mallory', item_id, 'held', 'past-the-cap', id, held_until FROM u`, first.SaleID); err != nil {
+		t.Fatal(err)
+	}
+	victor, err := s.Checkout(ctx, "victor", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := s.purchaseBatch(time.Now().Add(5*time.Second), []string{"past-the-cap", victor.Code})
+	if err != nil {
+		t.Fatalf("the batch failed as a whole: %v", err)
+	}
+	if !errors.Is(res[0].err, ErrUserLimit) {
+		t.Errorf("purchase past the cap: %+v, want ErrUserLimit", res[0])
+	}
+	if res[1].err != nil || res[1].row.Outcome != "purchased" {
+		t.Errorf("victor's purchase in the same batch: %+v, want purchased", res[1])
+	}
+	var bought int
+	if err := pool.QueryRow(ctx, "SELECT units_bought FROM buyers WHERE user_id = 'mallory'").Scan(&bought); err != nil || bought != 1 {
+		t.Errorf("mallory's counter: %d %v, want 1", bought, err)
+	}
+}
