@@ -2,6 +2,7 @@ package sale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -65,4 +66,69 @@ func TestBatcherNeverPutsOneKeyTwiceInABatch(t *testing.T) {
 		t.Fatalf("%d batches for %d requests per key, want at least %d", len(batches), perUser, perUser)
 	}
 	t.Logf("%d requests in %d batches", total, len(batches))
+}
+
+// A request kept for a later batch (its key was already in the batch being
+// formed) and abandoned by its caller meanwhile never runs.
+func TestBatcherDropsARequestAbandonedWhileDeferred(t *testing.T) {
+	t.Parallel()
+	gate, stop := make(chan struct{}), make(chan struct{})
+	started := make(chan []string, 8)
+	b := newBatcher(1, time.Second, func(s string) string { return s[:1] },
+		func(_ time.Time, ins []string) ([]string, error) {
+			started <- append([]string(nil), ins...)
+			select {
+			case <-gate:
+			case <-stop:
+			}
+			return ins, nil
+		})
+	t.Cleanup(b.close)
+	t.Cleanup(func() { close(stop) }) // first: a failed test leaves no batch blocked
+	do := func(ctx context.Context, in string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.do(ctx, in)
+			done <- err
+		}()
+		return done
+	}
+
+	x := do(context.Background(), "x0")
+	if got := <-started; len(got) != 1 || got[0] != "x0" {
+		t.Fatalf("first batch %v", got)
+	}
+	// a1 and a2 share a key: queued together, a2 waits for the batch after a1's.
+	// Polled: each goroutine queues on its own schedule.
+	queued := func(n int) {
+		for limit := time.Now().Add(5 * time.Second); len(b.queue) != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(limit) {
+				t.Fatalf("%d requests queued, want %d", len(b.queue), n)
+			}
+		}
+	}
+	a1 := do(context.Background(), "a1")
+	queued(1)
+	ctx2, abandon := context.WithCancel(context.Background())
+	a2 := do(ctx2, "a2")
+	queued(2)
+	gate <- struct{}{}
+	if got := <-started; len(got) != 1 || got[0] != "a1" {
+		t.Fatalf("second batch %v, want [a1] (a2 kept for later)", got)
+	}
+	abandon()
+	if err := <-a2; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned a2: %v", err)
+	}
+	gate <- struct{}{}
+	z := do(context.Background(), "z0")
+	if got := <-started; len(got) != 1 || got[0] != "z0" {
+		t.Fatalf("batch after a2 was abandoned: %v, want [z0]", got)
+	}
+	gate <- struct{}{}
+	for _, done := range []chan error{x, a1, z} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
@@ -17,17 +18,22 @@ import (
 // the full way: the freed unit is held, and every attempt stored once.
 func TestSoldOutShortWayFallsBackWhenAUnitFreesUp(t *testing.T) {
 	t.Parallel()
-	e := saletest.New(t, saletest.WithUnits(20), saletest.WithItems(2))
+	e := saletest.New(t, saletest.WithUnits(20), saletest.WithItems(2), saletest.WithDBTimeout(time.Second))
 	ctx := context.Background()
 	for i := range 20 {
 		testfactory.Hold(t, e, fmt.Sprintf("holder-%d", i/10), int64(1+i%2))
 	}
-	// Sold out: this answer sets the hint, the next one takes the short way.
-	for i := range 2 {
-		if _, err := e.Service.Checkout(ctx, "late", 1); !errors.Is(err, sale.ErrSoldOut) {
-			t.Fatalf("checkout %d of a sold-out sale: %v, want ErrSoldOut", i, err)
-		}
+	// Sold out: this answer sets the hint, the next one takes the short way,
+	// which takes no user lock: it answers while another session holds
+	// late's lock (the full way would wait for it until its deadline).
+	if _, err := e.Service.Checkout(ctx, "late", 1); !errors.Is(err, sale.ErrSoldOut) {
+		t.Fatalf("checkout of a sold-out sale: %v, want ErrSoldOut", err)
 	}
+	release := holdUserLock(t, e, "late")
+	if _, err := e.Service.Checkout(ctx, "late", 1); !errors.Is(err, sale.ErrSoldOut) {
+		t.Fatalf("checkout of a sold-out sale while late's lock is taken: %v, want ErrSoldOut without waiting", err)
+	}
+	release()
 	if n := testfactory.ExpireHolds(t, e.Pool, e.Sale.ID); n != 20 {
 		t.Fatalf("%d holds expired, want 20", n)
 	}
