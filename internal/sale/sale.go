@@ -147,13 +147,12 @@ type purchaseResult struct {
 // refused one is refused.
 func (s *Service) purchaseBatch(deadline time.Time, codes []string) ([]purchaseResult, error) {
 	rows, err := s.purchaseTx(deadline, codes)
-	if capRefused(err) {
+	switch {
+	case capRefused(err) && len(codes) == 1:
+		return []purchaseResult{{err: fmt.Errorf("%w: %w", ErrUserLimit, err)}}, nil
+	case capRefused(err):
 		out := make([]purchaseResult, len(codes))
 		for i, code := range codes {
-			if len(codes) == 1 {
-				out[i].err = fmt.Errorf("%w: %w", ErrUserLimit, err)
-				break
-			}
 			one, err := s.purchaseBatch(deadline, []string{code})
 			if err != nil {
 				return nil, err
