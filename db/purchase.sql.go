@@ -205,8 +205,11 @@ ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought 
 // outlived the hold. It never waits for a row: the units it updates were
 // locked by UnitsLockHeld (the set under these conditions only shrinks),
 // and the buyers row of a user is only written under that user's lock.
-// buyers_within_limit refuses a purchase past the cap, failing the batch;
-// checkout's cap (counter plus live holds) makes that unreachable.
+// Several codes of one user in the batch add up in one counter update.
+// buyers_within_limit refuses a purchase past the cap, failing the batch,
+// which the service then sells one code per transaction so that only that
+// purchase is refused; checkout's cap (counter plus live holds) makes that
+// unreachable.
 // Lookups as scalar subqueries, one index probe per row: as joins, the
 // planner may hash a whole table for the few rows of a batch.
 func (q *Queries) UnitsSell(ctx context.Context, db DBTX, codes []string) (int64, error) {

@@ -26,8 +26,11 @@ FOR UPDATE;
 -- outlived the hold. It never waits for a row: the units it updates were
 -- locked by UnitsLockHeld (the set under these conditions only shrinks),
 -- and the buyers row of a user is only written under that user's lock.
--- buyers_within_limit refuses a purchase past the cap, failing the batch;
--- checkout's cap (counter plus live holds) makes that unreachable.
+-- Several codes of one user in the batch add up in one counter update.
+-- buyers_within_limit refuses a purchase past the cap, failing the batch,
+-- which the service then sells one code per transaction so that only that
+-- purchase is refused; checkout's cap (counter plus live holds) makes that
+-- unreachable.
 WITH sold AS (
     UPDATE units u SET sold_at = now()
     WHERE u.hold_code = ANY(@codes::text[]) AND u.sold_at IS NULL AND u.held_until > clock_timestamp()
