@@ -4,6 +4,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"net"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -57,6 +58,29 @@ func (c Config) Validate() error {
 		return fmt.Errorf("DB_MAX_CONNS must be positive, got %d", c.DBMaxConns)
 	case c.DBTimeout <= 0:
 		return fmt.Errorf("DB_TIMEOUT must be positive, got %s", c.DBTimeout)
+	case c.ShutdownPeriod < 0:
+		return fmt.Errorf("SHUTDOWN_TIMEOUT must not be negative, got %s", c.ShutdownPeriod)
+	}
+	if err := validAddr(c.HTTPAddr); err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	if c.PprofAddr != "" {
+		if err := validAddr(c.PprofAddr); err != nil {
+			return fmt.Errorf("PPROF_ADDR: %w", err)
+		}
+	}
+	return nil
+}
+
+// validAddr checks a listen address before the server connects to the
+// database and migrates it, not after.
+func validAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
 	}
 	return nil
 }

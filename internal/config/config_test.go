@@ -26,14 +26,18 @@ func TestLoadRejects(t *testing.T) {
 	// Each error names the variable; a value that does not parse is
 	// reported by the env library with the field's name instead.
 	cases := map[string][2]string{
-		"duration too short":    {"SALE_DURATION", "500ms"},
-		"duration not seconds":  {"SALE_DURATION", "1500ms"},
-		"no units":              {"SALE_UNITS", "0"},
-		"more items than units": {"SALE_ITEMS", "20000"},
-		"no limit":              {"PER_USER_LIMIT", "0"},
-		"no hold":               {"HOLD_TTL", "0s"},
-		"not a duration":        {"HOLD_TTL", "ten minutes"},
-		"no connections":        {"DB_MAX_CONNS", "0"},
+		"duration too short":      {"SALE_DURATION", "500ms"},
+		"duration not seconds":    {"SALE_DURATION", "1500ms"},
+		"no units":                {"SALE_UNITS", "0"},
+		"more items than units":   {"SALE_ITEMS", "20000"},
+		"no limit":                {"PER_USER_LIMIT", "0"},
+		"no hold":                 {"HOLD_TTL", "0s"},
+		"not a duration":          {"HOLD_TTL", "ten minutes"},
+		"no connections":          {"DB_MAX_CONNS", "0"},
+		"negative shutdown":       {"SHUTDOWN_TIMEOUT", "-1s"},
+		"port out of range":       {"HTTP_ADDR", ":80808"},
+		"no port":                 {"HTTP_ADDR", "localhost"},
+		"pprof port not a number": {"PPROF_ADDR", "127.0.0.1:pprof"},
 	}
 	for name, kv := range cases {
 		t.Run(name, func(t *testing.T) {

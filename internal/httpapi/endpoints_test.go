@@ -294,3 +294,55 @@ func TestUserPurchasesEscapedPath(t *testing.T) {
 		assertPurchases(t, list, saleID, user, []int64{6})
 	}
 }
+
+// HEAD answers wherever GET does, with the same status and no body:
+// uptime checkers use it.
+func TestHeadWhereverGet(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, testserver.Options{})
+	saleID := apitest.CurrentSaleID(t, srv.URL)
+	for _, path := range []string{"/", "/healthz", "/readyz", "/sales/current", "/sales/current/items",
+		fmt.Sprintf("/sales/%d", saleID), "/users/ann/purchases", fmt.Sprintf("/items/%d/1/image.svg", saleID)} {
+		r, err := apitest.Send(apitest.Client, http.MethodHead, srv.URL+path, "", nil)
+		if err != nil {
+			t.Fatalf("HEAD %s: %v", path, err)
+		}
+		if r.Status != http.StatusOK || len(r.Raw) != 0 {
+			t.Errorf("HEAD %s: %d with %d body bytes, want 200 and none", path, r.Status, len(r.Raw))
+		}
+	}
+	r, err := apitest.Send(apitest.Client, http.MethodHead, srv.URL+"/sales/999999", "", nil)
+	if err != nil || r.Status != http.StatusNotFound {
+		t.Errorf("HEAD of an unknown sale: %d %v, want 404", r.Status, err)
+	}
+}
+
+// A client's X-Request-ID is echoed only when it is short printable ASCII;
+// anything else is replaced by a generated one, so it is never logged.
+func TestRequestIDFromClient(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, testserver.Options{})
+	for _, c := range []struct {
+		sent string
+		echo bool
+	}{
+		{"trace-0af7651916cd43dd8448eb211c80319c", true},
+		{strings.Repeat("x", 60<<10), false},
+		{"tab\tinside", false},
+	} {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Request-ID", c.sent)
+		resp, err := apitest.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("X-Request-ID")
+		if (got == c.sent) != c.echo || got == "" || len(got) > 128 {
+			t.Errorf("sent an id of %d bytes, got back %q (echo wanted: %v)", len(c.sent), got, c.echo)
+		}
+	}
+}

@@ -48,7 +48,7 @@ type checkoutResponse struct {
 }
 
 func (s *Server) checkout(c echo.Context) error {
-	in, err := readFields(c, []string{"user_id"}, []string{"id", "item_id"})
+	in, err := readFields(c, field{names: []string{"user_id"}, numbers: true}, field{names: []string{"id", "item_id"}, numbers: true})
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func toPurchaseJSON(p sale.Purchase) purchaseJSON {
 }
 
 func (s *Server) purchase(c echo.Context) error {
-	in, err := readFields(c, []string{"code", "checkout_code"})
+	in, err := readFields(c, field{names: []string{"code", "checkout_code"}})
 	if err != nil {
 		return err
 	}
@@ -250,14 +250,14 @@ func parsePositive(v, name string) (int64, error) {
 }
 
 // readFields takes each field from the query string or, when the request
-// has a JSON body, from it; a field is a list of names, its first being the
-// key of the result and the others aliases. The query string wins over the
-// body. JSON values may be strings or numbers, so {"id": 5} and {"id": "5"}
-// both work.
-func readFields(c echo.Context, fields ...[]string) (map[string]string, error) {
+// has a JSON body, from it, keyed by the field's first name. The query
+// string wins over the body. JSON values are strings, or numbers where the
+// field takes them, so {"id": 5} and {"id": "5"} both work.
+func readFields(c echo.Context, fields ...field) (map[string]string, error) {
 	out := make(map[string]string, len(fields))
 	q := c.Request().URL.Query()
-	for _, names := range fields {
+	for _, f := range fields {
+		names := f.names
 		for _, n := range names {
 			if v := q.Get(n); v != "" {
 				out[names[0]] = v
@@ -291,7 +291,8 @@ func readFields(c echo.Context, fields ...[]string) (map[string]string, error) {
 	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
 		return nil, invalid("the request body is not a JSON object")
 	}
-	for _, names := range fields {
+	for _, f := range fields {
+		names := f.names
 		if out[names[0]] != "" {
 			continue
 		}
@@ -304,14 +305,31 @@ func readFields(c echo.Context, fields ...[]string) (map[string]string, error) {
 			var num json.Number
 			switch {
 			case json.Unmarshal(raw, &str) == nil:
+				// encoding/json turns an escaped lone surrogate ("\ud800")
+				// into U+FFFD silently; the same bytes in the query string
+				// are refused, so they are here too.
+				if strings.ContainsRune(str, utf8.RuneError) && !bytes.ContainsRune(raw, utf8.RuneError) &&
+					!bytes.Contains(bytes.ToLower(raw), []byte(`\ufffd`)) {
+					return nil, invalid(n + " must be valid UTF-8 (no lone surrogate escapes)")
+				}
 				out[names[0]] = str
-			case json.Unmarshal(raw, &num) == nil:
+			case f.numbers && json.Unmarshal(raw, &num) == nil:
 				out[names[0]] = num.String()
-			default:
+			case f.numbers:
 				return nil, invalid(n + " must be a string or a number")
+			default:
+				return nil, invalid(n + " must be a string")
 			}
 			break
 		}
 	}
 	return out, nil
+}
+
+// field is one request field: its name, then the aliases it may come as.
+type field struct {
+	names []string
+	// numbers accepts a JSON number as its decimal text (ids, and user ids
+	// that are numbers); a code is text only.
+	numbers bool
 }

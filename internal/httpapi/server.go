@@ -40,6 +40,7 @@ func New(sales *sale.Service, opts Options) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 
+	e.Use(dropOddRequestID)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -72,17 +73,46 @@ func New(sales *sale.Service, opts Options) *Server {
 	}))
 	e.Use(middleware.BodyLimit(maxBody))
 
-	e.GET("/", s.index)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	// HEAD wherever GET is: uptime checkers use it. net/http sends no body
+	// for HEAD.
+	get := func(path string, h echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, h) }
+	get("/", s.index)
+	get("/healthz", s.healthz)
+	get("/readyz", s.readyz)
 	e.POST("/checkout", s.checkout)
 	e.POST("/purchase", s.purchase)
-	e.GET("/sales/current", s.currentSale)
-	e.GET("/sales/current/items", s.currentItems)
-	e.GET("/sales/:sale_id", s.saleByID)
-	e.GET("/users/:user_id/purchases", s.userPurchases)
-	e.GET("/items/:sale_id/:item_id/image.svg", s.itemImage)
+	get("/sales/current", s.currentSale)
+	get("/sales/current/items", s.currentItems)
+	get("/sales/:sale_id", s.saleByID)
+	get("/users/:user_id/purchases", s.userPurchases)
+	get("/items/:sale_id/:item_id/image.svg", s.itemImage)
 	return s
+}
+
+// maxRequestIDBytes bounds a client's X-Request-ID, which is echoed and
+// logged: 128 printable ASCII bytes hold any UUID or trace id.
+const maxRequestIDBytes = 128
+
+// dropOddRequestID removes an X-Request-ID that is too long or not
+// printable ASCII, so that a new one is generated instead of echoing and
+// logging what the client sent.
+func dropOddRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && (len(id) > maxRequestIDBytes || !printableASCII(id)) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // ServeHTTP makes Server usable with httptest and any http.Server.
