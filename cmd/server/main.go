@@ -65,6 +65,9 @@ func run() error {
 		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL,
 	}, cfg.DBTimeout, log)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
+	if err := sales.WaitForCurrentSale(ctx); err != nil {
+		return err
+	}
 	schedulerDone := make(chan struct{})
 	go func() {
 		defer close(schedulerDone)

@@ -143,8 +143,29 @@ func (s *Service) RunScheduler(ctx context.Context) {
 	}
 }
 
+// WaitForCurrentSale makes sure the current and the next sale exist,
+// retrying every second until it succeeds or ctx ends. A server calls it
+// before it takes requests: a checkout answered before the sale's units are
+// in would be refused with no_active_sale while a sale window is open.
+func (s *Service) WaitForCurrentSale(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		err := s.ensureSalesNow(ctx)
+		if err == nil {
+			return nil
+		}
+		s.log.Warn("ensure sales before serving", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the current sale: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // ensureSalesNow is EnsureSales by the database's clock, the one every
-// server and the checkout function agree on.
+// server and the queries agree on.
 func (s *Service) ensureSalesNow(ctx context.Context) error {
 	qctx, cancel := context.WithTimeout(ctx, s.timeout)
 	now, err := s.q.DatabaseNow(qctx, s.pool)
