@@ -47,7 +47,7 @@ type Options struct {
 	Checkpoint bool
 	// Analyze runs ANALYZE before each phase, so that both sides plan with
 	// the same statistics instead of whatever autovacuum got round to: the
-	// plans of the checkout functions change once the tables are analyzed.
+	// plans of the checkout queries change once the tables are analyzed.
 	Analyze bool
 
 	// Log receives progress lines; nil discards them.

@@ -46,7 +46,7 @@ const (
 	outUserLimit   = "user_limit_reached"
 )
 
-// storedOutcomes are the checkout outcomes the checkout function records in
+// storedOutcomes are the checkout outcomes the checkout queries record in
 // checkout_attempts: every answer to a well-formed request. Anything else
 // (validation errors, 5xx, transport errors) may not have been stored.
 var storedOutcomes = map[string]bool{

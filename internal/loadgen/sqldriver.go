@@ -7,8 +7,8 @@ import (
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
-// SQLDriver is the baseline: the service's own transactions (checkout_batch
-// with its group commit, purchase) run straight on PostgreSQL through
+// SQLDriver is the baseline: the service's own transactions (the checkout
+// and purchase batches with their group commit) run straight on PostgreSQL through
 // sale.Service over a pgxpool, with no HTTP in between. The service's
 // throughput divided by this one is what HTTP and JSON cost.
 type SQLDriver struct {
