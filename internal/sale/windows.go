@@ -126,11 +126,6 @@ func (s *Service) RunScheduler(ctx context.Context) {
 	every := min(s.settings.Duration/4, 30*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	// At start-up the tables may lack statistics (a restored database, or
-	// a sale created by a server that stopped before analyzing it).
-	if err := s.analyze(ctx); err != nil && ctx.Err() == nil {
-		s.log.Warn("analyze at start-up", "err", err)
-	}
 	for {
 		if err := s.ensureSalesNow(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("ensure sales", "err", err)
@@ -144,15 +139,23 @@ func (s *Service) RunScheduler(ctx context.Context) {
 }
 
 // WaitForCurrentSale makes sure the current and the next sale exist,
-// retrying every second until it succeeds or ctx ends. A server calls it
-// before it takes requests: a checkout answered before the sale's units are
-// in would be refused with no_active_sale while a sale window is open.
+// retrying every second until it succeeds or ctx ends, then that the
+// planner has statistics. A server calls it before it takes requests: a
+// checkout answered before the sale's units are in would be refused with
+// no_active_sale while a sale window is open, and one planned without
+// statistics walks the whole sale's free units.
 func (s *Service) WaitForCurrentSale(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		err := s.ensureSalesNow(ctx)
 		if err == nil {
+			// The tables may lack statistics even when no sale was just
+			// created: a restored database, or a sale whose server stopped
+			// before analyzing it.
+			if err := s.analyze(ctx); err != nil {
+				s.log.Warn("analyze at start-up", "err", err)
+			}
 			return nil
 		}
 		s.log.Warn("ensure sales before serving", "err", err)
