@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/saletest"
@@ -21,21 +19,9 @@ import (
 func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 	t.Parallel()
 	e := saletest.New(t, saletest.WithPoolSize(1))
-	url, pool, sales := e.URL, e.Pool, e.Service
+	pool, sales := e.Pool, e.Service
 	ctx := context.Background()
-
-	blocker, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Close(ctx)
-	tx, err := blocker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(1, hashtext('u1'))"); err != nil {
-		t.Fatal(err)
-	}
+	release := holdUserLock(t, e, "u1")
 
 	u1 := make(chan error, 1)
 	go func() {
@@ -44,19 +30,7 @@ func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 	}()
 	// u1's batch is running once its connection waits for the lock (seen
 	// from a third connection: the service's only one is busy).
-	observer, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer observer.Close(ctx)
-	apitest.Poll(t, 5*time.Second, func() error {
-		var n int
-		err := observer.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'").Scan(&n)
-		if err == nil && n != 1 {
-			err = errors.New("u1's batch is not waiting for its lock yet")
-		}
-		return err
-	})
+	waitingForLock(t, connect(t, e.URL), 0)
 
 	// u2's client goes away (a cancellation, not a deadline: the batch
 	// would otherwise inherit the deadline and be cancelled too).
@@ -66,9 +40,7 @@ func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 	if _, err := sales.Checkout(gone, "u2", 2); !errors.Is(err, sale.ErrUnavailable) {
 		t.Fatalf("u2 gave up while queued: got %v, want ErrUnavailable", err)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if err := <-u1; err != nil {
 		t.Fatalf("u1: %v", err)
 	}
