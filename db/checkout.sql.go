@@ -22,13 +22,14 @@ WITH sale AS MATERIALIZED (
 decided AS (
     SELECT r.ord, r.user_id, ($1::bigint[])[r.ord] AS item_id, s.id AS sale_id,
            CASE
+               WHEN ($2::boolean[])[r.ord] THEN 'rate_limited'
                WHEN s.id IS NULL THEN 'no_active_sale'
                WHEN ($1::bigint[])[r.ord] NOT BETWEEN 1 AND s.items THEN 'item_not_found'
                ELSE 'sold_out'
            END::checkout_outcome AS outcome
-    FROM unnest($2::text[]) WITH ORDINALITY AS r(user_id, ord)
+    FROM unnest($3::text[]) WITH ORDINALITY AS r(user_id, ord)
     LEFT JOIN sale s ON true
-    WHERE NOT coalesce(s.has_free, false)
+    WHERE ($2::boolean[])[r.ord] OR NOT coalesce(s.has_free, false)
 ),
 inserted AS (
     INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome)
@@ -38,8 +39,9 @@ SELECT d.ord::integer AS ord, d.outcome, d.sale_id FROM decided d
 `
 
 type CheckoutAttemptsInsertIfSoldOutParams struct {
-	ItemIds []int64
-	UserIds []string
+	ItemIds     []int64
+	RateLimited []bool
+	UserIds     []string
 }
 
 type CheckoutAttemptsInsertIfSoldOutRow struct {
@@ -51,12 +53,15 @@ type CheckoutAttemptsInsertIfSoldOutRow struct {
 // The sold-out storm's short way: when the current sale has no free unit
 // (or no sale is open), every request of the batch is refused and stored
 // as such, with no user lock and no claim to prepare. When a unit is free
-// it stores nothing and returns no row, and the batch is decided the full
-// way (UserLocksTakeForCheckout, CheckoutsDecide). The service tries this
+// it stores and returns only the rate-limited requests (rate_limited[ord]),
+// and the rest of the batch is decided the full way
+// (UserLocksTakeForCheckout, CheckoutsDecide). The service tries this
 // first only while its previous batch found the sale sold out: a hint
-// for which query to send, checked here, never trusted.
+// for which query to send, checked here, never trusted. Requests with an
+// idempotency key never come here: their key is read under their user's
+// lock.
 func (q *Queries) CheckoutAttemptsInsertIfSoldOut(ctx context.Context, db DBTX, arg CheckoutAttemptsInsertIfSoldOutParams) ([]CheckoutAttemptsInsertIfSoldOutRow, error) {
-	rows, err := db.Query(ctx, checkoutAttemptsInsertIfSoldOut, arg.ItemIds, arg.UserIds)
+	rows, err := db.Query(ctx, checkoutAttemptsInsertIfSoldOut, arg.ItemIds, arg.RateLimited, arg.UserIds)
 	if err != nil {
 		return nil, err
 	}
@@ -87,21 +92,40 @@ WITH sale AS MATERIALIZED (
 ),
 req AS (
     SELECT r.ord, r.user_id, ($1::bigint[])[r.ord] AS item_id, ($2::text[])[r.ord] AS code,
-           row_number() OVER (PARTITION BY r.user_id ORDER BY r.ord) AS user_rank
-    FROM unnest($3::text[]) WITH ORDINALITY AS r(user_id, ord)
+           nullif(($3::text[])[r.ord], '') AS idem_key,
+           ($4::boolean[])[r.ord] AS limited
+    FROM unnest($5::text[]) WITH ORDINALITY AS r(user_id, ord)
+),
+replayed AS (
+    SELECT req.ord, k.item_id, k.sale_id, k.outcome, k.code, k.hold_expires_at,
+           k.item_id <> req.item_id AS key_reused
+    FROM req
+    CROSS JOIN LATERAL (
+        SELECT k.user_id, k.key, k.item_id, k.sale_id, k.outcome, k.code, k.hold_expires_at, k.created_at, k.expires_at FROM idempotency_keys k
+        WHERE k.user_id = req.user_id AND k.key = req.idem_key AND k.expires_at > now()
+        OFFSET 0
+    ) AS k
+    WHERE NOT req.limited
+),
+fresh AS (
+    SELECT req.ord, req.user_id, req.item_id, req.code, req.idem_key, req.limited,
+           row_number() OVER (PARTITION BY req.user_id, req.limited ORDER BY req.ord) AS user_rank
+    FROM req
+    WHERE NOT EXISTS (SELECT FROM replayed p WHERE p.ord = req.ord)
 ),
 checked AS (
-    SELECT req.ord, req.user_id, req.item_id, req.code, s.id AS sale_id, s.hold_ttl,
+    SELECT f.ord, f.user_id, f.item_id, f.code, f.idem_key, s.id AS sale_id, s.hold_ttl,
            CASE
+               WHEN f.limited THEN 'rate_limited'
                WHEN s.id IS NULL THEN 'no_active_sale'
-               WHEN req.item_id NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               WHEN f.item_id NOT BETWEEN 1 AND s.items THEN 'item_not_found'
                WHEN NOT s.has_free THEN 'sold_out'
-               WHEN coalesce((SELECT b.units_bought FROM buyers b WHERE b.sale_id = s.id AND b.user_id = req.user_id), 0)
+               WHEN coalesce((SELECT b.units_bought FROM buyers b WHERE b.sale_id = s.id AND b.user_id = f.user_id), 0)
                   + (SELECT count(*) FROM units h
-                     WHERE h.sale_id = s.id AND h.held_by = req.user_id AND h.sold_at IS NULL AND h.held_until > now())
-                  + req.user_rank > s.per_user_limit THEN 'user_limit_reached'
+                     WHERE h.sale_id = s.id AND h.held_by = f.user_id AND h.sold_at IS NULL AND h.held_until > now())
+                  + f.user_rank > s.per_user_limit THEN 'user_limit_reached'
            END::checkout_outcome AS refusal
-    FROM req
+    FROM fresh f
     LEFT JOIN sale s ON true
 ),
 eligible AS (
@@ -136,7 +160,8 @@ held AS (
               (SELECT i.price_cents FROM items i WHERE i.sale_id = u.sale_id AND i.item_id = u.item_id) AS price_cents
 ),
 decided AS (
-    SELECT c.ord, c.user_id, c.item_id, c.sale_id, h.unit_id, h.expires_at, h.code, h.item_name, h.price_cents,
+    SELECT c.ord, c.user_id, c.item_id, c.idem_key, c.sale_id, h.unit_id, h.expires_at, h.code, h.item_name,
+           h.price_cents,
            CASE
                WHEN c.refusal IS NOT NULL THEN c.refusal
                WHEN h.unit_id IS NOT NULL THEN 'held'
@@ -153,16 +178,39 @@ inserted AS (
     SELECT d.sale_id, d.user_id, d.item_id, d.outcome, d.code, d.unit_id, d.expires_at
     FROM decided d
     ORDER BY d.ord
+),
+kept AS (
+    -- An expired answer not yet deleted gives way to the new one.
+    INSERT INTO idempotency_keys AS k (user_id, key, item_id, sale_id, outcome, code, hold_expires_at, expires_at)
+    SELECT d.user_id, d.idem_key, d.item_id, d.sale_id, d.outcome, d.code, d.expires_at,
+           now() + make_interval(secs => $6::float8)
+    FROM decided d
+    WHERE d.idem_key IS NOT NULL AND d.outcome NOT IN ('no_active_sale', 'rate_limited')
+    ON CONFLICT (user_id, key) DO UPDATE
+    SET item_id = excluded.item_id, sale_id = excluded.sale_id, outcome = excluded.outcome, code = excluded.code,
+        hold_expires_at = excluded.hold_expires_at, created_at = excluded.created_at,
+        expires_at = excluded.expires_at
+    WHERE k.expires_at <= now()
 )
-SELECT d.ord::integer AS ord, d.outcome, d.sale_id, d.code, d.expires_at, d.item_name, d.price_cents
+SELECT d.ord::integer AS ord, d.outcome, d.sale_id, d.code, d.expires_at, d.item_name, d.price_cents,
+       false AS replayed, false AS key_reused
 FROM decided d
-ORDER BY d.ord
+UNION ALL
+SELECT p.ord::integer, p.outcome, p.sale_id, p.code, p.hold_expires_at,
+       (SELECT i.name FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id),
+       (SELECT i.price_cents FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id),
+       true, p.key_reused
+FROM replayed p
+ORDER BY ord
 `
 
 type CheckoutsDecideParams struct {
-	ItemIds []int64
-	Codes   []string
-	UserIds []string
+	ItemIds                  []int64
+	Codes                    []string
+	IdempotencyKeys          []string
+	RateLimited              []bool
+	UserIds                  []string
+	IdempotencyKeyTtlSeconds float64
 }
 
 type CheckoutsDecideRow struct {
@@ -173,6 +221,8 @@ type CheckoutsDecideRow struct {
 	ExpiresAt  *time.Time
 	ItemName   *string
 	PriceCents *int32
+	Replayed   bool
+	KeyReused  bool
 }
 
 // A checkout batch is two statements sent in one pipeline inside one READ
@@ -193,6 +243,17 @@ type CheckoutsDecideRow struct {
 // advisory locks (UserLocksTakeForCheckout): the cap is read from what the
 // previous holder of each user's lock committed.
 //
+// A request the server's rate limit refused (rate_limited[ord]) is only
+// stored, as rate_limited: its user's lock was not taken, and it reads and
+// claims nothing.
+//
+// A request with an idempotency key that has a live answer
+// (idempotency_keys) is answered from it (replayed) and stores nothing; its
+// user's lock makes the lookup and the first answer's insert one step, so
+// repeats racing each other on any servers give one answer. With the same
+// key for another item it is key_reused. A new answer under a key is kept
+// with the attempt, except no_active_sale (a 503 invites a retry).
+//
 // A request is refused, in this order, when no sale is open, when the item
 // is not in the sale, when the sale has no free unit, or when the user is at
 // the cap: the user's counter row (buyers) plus live holds. One statement
@@ -210,7 +271,14 @@ type CheckoutsDecideRow struct {
 // OFFSET 0: one index probe per request. As plain joins, the planner may
 // hash a whole table (every unit or item) for a batch of 64.
 func (q *Queries) CheckoutsDecide(ctx context.Context, db DBTX, arg CheckoutsDecideParams) ([]CheckoutsDecideRow, error) {
-	rows, err := db.Query(ctx, checkoutsDecide, arg.ItemIds, arg.Codes, arg.UserIds)
+	rows, err := db.Query(ctx, checkoutsDecide,
+		arg.ItemIds,
+		arg.Codes,
+		arg.IdempotencyKeys,
+		arg.RateLimited,
+		arg.UserIds,
+		arg.IdempotencyKeyTtlSeconds,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +294,8 @@ func (q *Queries) CheckoutsDecide(ctx context.Context, db DBTX, arg CheckoutsDec
 			&i.ExpiresAt,
 			&i.ItemName,
 			&i.PriceCents,
+			&i.Replayed,
+			&i.KeyReused,
 		); err != nil {
 			return nil, err
 		}

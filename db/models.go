@@ -21,6 +21,7 @@ const (
 	CheckoutOutcomeUserLimitReached CheckoutOutcome = "user_limit_reached"
 	CheckoutOutcomeItemNotFound     CheckoutOutcome = "item_not_found"
 	CheckoutOutcomeNoActiveSale     CheckoutOutcome = "no_active_sale"
+	CheckoutOutcomeRateLimited      CheckoutOutcome = "rate_limited"
 )
 
 func (e *CheckoutOutcome) Scan(src interface{}) error {
@@ -65,7 +66,8 @@ func (e CheckoutOutcome) Valid() bool {
 		CheckoutOutcomeItemUnavailable,
 		CheckoutOutcomeUserLimitReached,
 		CheckoutOutcomeItemNotFound,
-		CheckoutOutcomeNoActiveSale:
+		CheckoutOutcomeNoActiveSale,
+		CheckoutOutcomeRateLimited:
 		return true
 	}
 	return false
@@ -79,6 +81,7 @@ func AllCheckoutOutcomeValues() []CheckoutOutcome {
 		CheckoutOutcomeUserLimitReached,
 		CheckoutOutcomeItemNotFound,
 		CheckoutOutcomeNoActiveSale,
+		CheckoutOutcomeRateLimited,
 	}
 }
 
@@ -160,6 +163,18 @@ type CheckoutAttempt struct {
 	UnitID    *int64
 	ExpiresAt *time.Time
 	CreatedAt time.Time
+}
+
+type IdempotencyKey struct {
+	UserID        string
+	Key           string
+	ItemID        int64
+	SaleID        int64
+	Outcome       CheckoutOutcome
+	Code          *string
+	HoldExpiresAt *time.Time
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
 }
 
 type Item struct {

@@ -10,6 +10,19 @@ import (
 	"time"
 )
 
+const checkoutHolderByCode = `-- name: CheckoutHolderByCode :one
+SELECT a.user_id FROM checkout_attempts a WHERE a.code = $1::text AND a.sale_id IS NOT NULL
+`
+
+// The user a code was issued to. A code's attempt row never changes, so
+// this may be read before the purchase's transaction.
+func (q *Queries) CheckoutHolderByCode(ctx context.Context, db DBTX, code string) (string, error) {
+	row := db.QueryRow(ctx, checkoutHolderByCode, code)
+	var user_id string
+	err := row.Scan(&user_id)
+	return user_id, err
+}
+
 const purchasesGetByCodes = `-- name: PurchasesGetByCodes :many
 WITH req AS (
     SELECT c.code, c.ord FROM unnest($1::text[]) WITH ORDINALITY AS c(code, ord)

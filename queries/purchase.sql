@@ -96,3 +96,8 @@ FROM purchases p
 JOIN items i ON i.sale_id = p.sale_id AND i.item_id = p.item_id
 WHERE p.sale_id = @sale_id AND p.user_id = @user_id
 ORDER BY p.id;
+
+-- name: CheckoutHolderByCode :one
+-- The user a code was issued to. A code's attempt row never changes, so
+-- this may be read before the purchase's transaction.
+SELECT a.user_id FROM checkout_attempts a WHERE a.code = @code::text AND a.sale_id IS NOT NULL;

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/httpapi"
@@ -45,6 +46,16 @@ func run() error {
 	defer logOut.Close()
 	log := logging.New(logOut, level)
 
+	// Settings read from files are checked before anything connects.
+	verifier, err := auth.New(cfg.AuthJWTSecret, cfg.AuthJWTPublicKey)
+	if err != nil {
+		return err
+	}
+	proxies, err := config.ParseNets(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -62,7 +73,7 @@ func run() error {
 
 	sales := sale.NewService(pool, sale.Settings{
 		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
-		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL,
+		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL, IdempotencyKeyTTL: cfg.IdempotencyKeyTTL,
 	}, cfg.DBTimeout, log)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
 	if err := sales.WaitForCurrentSale(ctx); err != nil {
@@ -74,7 +85,12 @@ func run() error {
 		sales.RunScheduler(ctx)
 	}()
 
-	api := httpapi.New(sales, httpapi.Options{Version: version, Log: log})
+	api := httpapi.New(sales, httpapi.Options{
+		Version: version, Log: log, Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
+		Limits: httpapi.RateLimits{
+			UserRate: cfg.RateLimitUser, UserBurst: cfg.RateLimitUserBurst, IPRate: cfg.RateLimitIP, IPBurst: cfg.RateLimitIPBurst,
+		},
+	})
 	if cfg.PprofAddr != "" {
 		// The profiler gets its own listener so it is never exposed with the API.
 		prof := &http.Server{Addr: cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
@@ -89,7 +105,8 @@ func run() error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ListenAndServe() }()
 	log.Info("listening", "addr", cfg.HTTPAddr, "version", version, "sale_duration", cfg.SaleDuration.String(),
-		"sale_units", cfg.SaleUnits, "sale_items", cfg.SaleItems, "per_user_limit", cfg.PerUserLimit, "hold_ttl", cfg.HoldTTL.String())
+		"sale_units", cfg.SaleUnits, "sale_items", cfg.SaleItems, "per_user_limit", cfg.PerUserLimit, "hold_ttl", cfg.HoldTTL.String(),
+		"auth", verifier != nil, "rate_limit_user", cfg.RateLimitUser, "rate_limit_ip", cfg.RateLimitIP)
 
 	var runErr error
 	select {

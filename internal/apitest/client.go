@@ -33,7 +33,6 @@ type Reply struct {
 // where t.Fatal must not be called. Its error is only for a request that got
 // no complete answer; the answer itself is for the caller to check.
 func Send(c *http.Client, method, url, contentType string, body io.Reader) (Reply, error) {
-	start := time.Now()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		return Reply{}, fmt.Errorf("%s %s: %w", method, url, err)
@@ -41,6 +40,13 @@ func Send(c *http.Client, method, url, contentType string, body io.Reader) (Repl
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return SendRequest(c, req)
+}
+
+// SendRequest is Send for a request with headers of its own.
+func SendRequest(c *http.Client, req *http.Request) (Reply, error) {
+	start := time.Now()
+	method, url := req.Method, req.URL.String()
 	resp, err := c.Do(req)
 	if err != nil {
 		return Reply{}, fmt.Errorf("%s %s: %w", method, url, err)

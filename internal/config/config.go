@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -27,6 +29,33 @@ type Config struct {
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
 	// PprofAddr, when set, serves net/http/pprof there (keep it private).
 	PprofAddr string `env:"PPROF_ADDR"`
+
+	// How long the answer to a checkout with an Idempotency-Key is kept.
+	IdempotencyKeyTTL time.Duration `env:"IDEMPOTENCY_KEY_TTL" envDefault:"24h"`
+
+	// Token buckets per server process; a rate of 0 turns a limit off. Per
+	// user: a person clicks a few times a second at most, and a shopper
+	// who checks out ten items as fast as the answers come needs a burst
+	// of about 20; a script sending hundreds a second is held to 10/s. Per
+	// client address: off, because in a flash sale many real shoppers share
+	// one address (mobile carriers' NAT, offices, campuses), and a front
+	// proxy usually limits addresses already.
+	RateLimitUser      float64 `env:"RATE_LIMIT_USER" envDefault:"10"`
+	RateLimitUserBurst int     `env:"RATE_LIMIT_USER_BURST" envDefault:"20"`
+	RateLimitIP        float64 `env:"RATE_LIMIT_IP" envDefault:"0"`
+	RateLimitIPBurst   int     `env:"RATE_LIMIT_IP_BURST" envDefault:"0"`
+	// TrustedProxies lists the addresses (CIDR or single IP) whose
+	// X-Forwarded-For is believed; from anyone else the connection's
+	// address is the client's.
+	TrustedProxies []string `env:"TRUSTED_PROXIES"`
+
+	// Who may act for a user: with either set, checkout, purchase and
+	// /users/{id}/... need a bearer JWT whose sub is the user.
+	AuthJWTSecret    string `env:"AUTH_JWT_SECRET"`
+	AuthJWTPublicKey string `env:"AUTH_JWT_PUBLIC_KEY"` // a PEM file: RSA (RS256) or EC P-256 (ES256)
+
+	// Origins allowed to call the API from a browser; empty: no CORS headers.
+	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS"`
 }
 
 // Load parses the environment and checks the values that would otherwise
@@ -60,6 +89,23 @@ func (c Config) Validate() error {
 		return fmt.Errorf("DB_TIMEOUT must be positive, got %s", c.DBTimeout)
 	case c.ShutdownPeriod < 0:
 		return fmt.Errorf("SHUTDOWN_TIMEOUT must not be negative, got %s", c.ShutdownPeriod)
+	case c.IdempotencyKeyTTL < c.HoldTTL:
+		return fmt.Errorf("IDEMPOTENCY_KEY_TTL must be at least HOLD_TTL (%s), got %s", c.HoldTTL, c.IdempotencyKeyTTL)
+	case c.RateLimitUser < 0 || c.RateLimitIP < 0 || c.RateLimitUserBurst < 0 || c.RateLimitIPBurst < 0:
+		return fmt.Errorf("RATE_LIMIT_USER, RATE_LIMIT_IP and their bursts must not be negative")
+	case c.AuthJWTSecret != "" && c.AuthJWTPublicKey != "":
+		return fmt.Errorf("set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY, not both")
+	case c.AuthJWTSecret != "" && len(c.AuthJWTSecret) < 32:
+		// RFC 7518 3.2: an HS256 key must be at least as long as the hash.
+		return fmt.Errorf("AUTH_JWT_SECRET must be at least 32 bytes, got %d", len(c.AuthJWTSecret))
+	}
+	if _, err := ParseNets(c.TrustedProxies); err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			return fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin like https://shop.example", o)
+		}
 	}
 	if err := validAddr(c.HTTPAddr); err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
@@ -70,6 +116,25 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ParseNets reads CIDRs or single addresses (taken as a /32 or /128).
+func ParseNets(list []string) ([]*net.IPNet, error) {
+	out := make([]*net.IPNet, 0, len(list))
+	for _, v := range list {
+		v = strings.TrimSpace(v)
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR", v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		p = p.Masked()
+		out = append(out, &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
+	}
+	return out, nil
 }
 
 // validAddr checks a listen address before the server connects to the

@@ -21,24 +21,32 @@ type errorDetail struct {
 }
 
 // apiErrors is the only place where errors become status codes.
+// A detailed entry's message is the whole error, which says what was wrong.
 var apiErrors = []struct {
-	err    error
-	status int
-	code   string
+	err      error
+	status   int
+	code     string
+	detailed bool
 }{
-	{sale.ErrInvalidRequest, http.StatusBadRequest, "invalid_request"},
-	{sale.ErrItemNotFound, http.StatusNotFound, "item_not_found"},
-	{sale.ErrSaleNotFound, http.StatusNotFound, "sale_not_found"},
-	{sale.ErrCodeNotFound, http.StatusNotFound, "code_not_found"},
-	{sale.ErrItemUnavailable, http.StatusConflict, "item_unavailable"},
-	{sale.ErrSoldOut, http.StatusConflict, "sold_out"},
-	{sale.ErrUserLimit, http.StatusConflict, "user_limit_reached"},
-	{sale.ErrCodeExpired, http.StatusGone, "code_expired"},
-	{sale.ErrNoActiveSale, http.StatusServiceUnavailable, "no_active_sale"},
+	{sale.ErrInvalidRequest, http.StatusBadRequest, "invalid_request", true},
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized", true},
+	{errForbidden, http.StatusForbidden, "forbidden", false},
+	{sale.ErrNotCodeHolder, http.StatusForbidden, "forbidden", false},
+	{errHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, "request_headers_too_large", false},
+	{sale.ErrKeyReused, http.StatusUnprocessableEntity, "idempotency_key_reused", false},
+	{sale.ErrRateLimited, http.StatusTooManyRequests, "rate_limited", false},
+	{sale.ErrItemNotFound, http.StatusNotFound, "item_not_found", false},
+	{sale.ErrSaleNotFound, http.StatusNotFound, "sale_not_found", false},
+	{sale.ErrCodeNotFound, http.StatusNotFound, "code_not_found", false},
+	{sale.ErrItemUnavailable, http.StatusConflict, "item_unavailable", false},
+	{sale.ErrSoldOut, http.StatusConflict, "sold_out", false},
+	{sale.ErrUserLimit, http.StatusConflict, "user_limit_reached", false},
+	{sale.ErrCodeExpired, http.StatusGone, "code_expired", false},
+	{sale.ErrNoActiveSale, http.StatusServiceUnavailable, "no_active_sale", false},
 	// Before ErrUnavailable, which it wraps: its message says the request
 	// may have been stored.
-	{sale.ErrOutcomeUnknown, http.StatusServiceUnavailable, "unavailable"},
-	{sale.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+	{sale.ErrOutcomeUnknown, http.StatusServiceUnavailable, "unavailable", false},
+	{sale.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", false},
 }
 
 // echoCodes names the errors Echo itself raises (routing, body limit).
@@ -60,8 +68,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	for _, e := range apiErrors {
 		if errors.Is(err, e.err) {
 			status, body, matched = e.status, errorDetail{Code: e.code, Message: e.err.Error()}, true
-			if e.err == sale.ErrInvalidRequest {
-				body.Message = err.Error() // says which rule was broken
+			if e.detailed {
+				body.Message = err.Error()
 			}
 			break
 		}

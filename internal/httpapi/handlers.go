@@ -40,29 +40,56 @@ func toItemJSON(it sale.Item) itemJSON {
 func formatPrice(cents int32) string { return fmt.Sprintf("%d.%02d", cents/100, cents%100) }
 
 type checkoutResponse struct {
-	Code      string    `json:"code"`
-	SaleID    int64     `json:"sale_id"`
-	UserID    string    `json:"user_id"`
-	Item      itemJSON  `json:"item"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Code string `json:"code"`
+	// CheckoutCode is Code under the old system's name (see aliases.go).
+	CheckoutCode string    `json:"checkout_code"`
+	SaleID       int64     `json:"sale_id"`
+	UserID       string    `json:"user_id"`
+	Item         itemJSON  `json:"item"`
+	ExpiresAt    time.Time `json:"expires_at"`
 }
+
+const (
+	headerIdempotencyKey     = "Idempotency-Key"
+	headerIdempotentReplayed = "Idempotent-Replayed"
+)
 
 func (s *Server) checkout(c echo.Context) error {
 	in, err := readFields(c, field{names: []string{"user_id"}, numbers: true}, field{names: []string{"id", "item_id"}, numbers: true})
 	if err != nil {
 		return err
 	}
-	id := in["id"]
-	itemID, err := parsePositive(id, "id")
-	if err != nil {
+	req := sale.CheckoutRequest{UserID: in["user_id"]}
+	if req.UserID == "" {
+		req.UserID = actingFor(c) // with auth on, the token names the user
+	}
+	if req.ItemID, err = itemID(in["id"], "id"); err != nil {
 		return err
 	}
-	hold, err := s.sales.Checkout(c.Request().Context(), in["user_id"], itemID)
+	if keys, sent := c.Request().Header[headerIdempotencyKey]; sent {
+		if len(keys) != 1 {
+			return invalid("send one Idempotency-Key header")
+		}
+		if req.IdempotencyKey = keys[0]; req.IdempotencyKey == "" {
+			return invalid("Idempotency-Key must not be empty")
+		}
+	}
+	if err := mayActFor(c, req.UserID); err != nil {
+		return err
+	}
+	// A checkout over a limit still goes to the sale, to be stored as
+	// rate_limited (when it is well formed) and answered 429.
+	req.RateLimited = s.checkoutLimited(c, req.UserID)
+	hold, err := s.sales.Checkout(c.Request().Context(), req)
+	if hold.Replayed || errors.Is(err, sale.ErrReplayed) {
+		c.Response().Header().Set(headerIdempotentReplayed, "true")
+	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, checkoutResponse{
-		Code: hold.Code, SaleID: hold.SaleID, UserID: hold.UserID, Item: toItemJSON(hold.Item), ExpiresAt: hold.ExpiresAt.UTC(),
+		Code: hold.Code, CheckoutCode: hold.Code, SaleID: hold.SaleID, UserID: hold.UserID, Item: toItemJSON(hold.Item),
+		ExpiresAt: hold.ExpiresAt.UTC(),
 	})
 }
 
@@ -88,7 +115,7 @@ func (s *Server) purchase(c echo.Context) error {
 		return err
 	}
 	code := in["code"]
-	p, err := s.sales.Purchase(c.Request().Context(), code)
+	p, err := s.sales.Purchase(c.Request().Context(), code, actingFor(c))
 	if err != nil {
 		return err
 	}
@@ -189,6 +216,9 @@ func (s *Server) userPurchases(c echo.Context) error {
 		if userID, err = url.PathUnescape(userID); err != nil {
 			return invalid("user_id is not a valid path segment")
 		}
+	}
+	if err := mayActFor(c, userID); err != nil {
+		return err
 	}
 	var saleID int64
 	if v := c.QueryParam("sale_id"); v != "" {

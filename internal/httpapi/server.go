@@ -5,27 +5,39 @@ package httpapi
 import (
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
 // Server is the Echo application with its dependencies.
 type Server struct {
-	echo    *echo.Echo
-	sales   *sale.Service
-	version string
-	log     *slog.Logger
+	echo      *echo.Echo
+	sales     *sale.Service
+	version   string
+	log       *slog.Logger
+	userLimit *limiter
+	ipLimit   *limiter
 }
 
-// Options are what New needs besides the sale service.
+// Options are what New needs besides the sale service. The zero value of
+// each guard (auth, limits, CORS, proxies) turns it off.
 type Options struct {
 	Version string
 	Log     *slog.Logger
+	// Auth, when set, makes checkout, purchase and /users/{id}/... need a
+	// bearer token whose subject is the user.
+	Auth   *auth.Verifier
+	Limits RateLimits
+	// TrustedProxies are the only peers whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
+	CORSOrigins    []string
 }
 
 // maxBody bounds request bodies: the largest valid one is a few hundred bytes.
@@ -36,9 +48,14 @@ func New(sales *sale.Service, opts Options) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{echo: e, sales: sales, version: opts.Version, log: opts.Log}
+	s := &Server{
+		echo: e, sales: sales, version: opts.Version, log: opts.Log,
+		userLimit: newLimiter(opts.Limits.UserRate, opts.Limits.UserBurst),
+		ipLimit:   newLimiter(opts.Limits.IPRate, opts.Limits.IPBurst),
+	}
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
 
 	e.Use(dropOddRequestID)
 	e.Use(middleware.RequestID())
@@ -72,19 +89,31 @@ func New(sales *sale.Service, opts Options) *Server {
 		},
 	}))
 	e.Use(middleware.BodyLimit(maxBody))
+	e.Use(limitHeaders)
+	if len(opts.CORSOrigins) > 0 {
+		e.Use(cors(opts.CORSOrigins))
+	}
+	e.Use(s.limitAddress)
+	var authed []echo.MiddlewareFunc
+	if opts.Auth != nil {
+		authed = append(authed, requireToken(opts.Auth))
+	}
 
 	// HEAD wherever GET is: uptime checkers use it. net/http sends no body
 	// for HEAD.
-	get := func(path string, h echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, h) }
+	get := func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+		e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
+	}
 	get("/", s.index)
 	get("/healthz", s.healthz)
+	get("/health", s.healthz) // alias: see aliases.go
 	get("/readyz", s.readyz)
-	e.POST("/checkout", s.checkout)
-	e.POST("/purchase", s.purchase)
+	e.POST("/checkout", s.checkout, authed...)
+	e.POST("/purchase", s.purchase, authed...)
 	get("/sales/current", s.currentSale)
 	get("/sales/current/items", s.currentItems)
 	get("/sales/:sale_id", s.saleByID)
-	get("/users/:user_id/purchases", s.userPurchases)
+	get("/users/:user_id/purchases", s.userPurchases, authed...)
 	get("/items/:sale_id/:item_id/image.svg", s.itemImage)
 	return s
 }
@@ -128,7 +157,8 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		// Above maxHeaderBytes, so that limitHeaders answers in JSON.
+		MaxHeaderBytes: 1 << 20,
 	}
 }
 
@@ -141,6 +171,7 @@ var endpoints = []string{
 	"GET /users/{user_id}/purchases?sale_id=",
 	"GET /items/{sale_id}/{item_id}/image.svg",
 	"GET /healthz",
+	"GET /health",
 	"GET /readyz",
 }
 

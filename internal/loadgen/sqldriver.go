@@ -51,7 +51,7 @@ func outcomeOf(err error) Result {
 func (sqlWorker) Close() {}
 
 func (w sqlWorker) Checkout(ctx context.Context, userID string, itemID int64) Result {
-	hold, err := w.sales.Checkout(ctx, userID, itemID)
+	hold, err := w.sales.Checkout(ctx, sale.CheckoutRequest{UserID: userID, ItemID: itemID})
 	if err != nil {
 		return outcomeOf(err)
 	}
@@ -59,7 +59,7 @@ func (w sqlWorker) Checkout(ctx context.Context, userID string, itemID int64) Re
 }
 
 func (w sqlWorker) Purchase(ctx context.Context, code string) Result {
-	p, err := w.sales.Purchase(ctx, code)
+	p, err := w.sales.Purchase(ctx, code, "")
 	if err != nil {
 		return outcomeOf(err)
 	}

@@ -25,7 +25,7 @@ func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 
 	u1 := make(chan error, 1)
 	go func() {
-		_, err := sales.Checkout(ctx, "u1", 1)
+		_, err := sales.Checkout(ctx, sale.CheckoutRequest{UserID: "u1", ItemID: 1})
 		u1 <- err
 	}()
 	// u1's batch is running once its connection waits for the lock (seen
@@ -37,7 +37,7 @@ func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 	gone, cancel := context.WithCancel(ctx)
 	stop := time.AfterFunc(200*time.Millisecond, cancel)
 	defer stop.Stop()
-	if _, err := sales.Checkout(gone, "u2", 2); !errors.Is(err, sale.ErrUnavailable) {
+	if _, err := sales.Checkout(gone, sale.CheckoutRequest{UserID: "u2", ItemID: 2}); !errors.Is(err, sale.ErrUnavailable) {
 		t.Fatalf("u2 gave up while queued: got %v, want ErrUnavailable", err)
 	}
 	release()
@@ -45,7 +45,7 @@ func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 		t.Fatalf("u1: %v", err)
 	}
 	// Anything still queued runs before this one.
-	if _, err := sales.Checkout(ctx, "u3", 3); err != nil {
+	if _, err := sales.Checkout(ctx, sale.CheckoutRequest{UserID: "u3", ItemID: 3}); err != nil {
 		t.Fatalf("u3: %v", err)
 	}
 	if n := apitest.Scalar(t, pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'u2'"); n != 0 {

@@ -25,6 +25,12 @@ var (
 	ErrUserLimit       = errors.New("user has reached the per-user limit for this sale")
 	ErrCodeNotFound    = errors.New("checkout code not found")
 	ErrCodeExpired     = errors.New("checkout code has expired")
+	ErrNotCodeHolder   = errors.New("this checkout code was issued to another user")
+	ErrRateLimited     = errors.New("too many requests; slow down and try again after Retry-After seconds")
+	ErrKeyReused       = errors.New("this Idempotency-Key was already used with other parameters")
+	// ErrReplayed marks an answer given from an earlier request with the
+	// same Idempotency-Key; it wraps that answer's error, if any.
+	ErrReplayed = errors.New("replayed from an earlier request with the same Idempotency-Key")
 	ErrUnavailable     = errors.New("database unavailable")
 	// ErrOutcomeUnknown is an ErrUnavailable whose transaction may have
 	// committed: the connection broke after COMMIT was sent and before its
@@ -42,6 +48,7 @@ var (
 		db.CheckoutOutcomeItemUnavailable:  ErrItemUnavailable,
 		db.CheckoutOutcomeSoldOut:          ErrSoldOut,
 		db.CheckoutOutcomeUserLimitReached: ErrUserLimit,
+		db.CheckoutOutcomeRateLimited:      ErrRateLimited,
 	}
 	purchaseErrors = map[db.PurchaseOutcome]error{
 		db.PurchaseOutcomeCodeNotFound: ErrCodeNotFound,

@@ -82,16 +82,26 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 	for i := range n {
 		users[i], items[i], newCodes[i], codes[i] = fmt.Sprintf("user%d", i), int64(1+i), fmt.Sprintf("new-code-%d", i), fmt.Sprintf("code%d", i+1)
 	}
-	claim := db.CheckoutsDecideParams{UserIds: users, ItemIds: items, Codes: newCodes}
+	keys, limited := make([]string, n), make([]bool, n)
+	for i := range n {
+		if i%2 == 0 {
+			keys[i] = fmt.Sprintf("key-%d", i) // the others carry none
+		}
+	}
+	limited[n-1] = true
+	claim := db.CheckoutsDecideParams{
+		UserIds: users, ItemIds: items, Codes: newCodes, IdempotencyKeys: keys, RateLimited: limited,
+		IdempotencyKeyTtlSeconds: 86400,
+	}
 	cases := []struct {
 		name string
 		call func(db.DBTX)
 		want []string // index names
 	}{
 		{"CheckoutsDecide", func(d db.DBTX) { _, _ = q.CheckoutsDecide(ctx, d, claim) },
-			[]string{"units_free_by_sale", "buyers_pkey", "units_held_by", "units_free_by_item", "units_pkey"}},
+			[]string{"units_free_by_sale", "idempotency_keys_pkey", "buyers_pkey", "units_held_by", "units_free_by_item", "units_pkey"}},
 		{"CheckoutAttemptsInsertIfSoldOut", func(d db.DBTX) {
-			_, _ = q.CheckoutAttemptsInsertIfSoldOut(ctx, d, db.CheckoutAttemptsInsertIfSoldOutParams{UserIds: users, ItemIds: items})
+			_, _ = q.CheckoutAttemptsInsertIfSoldOut(ctx, d, db.CheckoutAttemptsInsertIfSoldOutParams{UserIds: users, ItemIds: items, RateLimited: limited})
 		}, []string{"units_free_by_sale"}},
 		{"UnitsLockHeld", func(d db.DBTX) { _, _ = q.UnitsLockHeld(ctx, d, codes) }, []string{"units_hold_code_key"}},
 		{"UserLocksTakeForCodes", func(d db.DBTX) { _, _ = q.UserLocksTakeForCodes(ctx, d, codes) },
@@ -188,6 +198,13 @@ func literal(t *testing.T, arg any) string {
 			elems = append(elems, fmt.Sprint(v))
 		}
 		typ = "bigint[]"
+	case []bool:
+		for _, v := range a {
+			elems = append(elems, fmt.Sprint(v))
+		}
+		typ = "boolean[]"
+	case float64:
+		return fmt.Sprint(a)
 	default:
 		t.Fatalf("no literal for %T", arg)
 	}

@@ -30,11 +30,11 @@ func TestCapRefusalFailsOnlyItsOwnPurchase(t *testing.T) {
 	if err := s.EnsureSales(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	first, err := s.Checkout(ctx, "mallory", 1)
+	first, err := s.Checkout(ctx, CheckoutRequest{UserID: "mallory", ItemID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Purchase(ctx, first.Code); err != nil {
+	if _, err := s.Purchase(ctx, first.Code, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `WITH u AS (
@@ -44,7 +44,7 @@ func TestCapRefusalFailsOnlyItsOwnPurchase(t *testing.T) {
 		SELECT $1, 'mallory', item_id, 'held', 'past-the-cap', id, held_until FROM u`, first.SaleID); err != nil {
 		t.Fatal(err)
 	}
-	victor, err := s.Checkout(ctx, "victor", 3)
+	victor, err := s.Checkout(ctx, CheckoutRequest{UserID: "victor", ItemID: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

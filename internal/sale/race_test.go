@@ -159,7 +159,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 		r := &results[i]
 		calls.Add(1)
 		here, there := services[i%2], services[(i+1)%2]
-		r.hold, r.checkoutErr = here.Checkout(ctx, reqs[i].user, reqs[i].item)
+		r.hold, r.checkoutErr = here.Checkout(ctx, sale.CheckoutRequest{UserID: reqs[i].user, ItemID: reqs[i].item})
 		if r.checkoutErr != nil {
 			return
 		}
@@ -167,12 +167,12 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 			// One repeat through each server: no batcher sees both.
 			r.repeated = true
 			var wg sync.WaitGroup
-			wg.Go(func() { r.again, r.againErr = there.Purchase(ctx, r.hold.Code) })
-			r.bought, r.boughtErr = here.Purchase(ctx, r.hold.Code)
+			wg.Go(func() { r.again, r.againErr = there.Purchase(ctx, r.hold.Code, "") })
+			r.bought, r.boughtErr = here.Purchase(ctx, r.hold.Code, "")
 			wg.Wait()
 			return
 		}
-		r.bought, r.boughtErr = here.Purchase(ctx, r.hold.Code)
+		r.bought, r.boughtErr = here.Purchase(ctx, r.hold.Code, "")
 	})
 
 	answered := map[db.CheckoutOutcome]int64{}
@@ -261,7 +261,7 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 	holds := make([]sale.Hold, racers)
 	errs := make([]error, racers)
 	apitest.Together(racers, racers, func(i int) {
-		holds[i], errs[i] = svc.Checkout(ctx, user, int64(i%items+1))
+		holds[i], errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: user, ItemID: int64(i%items+1)})
 	})
 	answered := map[db.CheckoutOutcome]int64{}
 	var held []sale.Hold
@@ -290,10 +290,10 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 	moreErrs := make([]error, more)
 	apitest.Together(len(held)+more, len(held)+more, func(i int) {
 		if i < len(held) {
-			bought[i], boughtErrs[i] = svc.Purchase(ctx, held[i].Code)
+			bought[i], boughtErrs[i] = svc.Purchase(ctx, held[i].Code, "")
 			return
 		}
-		_, moreErrs[i-len(held)] = svc.Checkout(ctx, user, int64(i%items+1))
+		_, moreErrs[i-len(held)] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: user, ItemID: int64(i%items+1)})
 	})
 	maxCount := int64(0)
 	for i, err := range boughtErrs {
@@ -397,14 +397,14 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	earlyErrs := make([]error, units)
 	apitest.Together(workers, int(units), func(i int) {
 		e := i / limit
-		early[i], earlyErrs[i] = svc.Checkout(ctx, fmt.Sprintf("early-%02d", e), int64(e%items+1))
+		early[i], earlyErrs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("early-%02d", e), ItemID: int64(e%items+1)})
 	})
 	for i, err := range earlyErrs {
 		if err != nil {
 			t.Fatalf("early checkout %d: %v", i, err)
 		}
 	}
-	if _, err := svc.Checkout(ctx, "late-comer", 1); !errors.Is(err, sale.ErrSoldOut) {
+	if _, err := svc.Checkout(ctx, sale.CheckoutRequest{UserID: "late-comer", ItemID: 1}); !errors.Is(err, sale.ErrSoldOut) {
 		t.Fatalf("checkout with every unit held: %v, want ErrSoldOut", err)
 	}
 	if n := testfactory.ExpireHolds(t, env.Pool, saleID); n != units {
@@ -440,9 +440,9 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	oldErrs := make([]error, units)
 	apitest.Together(workers, len(ops), func(i int) {
 		if k := ops[i]; k < 0 {
-			_, oldErrs[-k-1] = svc.Purchase(ctx, early[-k-1].Code)
+			_, oldErrs[-k-1] = svc.Purchase(ctx, early[-k-1].Code, "")
 		} else {
-			late[k], lateErrs[k] = svc.Checkout(ctx, reqs[k].user, reqs[k].item)
+			late[k], lateErrs[k] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: reqs[k].user, ItemID: reqs[k].item})
 		}
 	})
 	for i, err := range oldErrs {
@@ -471,7 +471,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	compareOutcomes(t, answered, storedOutcomes(t, env.Pool, saleID))
 
 	bought := make([]error, len(held))
-	apitest.Together(workers, len(held), func(i int) { _, bought[i] = svc.Purchase(ctx, held[i].Code) })
+	apitest.Together(workers, len(held), func(i int) { _, bought[i] = svc.Purchase(ctx, held[i].Code, "") })
 	for i, err := range bought {
 		if err != nil {
 			t.Fatalf("purchase of re-held unit %d: %v", i, err)
@@ -511,17 +511,17 @@ func TestRaceSoldOutStorm(t *testing.T) {
 	}
 	checkInvariants(t, env.Pool, saleID)
 	// Bob's hold was sold as his purchase, so his code answers it again.
-	if p, err := svc.Purchase(ctx, live.Code); err != nil || p.UserID != "bob" || p.Item.ID != 3 || p.UserPurchases != 1 {
+	if p, err := svc.Purchase(ctx, live.Code, ""); err != nil || p.UserID != "bob" || p.Item.ID != 3 || p.UserPurchases != 1 {
 		t.Errorf("purchase with the hold SellOut sold: %+v, %v; want bob's purchase of item 3", p, err)
 	}
-	if _, err := svc.Purchase(ctx, expired.Code); !errors.Is(err, sale.ErrCodeExpired) {
+	if _, err := svc.Purchase(ctx, expired.Code, ""); !errors.Is(err, sale.ErrCodeExpired) {
 		t.Errorf("purchase with the expired code of a unit SellOut resold: %v, want ErrCodeExpired", err)
 	}
 
 	before := storedOutcomes(t, env.Pool, saleID)
 	errs := make([]error, storm)
 	apitest.Together(storm, storm, func(i int) {
-		_, errs[i] = svc.Checkout(ctx, fmt.Sprintf("storm-%03d", i%50), int64(i%items+1))
+		_, errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("storm-%03d", i%50), ItemID: int64(i%items+1)})
 	})
 	for i, err := range errs {
 		if !errors.Is(err, sale.ErrSoldOut) {
@@ -554,7 +554,7 @@ func TestRaceNoActiveSale(t *testing.T) {
 	}
 	errs := make([]error, racers)
 	apitest.Together(racers, racers, func(i int) {
-		_, errs[i] = env.Service.Checkout(t.Context(), fmt.Sprintf("early-bird-%02d", i%10), int64(i%5+1))
+		_, errs[i] = env.Service.Checkout(t.Context(), sale.CheckoutRequest{UserID: fmt.Sprintf("early-bird-%02d", i%10), ItemID: int64(i%5+1)})
 	})
 	for i, err := range errs {
 		if !errors.Is(err, sale.ErrNoActiveSale) {

@@ -21,6 +21,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/db"
@@ -33,7 +34,14 @@ type Settings struct {
 	Items        int
 	PerUserLimit int
 	HoldTTL      time.Duration
+	// IdempotencyKeyTTL is how long the answer to a checkout with an
+	// Idempotency-Key is kept (a server setting, not copied into sales).
+	IdempotencyKeyTTL time.Duration
 }
+
+// DefaultIdempotencyKeyTTL keeps answers a day, as Stripe does: long past
+// any hold, and enough for a client that retries after an outage.
+const DefaultIdempotencyKeyTTL = 24 * time.Hour
 
 // Service is safe for concurrent use; it keeps no state that decides
 // anything, so any number of servers can run against one database.
@@ -55,20 +63,46 @@ type Service struct {
 	soldOut atomic.Bool
 }
 
+// CheckoutRequest is one shopper's checkout.
+type CheckoutRequest struct {
+	UserID string
+	ItemID int64
+	// IdempotencyKey, when set, makes a repeat of the request (same user,
+	// same key) answer what the first one was answered, storing nothing.
+	IdempotencyKey string
+	// RateLimited marks a request the server's rate limit refused: it is
+	// stored as a rate_limited attempt, without taking its user's lock, and
+	// answered ErrRateLimited.
+	RateLimited bool
+}
+
 // checkoutRequest is one checkout waiting for its batch.
 type checkoutRequest struct {
-	userID string
-	itemID int64
-	code   string
+	CheckoutRequest
+	code string
+}
+
+// batchKey is what may appear once per checkout batch: the user, whose
+// lock the batch takes. A rate-limited request takes no lock and touches
+// nothing of its user's, so it never waits for a later batch: a hot user's
+// refusals are answered as fast as anyone's.
+func (r checkoutRequest) batchKey() string {
+	if r.RateLimited {
+		return "\x00" + r.code
+	}
+	return r.UserID
 }
 
 // NewService returns a Service whose every database call is bounded by
 // timeout, so an unreachable database turns into ErrUnavailable quickly.
 // Close it when done.
 func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, log *slog.Logger) *Service {
+	if settings.IdempotencyKeyTTL == 0 {
+		settings.IdempotencyKeyTTL = DefaultIdempotencyKeyTTL
+	}
 	s := &Service{pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log}
 	workers := int(pool.Config().MaxConns)
-	s.checkouts = newBatcher(workers, timeout, func(r checkoutRequest) string { return r.userID }, s.checkoutBatch)
+	s.checkouts = newBatcher(workers, timeout, checkoutRequest.batchKey, s.checkoutBatch)
 	s.purchases = newBatcher(workers, timeout, func(code string) string { return code }, s.purchaseBatch)
 	return s
 }
@@ -82,40 +116,112 @@ func (s *Service) Close() {
 
 // checkoutBatch decides a batch of checkouts in one transaction: the users'
 // locks, then the claims and one stored attempt per request
-// (queries/checkout.sql). During a sold-out storm, the short way first.
+// (queries/checkout.sql). During a sold-out storm, the short way first for
+// the requests it can answer.
 func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]db.CheckoutsDecideRow, error) {
-	arg := db.CheckoutsDecideParams{
-		UserIds: make([]string, len(reqs)), ItemIds: make([]int64, len(reqs)), Codes: make([]string, len(reqs)),
-	}
-	for i, r := range reqs {
-		arg.UserIds[i], arg.ItemIds[i], arg.Codes[i] = r.userID, r.itemID, r.code
-	}
-	ctx := context.Background() // the deadline is inTx's
+	out := make([]db.CheckoutsDecideRow, len(reqs))
+	rest := reqs
+	restAt := make([]int, 0, len(reqs)) // index in reqs of each request in rest
 	if s.soldOut.Load() {
-		var refused []db.CheckoutAttemptsInsertIfSoldOutRow
-		err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
-			refused, err = s.q.CheckoutAttemptsInsertIfSoldOut(ctx, tx,
-				db.CheckoutAttemptsInsertIfSoldOutParams{UserIds: arg.UserIds, ItemIds: arg.ItemIds})
-			if err != nil {
-				return fmt.Errorf("store sold-out attempts: %w", err)
+		var short []checkoutRequest
+		rest = nil
+		for i, r := range reqs {
+			if r.IdempotencyKey == "" {
+				short = append(short, r)
+			} else {
+				rest = append(rest, r)
+				restAt = append(restAt, i)
 			}
-			return nil
-		})
+		}
+		answered, err := s.checkoutShort(deadline, short)
 		if err != nil {
 			return nil, err
 		}
-		if len(refused) > 0 {
-			rows := make([]db.CheckoutsDecideRow, len(refused))
-			for i, r := range refused {
-				rows[i] = db.CheckoutsDecideRow{Ord: r.Ord, Outcome: r.Outcome, SaleID: r.SaleID}
+		k := 0
+		for i, r := range reqs {
+			if r.IdempotencyKey != "" {
+				continue
 			}
-			return inOrder(rows, len(reqs), func(r db.CheckoutsDecideRow) int32 { return r.Ord })
+			if row, ok := answered[k]; ok {
+				out[i] = row
+			} else {
+				// A unit is free again (a hold expired): decided the full way.
+				rest = append(rest, r)
+				restAt = append(restAt, i)
+			}
+			k++
 		}
-		// A unit is free again (a hold expired): nothing was stored.
+		if len(rest) == 0 {
+			return out, nil
+		}
+	} else {
+		for i := range reqs {
+			restAt = append(restAt, i)
+		}
 	}
+	rows, err := s.checkoutFull(deadline, rest)
+	if err != nil {
+		return nil, err
+	}
+	for k, row := range rows {
+		out[restAt[k]] = row
+	}
+	return out, nil
+}
+
+// checkoutShort stores the requests CheckoutAttemptsInsertIfSoldOut can
+// refuse without locks and returns their rows by index in reqs.
+func (s *Service) checkoutShort(deadline time.Time, reqs []checkoutRequest) (map[int]db.CheckoutsDecideRow, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	arg := db.CheckoutAttemptsInsertIfSoldOutParams{
+		UserIds: make([]string, len(reqs)), ItemIds: make([]int64, len(reqs)), RateLimited: make([]bool, len(reqs)),
+	}
+	for i, r := range reqs {
+		arg.UserIds[i], arg.ItemIds[i], arg.RateLimited[i] = r.UserID, r.ItemID, r.RateLimited
+	}
+	var refused []db.CheckoutAttemptsInsertIfSoldOutRow
+	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
+		refused, err = s.q.CheckoutAttemptsInsertIfSoldOut(context.Background(), tx, arg)
+		if err != nil {
+			return fmt.Errorf("store sold-out attempts: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	answered := make(map[int]db.CheckoutsDecideRow, len(refused))
+	for _, r := range refused {
+		i := int(r.Ord) - 1
+		if _, dup := answered[i]; dup || i < 0 || i >= len(reqs) {
+			return nil, fmt.Errorf("sold-out batch answered request %d of %d twice or out of range", i+1, len(reqs))
+		}
+		answered[i] = db.CheckoutsDecideRow{Ord: r.Ord, Outcome: r.Outcome, SaleID: r.SaleID}
+	}
+	return answered, nil
+}
+
+// checkoutFull decides reqs under their users' locks.
+func (s *Service) checkoutFull(deadline time.Time, reqs []checkoutRequest) ([]db.CheckoutsDecideRow, error) {
+	arg := db.CheckoutsDecideParams{
+		UserIds: make([]string, len(reqs)), ItemIds: make([]int64, len(reqs)), Codes: make([]string, len(reqs)),
+		IdempotencyKeys: make([]string, len(reqs)), RateLimited: make([]bool, len(reqs)),
+		IdempotencyKeyTtlSeconds: s.settings.IdempotencyKeyTTL.Seconds(),
+	}
+	locked := make([]string, 0, len(reqs)) // a rate-limited request takes no lock
+	for i, r := range reqs {
+		arg.UserIds[i], arg.ItemIds[i], arg.Codes[i] = r.UserID, r.ItemID, r.code
+		arg.IdempotencyKeys[i], arg.RateLimited[i] = r.IdempotencyKey, r.RateLimited
+		if !r.RateLimited {
+			locked = append(locked, r.UserID)
+		}
+	}
+	ctx := context.Background() // the deadline is inTx's
 	var rows []db.CheckoutsDecideRow
 	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
-		if _, err = s.q.UserLocksTakeForCheckout(ctx, tx, arg.UserIds); err != nil {
+		if _, err = s.q.UserLocksTakeForCheckout(ctx, tx, locked); err != nil {
 			return fmt.Errorf("take user locks: %w", err)
 		}
 		if rows, err = s.q.CheckoutsDecide(ctx, tx, arg); err != nil {
@@ -126,9 +232,15 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]d
 	if err != nil {
 		return nil, err
 	}
-	s.soldOut.Store(!slices.ContainsFunc(rows, func(r db.CheckoutsDecideRow) bool {
-		return r.Outcome != db.CheckoutOutcomeSoldOut
-	}))
+	// Only the sale's own answers say whether it is sold out.
+	decided := slices.DeleteFunc(slices.Clone(rows), func(r db.CheckoutsDecideRow) bool {
+		return r.Replayed || r.Outcome == db.CheckoutOutcomeRateLimited
+	})
+	if len(decided) > 0 {
+		s.soldOut.Store(!slices.ContainsFunc(decided, func(r db.CheckoutsDecideRow) bool {
+			return r.Outcome != db.CheckoutOutcomeSoldOut
+		}))
+	}
 	return inOrder(rows, len(reqs), func(r db.CheckoutsDecideRow) int32 { return r.Ord })
 }
 
@@ -228,6 +340,9 @@ type Hold struct {
 	UserID    string
 	Item      Item
 	ExpiresAt time.Time
+	// Replayed: this is the answer an earlier request with the same
+	// idempotency key got.
+	Replayed bool
 }
 
 // Purchase is a sold unit.
@@ -242,14 +357,21 @@ type Purchase struct {
 	UserPurchases int64
 }
 
-// Checkout holds a unit of item itemID of the current sale for userID. The
-// attempt is stored whatever its outcome, before this returns.
-func (s *Service) Checkout(ctx context.Context, userID string, itemID int64) (Hold, error) {
-	if err := ValidateUserID(userID); err != nil {
+// Checkout holds a unit of the requested item of the current sale for the
+// user. The attempt is stored whatever its outcome, before this returns.
+// An answer given from an earlier request with the same idempotency key
+// has Hold.Replayed set, or its error wraps ErrReplayed.
+func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (Hold, error) {
+	if err := ValidateUserID(req.UserID); err != nil {
 		return Hold{}, err
 	}
-	if itemID < 1 {
+	if req.ItemID < 1 {
 		return Hold{}, invalid("id must be a positive integer")
+	}
+	if req.IdempotencyKey != "" {
+		if err := ValidateIdempotencyKey(req.IdempotencyKey); err != nil {
+			return Hold{}, err
+		}
 	}
 	code, err := newCode()
 	if err != nil {
@@ -257,12 +379,19 @@ func (s *Service) Checkout(ctx context.Context, userID string, itemID int64) (Ho
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	row, err := s.checkouts.do(ctx, checkoutRequest{userID: userID, itemID: itemID, code: code})
+	row, err := s.checkouts.do(ctx, checkoutRequest{CheckoutRequest: req, code: code})
 	if err != nil {
 		return Hold{}, interpret(err, "checkout", nil)
 	}
+	if row.KeyReused {
+		return Hold{}, ErrKeyReused
+	}
 	if row.Outcome != db.CheckoutOutcomeHeld {
-		return Hold{}, checkoutError(row.Outcome)
+		err := checkoutError(row.Outcome)
+		if row.Replayed {
+			err = fmt.Errorf("%w: %w", ErrReplayed, err)
+		}
+		return Hold{}, err
 	}
 	if row.SaleID == nil || row.Code == nil || row.ExpiresAt == nil || row.ItemName == nil || row.PriceCents == nil {
 		return Hold{}, fmt.Errorf("checkout: held row without its hold: %+v", row)
@@ -270,20 +399,35 @@ func (s *Service) Checkout(ctx context.Context, userID string, itemID int64) (Ho
 	return Hold{
 		Code:      *row.Code,
 		SaleID:    *row.SaleID,
-		UserID:    userID,
-		Item:      Item{SaleID: *row.SaleID, ID: int32(itemID), Name: *row.ItemName, PriceCents: *row.PriceCents},
+		UserID:    req.UserID,
+		Item:      Item{SaleID: *row.SaleID, ID: int32(req.ItemID), Name: *row.ItemName, PriceCents: *row.PriceCents},
 		ExpiresAt: *row.ExpiresAt,
+		Replayed:  row.Replayed,
 	}, nil
 }
 
 // Purchase sells the unit held under code. Repeating it with a code already
-// used returns the same purchase and sells nothing more.
-func (s *Service) Purchase(ctx context.Context, code string) (Purchase, error) {
+// used returns the same purchase and sells nothing more, so clients may
+// retry it freely. A buyer, when given (the authenticated user), must be
+// the user the code was issued to.
+func (s *Service) Purchase(ctx context.Context, code, buyer string) (Purchase, error) {
 	if err := validateCode(code); err != nil {
 		return Purchase{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	if buyer != "" {
+		// A code's holder never changes, so checking before the purchase's
+		// transaction leaves no gap. An unknown code goes on to be answered
+		// code_not_found.
+		holder, err := s.q.CheckoutHolderByCode(ctx, s.pool, code)
+		switch {
+		case err == nil && holder != buyer:
+			return Purchase{}, ErrNotCodeHolder
+		case err != nil && !errors.Is(err, pgx.ErrNoRows):
+			return Purchase{}, interpret(err, "look up the code's holder", nil)
+		}
+	}
 	res, err := s.purchases.do(ctx, code)
 	if err == nil {
 		err = res.err
@@ -354,6 +498,23 @@ func ValidateUserID(userID string) error {
 		return invalid("user_id must be valid UTF-8")
 	case strings.IndexFunc(userID, unicode.IsControl) >= 0:
 		return invalid("user_id must not contain control characters")
+	}
+	return nil
+}
+
+// MaxIdempotencyKeyBytes matches the idempotency_keys_key_valid constraint.
+const MaxIdempotencyKeyBytes = 255
+
+// ValidateIdempotencyKey accepts 1 to 255 printable ASCII characters, the
+// form Stripe and the IETF draft use (a UUID fits).
+func ValidateIdempotencyKey(key string) error {
+	if key == "" || len(key) > MaxIdempotencyKeyBytes {
+		return invalid(fmt.Sprintf("Idempotency-Key must be 1 to %d characters", MaxIdempotencyKeyBytes))
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return invalid("Idempotency-Key must be printable ASCII")
+		}
 	}
 	return nil
 }

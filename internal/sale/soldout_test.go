@@ -26,18 +26,18 @@ func TestSoldOutShortWayFallsBackWhenAUnitFreesUp(t *testing.T) {
 	// Sold out: this answer sets the hint, the next one takes the short way,
 	// which takes no user lock: it answers while another session holds
 	// late's lock (the full way would wait for it until its deadline).
-	if _, err := e.Service.Checkout(ctx, "late", 1); !errors.Is(err, sale.ErrSoldOut) {
+	if _, err := e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "late", ItemID: 1}); !errors.Is(err, sale.ErrSoldOut) {
 		t.Fatalf("checkout of a sold-out sale: %v, want ErrSoldOut", err)
 	}
 	release := holdUserLock(t, e, "late")
-	if _, err := e.Service.Checkout(ctx, "late", 1); !errors.Is(err, sale.ErrSoldOut) {
+	if _, err := e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "late", ItemID: 1}); !errors.Is(err, sale.ErrSoldOut) {
 		t.Fatalf("checkout of a sold-out sale while late's lock is taken: %v, want ErrSoldOut without waiting", err)
 	}
 	release()
 	if n := testfactory.ExpireHolds(t, e.Pool, e.Sale.ID); n != 20 {
 		t.Fatalf("%d holds expired, want 20", n)
 	}
-	h, err := e.Service.Checkout(ctx, "late", 2)
+	h, err := e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "late", ItemID: 2})
 	if err != nil {
 		t.Fatalf("checkout once holds expired: %v, want a hold", err)
 	}

@@ -27,7 +27,7 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 	var hold sale.Hold
 	go func() {
 		var err error
-		hold, err = e.Service.Checkout(ctx, "kim", 1)
+		hold, err = e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "kim", ItemID: 1})
 		done <- err
 	}()
 	first := waitingForLock(t, observer, 0)
@@ -57,7 +57,7 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 	if _, err := observer.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
 		t.Fatal(err)
 	}
-	p, err := e.Service.Purchase(ctx, hold.Code)
+	p, err := e.Service.Purchase(ctx, hold.Code, "")
 	if err != nil {
 		t.Fatalf("purchase after its connection was killed: %v, want its retry to succeed", err)
 	}
@@ -75,7 +75,7 @@ func TestBatchPastItsDeadlineStoresNothing(t *testing.T) {
 	t.Parallel()
 	e := saletest.New(t, saletest.WithPoolSize(2), saletest.WithDBTimeout(300*time.Millisecond))
 	release := holdUserLock(t, e, "lee")
-	_, err := e.Service.Checkout(context.Background(), "lee", 1)
+	_, err := e.Service.Checkout(context.Background(), sale.CheckoutRequest{UserID: "lee", ItemID: 1})
 	release()
 	if !errors.Is(err, sale.ErrUnavailable) || errors.Is(err, sale.ErrOutcomeUnknown) {
 		t.Fatalf("checkout waiting past its deadline: %v, want ErrUnavailable with nothing stored", err)
@@ -86,7 +86,7 @@ func TestBatchPastItsDeadlineStoresNothing(t *testing.T) {
 	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM units WHERE held_by = 'lee'"); n != 0 {
 		t.Fatalf("%d units held for a checkout answered unavailable", n)
 	}
-	if _, err := e.Service.Checkout(context.Background(), "lee", 1); err != nil {
+	if _, err := e.Service.Checkout(context.Background(), sale.CheckoutRequest{UserID: "lee", ItemID: 1}); err != nil {
 		t.Fatalf("checkout once the lock is free: %v", err)
 	}
 }
@@ -103,7 +103,7 @@ func TestAnswersMatchWhatWasStoredAtAnyDeadline(t *testing.T) {
 	var warm sync.WaitGroup
 	for i := range 16 {
 		warm.Go(func() {
-			if _, err := e.Service.Checkout(context.Background(), fmt.Sprintf("warm-%d", i), 1); err != nil && !errors.Is(err, sale.ErrItemUnavailable) {
+			if _, err := e.Service.Checkout(context.Background(), sale.CheckoutRequest{UserID: fmt.Sprintf("warm-%d", i), ItemID: 1}); err != nil && !errors.Is(err, sale.ErrItemUnavailable) {
 				t.Error(err)
 			}
 		})
@@ -124,7 +124,7 @@ func TestAnswersMatchWhatWasStoredAtAnyDeadline(t *testing.T) {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), d)
 				defer cancel()
-				_, errs[i] = e.Service.Checkout(ctx, fmt.Sprintf("edge-%d", i), int64(1+i%30))
+				_, errs[i] = e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("edge-%d", i), ItemID: int64(1+i%30)})
 			})
 		}
 		wg.Wait()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/database"
@@ -51,12 +52,24 @@ func WindowStart(t time.Time, d time.Duration) time.Time {
 func (s *Service) EnsureSales(ctx context.Context, now time.Time) error {
 	start := WindowStart(now, s.settings.Duration)
 	for _, st := range []time.Time{start, start.Add(s.settings.Duration)} {
-		if _, err := s.EnsureSale(ctx, st); err != nil {
+		_, err := s.EnsureSale(ctx, st)
+		if errors.Is(err, ErrSaleOverlap) {
+			// The sales that exist stand; windows of the new length begin
+			// once they have ended.
+			s.log.Error("sale window not created", "err", err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// ErrSaleOverlap: a window of the configured length would overlap a sale
+// created earlier, with another SALE_DURATION (sales_no_overlap).
+var ErrSaleOverlap = errors.New("the sale window overlaps an existing sale; was SALE_DURATION changed? " +
+	"Existing sales are kept, and windows of the new length start once they end")
 
 // EnsureSale creates the sale starting at start, with its items and all its
 // units, in one transaction, unless it exists. Safe to call from many servers
@@ -84,6 +97,11 @@ func (s *Service) EnsureSale(ctx context.Context, start time.Time) (created bool
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // another server created it first
 		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.ConstraintName == "sales_no_overlap" {
+			return fmt.Errorf("%w (window %s to %s)", ErrSaleOverlap,
+				start.Format(time.RFC3339), start.Add(s.settings.Duration).Format(time.RFC3339))
+		}
 		if err != nil {
 			return fmt.Errorf("insert sale: %w", err)
 		}
@@ -98,6 +116,9 @@ func (s *Service) EnsureSale(ctx context.Context, start time.Time) (created bool
 			"units", row.UnitsTotal, "items", row.Items)
 		return nil
 	})
+	if errors.Is(err, ErrSaleOverlap) {
+		return false, err
+	}
 	if err != nil {
 		return false, interpret(err, "create sale starting "+start.Format(time.RFC3339), nil)
 	}
@@ -130,10 +151,34 @@ func (s *Service) RunScheduler(ctx context.Context) {
 		if err := s.ensureSalesNow(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("ensure sales", "err", err)
 		}
+		if err := s.DeleteExpiredIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete expired idempotency keys", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// keysPerDelete bounds one delete of expired idempotency keys: a short
+// transaction, however many expired since the last run.
+const keysPerDelete = 5000
+
+// DeleteExpiredIdempotencyKeys removes the answers kept under idempotency
+// keys that have expired. Any server may run it at any time; SKIP LOCKED
+// keeps two from deleting the same rows.
+func (s *Service) DeleteExpiredIdempotencyKeys(ctx context.Context) error {
+	for {
+		qctx, cancel := context.WithTimeout(ctx, s.timeout)
+		n, err := s.q.IdempotencyKeysDeleteExpired(qctx, s.pool, keysPerDelete)
+		cancel()
+		if err != nil {
+			return interpret(err, "delete expired idempotency keys", nil)
+		}
+		if n < keysPerDelete {
+			return nil
 		}
 	}
 }

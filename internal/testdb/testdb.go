@@ -54,12 +54,20 @@ func New(t testing.TB) string {
 	}
 	name := "flashsale_test_" + randomHex(6)
 	// Cloning fails while another session is connected to the template
-	// (for example a second test binary creating it): retry briefly.
+	// (for example a second test binary creating it): retry briefly. A
+	// checkout with other migrations testing on the same server drops
+	// templates it takes for stale: build ours again.
 	for attempt := 0; ; attempt++ {
 		_, err = admin.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE "+ident(tmpl))
 		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || attempt == 50 {
+		if err == nil || !errors.As(err, &pgErr) || (pgErr.Code != "55006" && pgErr.Code != "3D000") || attempt == 50 {
 			break
+		}
+		if pgErr.Code == "3D000" {
+			if tmpl, err = ensureTemplate(ctx, admin); err != nil {
+				break
+			}
+			continue
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -31,7 +31,7 @@ type DB interface {
 // Hold checks item out for user in the current sale and returns the hold.
 func Hold(t testing.TB, env *saletest.Env, user string, item int64) sale.Hold {
 	t.Helper()
-	h, err := env.Service.Checkout(t.Context(), user, item)
+	h, err := env.Service.Checkout(t.Context(), sale.CheckoutRequest{UserID: user, ItemID: item})
 	if err != nil {
 		t.Fatalf("testfactory: checkout of item %d by %q: %v", item, user, err)
 	}
@@ -41,7 +41,7 @@ func Hold(t testing.TB, env *saletest.Env, user string, item int64) sale.Hold {
 // Buy purchases a hold.
 func Buy(t testing.TB, env *saletest.Env, h sale.Hold) sale.Purchase {
 	t.Helper()
-	p, err := env.Service.Purchase(t.Context(), h.Code)
+	p, err := env.Service.Purchase(t.Context(), h.Code, "")
 	if err != nil {
 		t.Fatalf("testfactory: purchase of %q's hold on item %d: %v", h.UserID, h.Item.ID, err)
 	}

@@ -41,6 +41,9 @@ type Options struct {
 	NoSale bool
 	// DBTimeout bounds each database call; default 2s.
 	DBTimeout time.Duration
+	// HTTP turns on the API's guards (auth, rate limits, CORS, trusted
+	// proxies); Version and Log are set by Start.
+	HTTP httpapi.Options
 }
 
 // Start runs an API server until the test ends.
@@ -74,7 +77,9 @@ func Start(t testing.TB, opts Options) *Server {
 			t.Fatalf("testserver: create sales: %v", err)
 		}
 	}
-	api := httpapi.New(sales, httpapi.Options{Version: "test", Log: log})
+	hopts := opts.HTTP
+	hopts.Version, hopts.Log = "test", log
+	api := httpapi.New(sales, hopts)
 	hs := httptest.NewServer(api)
 	t.Cleanup(hs.Close)
 	return &Server{URL: hs.URL, Pool: pool, Sales: sales, DBURL: dbURL}
