@@ -160,9 +160,9 @@ func mayActFor(c echo.Context, userID string) error {
 // its answers carry.
 func cors(origins []string) echo.MiddlewareFunc {
 	return middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins: origins,
-		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
-		AllowHeaders: []string{echo.HeaderContentType, echo.HeaderAuthorization, headerIdempotencyKey, echo.HeaderXRequestID},
+		AllowOrigins:  origins,
+		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost},
+		AllowHeaders:  []string{echo.HeaderContentType, echo.HeaderAuthorization, headerIdempotencyKey, echo.HeaderXRequestID},
 		ExposeHeaders: []string{headerIdempotentReplayed, "Retry-After", echo.HeaderXRequestID, echo.HeaderWWWAuthenticate},
 		MaxAge:        600,
 	})

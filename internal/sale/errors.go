@@ -30,8 +30,8 @@ var (
 	ErrKeyReused       = errors.New("this Idempotency-Key was already used with other parameters")
 	// ErrReplayed marks an answer given from an earlier request with the
 	// same Idempotency-Key; it wraps that answer's error, if any.
-	ErrReplayed = errors.New("replayed from an earlier request with the same Idempotency-Key")
-	ErrUnavailable     = errors.New("database unavailable")
+	ErrReplayed    = errors.New("replayed from an earlier request with the same Idempotency-Key")
+	ErrUnavailable = errors.New("database unavailable")
 	// ErrOutcomeUnknown is an ErrUnavailable whose transaction may have
 	// committed: the connection broke after COMMIT was sent and before its
 	// answer came back. Every other ErrUnavailable of a checkout or

@@ -261,7 +261,7 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 	holds := make([]sale.Hold, racers)
 	errs := make([]error, racers)
 	apitest.Together(racers, racers, func(i int) {
-		holds[i], errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: user, ItemID: int64(i%items+1)})
+		holds[i], errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: user, ItemID: int64(i%items + 1)})
 	})
 	answered := map[db.CheckoutOutcome]int64{}
 	var held []sale.Hold
@@ -293,7 +293,7 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 			bought[i], boughtErrs[i] = svc.Purchase(ctx, held[i].Code, "")
 			return
 		}
-		_, moreErrs[i-len(held)] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: user, ItemID: int64(i%items+1)})
+		_, moreErrs[i-len(held)] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: user, ItemID: int64(i%items + 1)})
 	})
 	maxCount := int64(0)
 	for i, err := range boughtErrs {
@@ -397,7 +397,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	earlyErrs := make([]error, units)
 	apitest.Together(workers, int(units), func(i int) {
 		e := i / limit
-		early[i], earlyErrs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("early-%02d", e), ItemID: int64(e%items+1)})
+		early[i], earlyErrs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("early-%02d", e), ItemID: int64(e%items + 1)})
 	})
 	for i, err := range earlyErrs {
 		if err != nil {
@@ -521,7 +521,7 @@ func TestRaceSoldOutStorm(t *testing.T) {
 	before := storedOutcomes(t, env.Pool, saleID)
 	errs := make([]error, storm)
 	apitest.Together(storm, storm, func(i int) {
-		_, errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("storm-%03d", i%50), ItemID: int64(i%items+1)})
+		_, errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("storm-%03d", i%50), ItemID: int64(i%items + 1)})
 	})
 	for i, err := range errs {
 		if !errors.Is(err, sale.ErrSoldOut) {
@@ -554,7 +554,7 @@ func TestRaceNoActiveSale(t *testing.T) {
 	}
 	errs := make([]error, racers)
 	apitest.Together(racers, racers, func(i int) {
-		_, errs[i] = env.Service.Checkout(t.Context(), sale.CheckoutRequest{UserID: fmt.Sprintf("early-bird-%02d", i%10), ItemID: int64(i%5+1)})
+		_, errs[i] = env.Service.Checkout(t.Context(), sale.CheckoutRequest{UserID: fmt.Sprintf("early-bird-%02d", i%10), ItemID: int64(i%5 + 1)})
 	})
 	for i, err := range errs {
 		if !errors.Is(err, sale.ErrNoActiveSale) {

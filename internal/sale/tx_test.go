@@ -124,7 +124,7 @@ func TestAnswersMatchWhatWasStoredAtAnyDeadline(t *testing.T) {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), d)
 				defer cancel()
-				_, errs[i] = e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("edge-%d", i), ItemID: int64(1+i%30)})
+				_, errs[i] = e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("edge-%d", i), ItemID: int64(1 + i%30)})
 			})
 		}
 		wg.Wait()
