@@ -38,6 +38,11 @@ func TestLoadRejects(t *testing.T) {
 		"port out of range":       {"HTTP_ADDR", ":80808"},
 		"no port":                 {"HTTP_ADDR", "localhost"},
 		"pprof port not a number": {"PPROF_ADDR", "127.0.0.1:pprof"},
+		"keys shorter than holds": {"IDEMPOTENCY_KEY_TTL", "1m"},
+		"negative rate":           {"RATE_LIMIT_USER", "-1"},
+		"proxy not an address":    {"TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"},
+		"short secret":            {"AUTH_JWT_SECRET", "hunter2"},
+		"origin without scheme":   {"CORS_ALLOWED_ORIGINS", "shop.example"},
 	}
 	for name, kv := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -47,5 +52,18 @@ func TestLoadRejects(t *testing.T) {
 				t.Fatalf("%s=%s: want an error naming %s, got %v", kv[0], kv[1], kv[0], err)
 			}
 		})
+	}
+}
+
+func TestParseNets(t *testing.T) {
+	nets, err := ParseNets([]string{"10.0.0.0/8", " 192.168.1.7", "2001:db8::/32", "::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32", "::1/128"}
+	for i, n := range nets {
+		if n.String() != want[i] {
+			t.Errorf("net %d: %s, want %s", i, n, want[i])
+		}
 	}
 }
