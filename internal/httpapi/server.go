@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/salewatch"
 )
 
 // Server is the Echo application with its dependencies.
@@ -20,12 +21,16 @@ type Server struct {
 	sales   *sale.Service
 	version string
 	log     *slog.Logger
+	live    liveStreams // events.go
 }
 
 // Options are what New needs besides the sale service.
 type Options struct {
 	Version string
 	Log     *slog.Logger
+	// EventHeartbeat is how often an idle event stream gets a comment;
+	// default 15s.
+	EventHeartbeat time.Duration
 }
 
 // maxBody bounds request bodies: the largest valid one is a few hundred bytes.
@@ -37,6 +42,7 @@ func New(sales *sale.Service, opts Options) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{echo: e, sales: sales, version: opts.Version, log: opts.Log}
+	s.live = newLiveStreams(salewatch.New(sales, time.Second), opts.EventHeartbeat)
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 
@@ -83,6 +89,8 @@ func New(sales *sale.Service, opts Options) *Server {
 	e.POST("/purchase", s.purchase)
 	get("/sales/current", s.currentSale)
 	get("/sales/current/items", s.currentItems)
+	get("/sales/current/events", s.saleEvents)
+	get("/page/:file", s.pageFile)
 	get("/sales/:sale_id", s.saleByID)
 	get("/users/:user_id/purchases", s.userPurchases)
 	get("/items/:sale_id/:item_id/image.svg", s.itemImage)
@@ -121,7 +129,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // HTTPServer returns an http.Server with timeouts, so a slow or stalled
 // client cannot hold a connection or a goroutine forever.
 func (s *Server) HTTPServer(addr string) *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Addr:              addr,
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -130,6 +138,9 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+	// Shutdown waits for every handler; event streams would never end.
+	srv.RegisterOnShutdown(s.StopStreams)
+	return srv
 }
 
 var endpoints = []string{
@@ -137,6 +148,7 @@ var endpoints = []string{
 	"POST /purchase?code=C",
 	"GET /sales/current",
 	"GET /sales/current/items?after=&limit=",
+	"GET /sales/current/events",
 	"GET /sales/{sale_id}",
 	"GET /users/{user_id}/purchases?sale_id=",
 	"GET /items/{sale_id}/{item_id}/image.svg",
@@ -145,6 +157,10 @@ var endpoints = []string{
 }
 
 func (s *Server) index(c echo.Context) error {
+	c.Response().Header().Add("Vary", "Accept")
+	if prefersHTML(c.Request().Header.Get("Accept")) {
+		return s.page(c) // page.go
+	}
 	return c.JSON(http.StatusOK, map[string]any{"name": "flashsale", "version": s.version, "endpoints": endpoints})
 }
 
