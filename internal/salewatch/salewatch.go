@@ -63,6 +63,9 @@ type Subscription struct {
 	C <-chan *Snapshot
 	c chan *Snapshot
 	w *Watcher
+	// waiting is set while the watcher has had no snapshot yet: the next
+	// read goes to it even if nothing changed. Guarded by w.mu.
+	waiting bool
 }
 
 // Subscribe adds a watcher. Its first snapshot comes at once when a recent
@@ -77,6 +80,8 @@ func (w *Watcher) Subscribe() *Subscription {
 	// snapshot left from an earlier watch may be hours old and is not sent.
 	if w.latest != nil && (w.running || time.Since(w.latest.ReadAt) < w.interval) {
 		c <- w.latest
+	} else {
+		s.waiting = true
 	}
 	if !w.running {
 		w.running = true
@@ -123,14 +128,17 @@ func (w *Watcher) run() {
 		}
 		snap := w.read()
 		w.mu.Lock()
-		if !same(w.latest, snap) {
-			for s := range w.subs {
-				select {
-				case <-s.c: // drop the one this watcher has not taken yet
-				default:
-				}
-				s.c <- snap // cannot block: only this goroutine sends, under mu
+		changed := !same(w.latest, snap)
+		for s := range w.subs {
+			if !changed && !s.waiting {
+				continue
 			}
+			s.waiting = false
+			select {
+			case <-s.c: // drop the one this watcher has not taken yet
+			default:
+			}
+			s.c <- snap // cannot block: only this goroutine sends, under mu
 		}
 		w.latest = snap
 		w.mu.Unlock()

@@ -117,6 +117,30 @@ func TestReadsOnlyWhileWatched(t *testing.T) {
 	}
 }
 
+// A watch that starts long after the last one gets a snapshot at once even
+// though nothing changed since.
+func TestFirstSnapshotWithoutChange(t *testing.T) {
+	env := saletest.New(t)
+	const interval = 50 * time.Millisecond
+	w := salewatch.New(env.Service, interval)
+	sub := w.Subscribe()
+	last := receive(t, sub)
+	sub.Close()
+	// Until the last read is older than the interval it would be sent as
+	// it is; after, the next read must be, changed or not.
+	apitest.Poll(t, 5*time.Second, func() error {
+		if w.Watching() || time.Since(last.ReadAt) <= interval {
+			return errors.New("the last read is still fresh")
+		}
+		return nil
+	})
+	sub = w.Subscribe()
+	defer sub.Close()
+	if snap := receive(t, sub); snap == last || snap.Summary.ID != env.Sale.ID {
+		t.Fatalf("first snapshot of a later watch: %+v, want a new read of sale %d", snap, env.Sale.ID)
+	}
+}
+
 func receive(t *testing.T, sub *salewatch.Subscription) *salewatch.Snapshot {
 	t.Helper()
 	select {
