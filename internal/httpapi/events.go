@@ -11,7 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/salewatch"
 )
 
@@ -73,7 +72,8 @@ type saleEventJSON struct {
 // changes.
 func (s *Server) saleEvents(c echo.Context) error {
 	if s.live.ctx.Err() != nil {
-		return fmt.Errorf("%w: the server is shutting down", sale.ErrUnavailable)
+		c.Response().Header().Set("Retry-After", "1") // as every 503: another server, or this one restarted
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "unavailable", Message: "the server is shutting down"}})
 	}
 	w := c.Response()
 	h := w.Header()

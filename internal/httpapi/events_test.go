@@ -148,6 +148,18 @@ func TestSaleEventsMatchCurrentSale(t *testing.T) {
 	if held, sold := apitest.Int(t, ev, "units_held"), apitest.Int(t, ev, "units_sold"); held != 1 || sold != 0 {
 		t.Errorf("after one checkout: units_held %d, units_sold %d, want 1 and 0", held, sold)
 	}
+
+	// Stopped streams end, and new ones are refused in the API's shape.
+	srv.API.StopStreams()
+	for {
+		if _, err := s.next(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("stream after StopStreams: %v, want its end (EOF)", err)
+			}
+			break
+		}
+	}
+	apitest.Check(t, "events after StopStreams", apitest.Get(t, srv.URL+"/sales/current/events"), http.StatusServiceUnavailable, "unavailable")
 }
 
 // With no sale open the stream says why, in the API's error body.
