@@ -8,7 +8,7 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test vet fmt-check sqlc-check compose-check generate bench db-stop clean
+.PHONY: run build test vet fmt-check sqlc-check compose-check browser generate bench db-stop clean
 
 run: build
 	@url="$$(go run ./cmd/devdb ensure -url '$(DATABASE_URL)')" && DATABASE_URL="$$url" exec ./bin/server
@@ -16,7 +16,7 @@ run: build
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/server ./cmd/server
 
-test: vet fmt-check sqlc-check compose-check
+test: vet fmt-check sqlc-check compose-check browser
 	@url="$$(go run ./cmd/devdb ensure -url '$(TEST_DATABASE_URL)')" && \
 		TEST_DATABASE_URL="$$url" go test -race -count=1 -timeout 20m ./...
 
@@ -30,6 +30,17 @@ fmt-check:
 # Fails when db/ does not match what sqlc generates from migrations/ and queries/.
 sqlc-check:
 	go tool sqlc diff
+
+# The sale page's test (internal/httpapi/page_test.go) drives a headless
+# Chromium; it fails, never skips, without one. Names as that test looks
+# them up.
+BROWSERS = chromium chromium-browser google-chrome google-chrome-stable
+browser:
+	@for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 && exit 0; done; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: no Chromium found, installing Debian's chromium package"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else echo "make test needs a Chromium or Chrome browser for the sale page test: install Debian's chromium package (apt-get install chromium) or Google Chrome."; exit 1; fi
 
 generate:
 	go tool sqlc generate

@@ -29,7 +29,7 @@ func TestIndex(t *testing.T) {
 		routes[route] = true
 	}
 	for _, want := range []string{"POST /checkout", "POST /purchase", "GET /sales/current", "GET /sales/current/items",
-		"GET /sales/{sale_id}", "GET /users/{user_id}/purchases", "GET /items/{sale_id}/{item_id}/image.svg",
+		"GET /sales/current/events", "GET /sales/{sale_id}", "GET /users/{user_id}/purchases", "GET /items/{sale_id}/{item_id}/image.svg",
 		"GET /healthz", "GET /readyz"} {
 		if !routes[want] {
 			t.Errorf("endpoints %v lack %q", list, want)

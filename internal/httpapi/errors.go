@@ -62,6 +62,28 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	status, body := apiError(err)
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	// A 503 is expected (no sale open yet, database away) and shows in the
+	// request log; anything else at 500 is a bug worth its own line.
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		s.log.ErrorContext(c.Request().Context(), "request failed", "err", err,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(status)
+	} else {
+		err = c.JSON(status, errorBody{Error: body})
+	}
+	if err != nil {
+		s.log.Warn("write error response", "err", err)
+	}
+}
+
+// apiError is the status and body that err is answered with.
+func apiError(err error) (int, errorDetail) {
 	status, body := http.StatusInternalServerError, errorDetail{Code: "internal", Message: "internal error"}
 	var he *echo.HTTPError
 	matched := false
@@ -86,21 +108,5 @@ func (s *Server) handleError(err error, c echo.Context) {
 			body.Code = "internal"
 		}
 	}
-	if status == http.StatusServiceUnavailable {
-		c.Response().Header().Set("Retry-After", "1")
-	}
-	// A 503 is expected (no sale open yet, database away) and shows in the
-	// request log; anything else at 500 is a bug worth its own line.
-	if status >= 500 && status != http.StatusServiceUnavailable {
-		s.log.ErrorContext(c.Request().Context(), "request failed", "err", err,
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-	}
-	if c.Request().Method == http.MethodHead {
-		err = c.NoContent(status)
-	} else {
-		err = c.JSON(status, errorBody{Error: body})
-	}
-	if err != nil {
-		s.log.Warn("write error response", "err", err)
-	}
+	return status, body
 }

@@ -3,14 +3,12 @@ package httpapi_test
 import (
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/testserver"
 )
 
@@ -23,8 +21,7 @@ import (
 // fuzzAPI is the API of a fresh server, called in process (no socket), so
 // the fuzzer gets thousands of requests a second.
 func fuzzAPI(f *testing.F) http.Handler {
-	srv := testserver.Start(f, testserver.Options{})
-	return httpapi.New(srv.Sales, httpapi.Options{Version: "fuzz", Log: slog.New(slog.DiscardHandler)})
+	return testserver.Start(f, testserver.Options{}).API
 }
 
 // wireSafe reports whether s can reach the server in a header: net/http

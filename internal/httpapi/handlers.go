@@ -141,12 +141,16 @@ func (s *Server) writeSummary(c echo.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, saleJSON{
+	return c.JSON(http.StatusOK, toSaleJSON(sum))
+}
+
+func toSaleJSON(sum sale.Summary) saleJSON {
+	return saleJSON{
 		ID: sum.ID, StartsAt: sum.StartsAt.UTC(), EndsAt: sum.EndsAt.UTC(), UnitsTotal: sum.UnitsTotal,
 		UnitsSold: sum.UnitsSold, UnitsHeld: sum.UnitsHeld, UnitsAvailable: sum.UnitsAvailable,
 		Items: sum.Items, PerUserLimit: sum.PerUserLimit, HoldTTLSeconds: sum.HoldTTL.Seconds(),
 		Buyers: sum.Buyers,
-	})
+	}
 }
 
 func (s *Server) currentSale(c echo.Context) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/salewatch"
 )
 
 // Server is the Echo application with its dependencies.
@@ -24,6 +25,7 @@ type Server struct {
 	log       *slog.Logger
 	userLimit *limiter
 	ipLimit   *limiter
+	live      liveStreams // events.go
 }
 
 // Options are what New needs besides the sale service. The zero value of
@@ -38,6 +40,9 @@ type Options struct {
 	// TrustedProxies are the only peers whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
 	CORSOrigins    []string
+	// EventHeartbeat is how often an idle event stream gets a comment;
+	// default 15s.
+	EventHeartbeat time.Duration
 }
 
 // maxBody bounds request bodies: the largest valid one is a few hundred bytes.
@@ -53,6 +58,7 @@ func New(sales *sale.Service, opts Options) *Server {
 		userLimit: newLimiter(opts.Limits.UserRate, opts.Limits.UserBurst),
 		ipLimit:   newLimiter(opts.Limits.IPRate, opts.Limits.IPBurst),
 	}
+	s.live = newLiveStreams(salewatch.New(sales, time.Second), opts.EventHeartbeat)
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
@@ -112,6 +118,8 @@ func New(sales *sale.Service, opts Options) *Server {
 	e.POST("/purchase", s.purchase, authed...)
 	get("/sales/current", s.currentSale)
 	get("/sales/current/items", s.currentItems)
+	get("/sales/current/events", s.saleEvents)
+	get("/page/:file", s.pageFile)
 	get("/sales/:sale_id", s.saleByID)
 	get("/users/:user_id/purchases", s.userPurchases, authed...)
 	get("/items/:sale_id/:item_id/image.svg", s.itemImage)
@@ -150,7 +158,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // HTTPServer returns an http.Server with timeouts, so a slow or stalled
 // client cannot hold a connection or a goroutine forever.
 func (s *Server) HTTPServer(addr string) *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Addr:              addr,
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -160,6 +168,9 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		// Above maxHeaderBytes, so that limitHeaders answers in JSON.
 		MaxHeaderBytes: 1 << 20,
 	}
+	// Shutdown waits for every handler; event streams would never end.
+	srv.RegisterOnShutdown(s.StopStreams)
+	return srv
 }
 
 var endpoints = []string{
@@ -167,6 +178,7 @@ var endpoints = []string{
 	"POST /purchase?code=C",
 	"GET /sales/current",
 	"GET /sales/current/items?after=&limit=",
+	"GET /sales/current/events",
 	"GET /sales/{sale_id}",
 	"GET /users/{user_id}/purchases?sale_id=",
 	"GET /items/{sale_id}/{item_id}/image.svg",
@@ -176,6 +188,10 @@ var endpoints = []string{
 }
 
 func (s *Server) index(c echo.Context) error {
+	c.Response().Header().Add("Vary", "Accept")
+	if prefersHTML(c.Request().Header.Get("Accept")) {
+		return s.page(c) // page.go
+	}
 	return c.JSON(http.StatusOK, map[string]any{"name": "flashsale", "version": s.version, "endpoints": endpoints})
 }
 

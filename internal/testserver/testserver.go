@@ -29,6 +29,7 @@ type Server struct {
 	Pool  *pgxpool.Pool
 	Sales *sale.Service
 	DBURL string
+	API   *httpapi.Server
 }
 
 // Options change what Start does; the zero value starts a server with
@@ -82,7 +83,8 @@ func Start(t testing.TB, opts Options) *Server {
 	api := httpapi.New(sales, hopts)
 	hs := httptest.NewServer(api)
 	t.Cleanup(hs.Close)
-	return &Server{URL: hs.URL, Pool: pool, Sales: sales, DBURL: dbURL}
+	t.Cleanup(api.StopStreams) // before hs.Close, which waits for every handler
+	return &Server{URL: hs.URL, Pool: pool, Sales: sales, DBURL: dbURL, API: api}
 }
 
 type testWriter struct{ t testing.TB }

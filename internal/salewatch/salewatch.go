@@ -1,0 +1,174 @@
+// Package salewatch keeps watchers of the current sale (the live page's
+// event streams) up to date while costing the database at most one read per
+// interval per process, however many watch: one goroutine reads, and only
+// while someone watches, and hands each read that changed something to
+// every watcher. It is for display only: nothing that decides a checkout or
+// a purchase reads what it holds.
+package salewatch
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// Snapshot is one read of the current sale and its counts, shared by every
+// watcher that gets it: do not modify it.
+type Snapshot struct {
+	Summary sale.Summary
+	// Err is why there is no Summary (no sale open, database away); the
+	// same errors the API maps to its error codes.
+	Err error
+	// ReadAt is when the read began.
+	ReadAt time.Time
+}
+
+// Watcher is the once-per-interval reader and its watchers. Its zero value
+// is not usable; call New.
+type Watcher struct {
+	sales    *sale.Service
+	interval time.Duration
+	reads    atomic.Int64
+
+	mu      sync.Mutex
+	subs    map[*Subscription]struct{}
+	running bool      // the reading goroutine exists
+	latest  *Snapshot // nil before the first read
+}
+
+// New returns a Watcher that reads at most once per interval.
+func New(sales *sale.Service, interval time.Duration) *Watcher {
+	return &Watcher{sales: sales, interval: interval, subs: make(map[*Subscription]struct{})}
+}
+
+// Reads is how many times the watcher has read the sale from the database
+// (each read is the queries of GET /sales/current), for tests and metrics.
+func (w *Watcher) Reads() int64 { return w.reads.Load() }
+
+// Watching reports whether the reading goroutine runs: from the first
+// Subscribe until it notices that the last watcher has gone.
+func (w *Watcher) Watching() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.running
+}
+
+// Subscription is one watcher. C holds at most one snapshot, the newest: a
+// watcher that falls behind skips the snapshots it missed instead of
+// holding up the others.
+type Subscription struct {
+	C <-chan *Snapshot
+	c chan *Snapshot
+	w *Watcher
+	// waiting is set while the watcher has had no snapshot yet: the next
+	// read goes to it even if nothing changed. Guarded by w.mu.
+	waiting bool
+}
+
+// Subscribe adds a watcher. Its first snapshot comes at once when a recent
+// one exists, else after the read that Subscribe starts. Close it when done.
+func (w *Watcher) Subscribe() *Subscription {
+	c := make(chan *Snapshot, 1)
+	s := &Subscription{C: c, c: c, w: w}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.subs[s] = struct{}{}
+	// While the goroutine runs, latest is as fresh as the reads allow; a
+	// snapshot left from an earlier watch may be hours old and is not sent.
+	if w.latest != nil && (w.running || time.Since(w.latest.ReadAt) < w.interval) {
+		c <- w.latest
+	} else {
+		s.waiting = true
+	}
+	if !w.running {
+		w.running = true
+		go w.run()
+	}
+	return s
+}
+
+// Close removes the watcher; the reads stop with the last one. Safe to call
+// more than once.
+func (s *Subscription) Close() {
+	s.w.mu.Lock()
+	delete(s.w.subs, s)
+	s.w.mu.Unlock()
+}
+
+// run reads once per interval while anyone watches. Only this goroutine
+// reads, so reads never overlap and begin at least an interval apart, also
+// across a stop and a restart (it waits out the interval since latest).
+func (w *Watcher) run() {
+	for {
+		w.mu.Lock()
+		if len(w.subs) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		var wait time.Duration
+		if w.latest != nil {
+			wait = w.interval - time.Since(w.latest.ReadAt)
+		}
+		w.mu.Unlock()
+		if wait > 0 {
+			time.Sleep(wait) // pacing, not synchronisation: watchers come and go meanwhile
+			w.mu.Lock()
+			idle := len(w.subs) == 0
+			if idle {
+				w.running = false
+			}
+			w.mu.Unlock()
+			if idle {
+				return
+			}
+		}
+		snap := w.read()
+		w.mu.Lock()
+		changed := !same(w.latest, snap)
+		for s := range w.subs {
+			if !changed && !s.waiting {
+				continue
+			}
+			s.waiting = false
+			select {
+			case <-s.c: // drop the one this watcher has not taken yet
+			default:
+			}
+			s.c <- snap // cannot block: only this goroutine sends, under mu
+		}
+		w.latest = snap
+		w.mu.Unlock()
+	}
+}
+
+func (w *Watcher) read() *Snapshot {
+	w.reads.Add(1)
+	snap := &Snapshot{ReadAt: time.Now()}
+	// The service bounds each query by its own timeout; the read does not
+	// belong to any one watcher's request, so no request's context applies.
+	ctx := context.Background()
+	cur, err := w.sales.Current(ctx)
+	if err == nil {
+		snap.Summary, err = w.sales.Summary(ctx, cur.ID)
+	}
+	snap.Err = err
+	return snap
+}
+
+// same reports whether b shows watchers nothing new after a. A sale's
+// window and settings never change, so its id and counts are enough.
+func same(a, b *Snapshot) bool {
+	if a == nil || (a.Err == nil) != (b.Err == nil) {
+		return false
+	}
+	if a.Err != nil {
+		return a.Err.Error() == b.Err.Error()
+	}
+	x, y := a.Summary, b.Summary
+	return x.ID == y.ID && x.UnitsSold == y.UnitsSold && x.UnitsHeld == y.UnitsHeld &&
+		x.UnitsAvailable == y.UnitsAvailable && x.Buyers == y.Buyers && x.MaxUnitsPerUser == y.MaxUnitsPerUser
+}

@@ -1,0 +1,167 @@
+package salewatch_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashsale/flashsale/internal/apitest"
+	"github.com/flashsale/flashsale/internal/saletest"
+	"github.com/flashsale/flashsale/internal/salewatch"
+	"github.com/flashsale/flashsale/internal/testfactory"
+)
+
+// TestTenThousandWatchersOneReadPerSecond: 10,000 watchers cost the
+// database one read per second, every watcher sees every change, and
+// watchers that never take their snapshots hold up no one and keep only
+// the newest.
+func TestTenThousandWatchersOneReadPerSecond(t *testing.T) {
+	const (
+		active = 9_900
+		idle   = 100 // never receive
+		rounds = 3   // changes of the counts after the first snapshot
+	)
+	env := saletest.New(t)
+	w := salewatch.New(env.Service, time.Second)
+	start := time.Now()
+
+	// seen[h] is done once every active watcher has seen units_held == h.
+	seen := make([]sync.WaitGroup, rounds+1)
+	for h := range seen {
+		seen[h].Add(active)
+	}
+	var errs sync.Map
+	var watchers sync.WaitGroup
+	for i := range active {
+		sub := w.Subscribe()
+		watchers.Go(func() {
+			defer sub.Close()
+			next := int64(0) // the lowest level this watcher has not reported
+			for next <= rounds {
+				snap := <-sub.C
+				if snap.Err != nil {
+					errs.Store(i, snap.Err)
+					for ; next <= rounds; next++ {
+						seen[next].Done()
+					}
+					return
+				}
+				for ; next <= snap.Summary.UnitsHeld && next <= rounds; next++ {
+					seen[next].Done()
+				}
+			}
+		})
+	}
+	idlers := make([]*salewatch.Subscription, idle)
+	for i := range idlers {
+		idlers[i] = w.Subscribe()
+		defer idlers[i].Close()
+	}
+
+	wait(t, &seen[0], "every watcher's first snapshot")
+	for h := 1; h <= rounds; h++ {
+		testfactory.Hold(t, env, fmt.Sprintf("user-%d", h), int64(h))
+		wait(t, &seen[h], fmt.Sprintf("every watcher to see units_held = %d", h))
+	}
+	elapsed := time.Since(start)
+	watchers.Wait()
+	errs.Range(func(k, v any) bool {
+		t.Fatalf("watcher %v got an error snapshot: %v", k, v)
+		return false
+	})
+
+	reads := w.Reads()
+	t.Logf("%d watchers (%d idle), %d changes: %d reads in %v", active+idle, idle, rounds, reads, elapsed.Round(time.Millisecond))
+	if max := int64(elapsed.Seconds()) + 1; reads > max {
+		t.Errorf("%d reads in %v: want at most %d (one per second, plus the first)", reads, elapsed, max)
+	}
+	if reads < rounds+1 {
+		t.Errorf("%d reads, but %d different states were seen", reads, rounds+1)
+	}
+	for i, sub := range idlers {
+		if n := len(sub.C); n != 1 {
+			t.Fatalf("idle watcher %d holds %d snapshots, want only the newest", i, n)
+		}
+		if snap := <-sub.C; snap.Err != nil || snap.Summary.UnitsHeld != rounds {
+			t.Fatalf("idle watcher %d holds units_held %d (err %v), want the newest, %d", i, snap.Summary.UnitsHeld, snap.Err, rounds)
+		}
+	}
+}
+
+// TestReadsOnlyWhileWatched: with no watcher left the reading stops, and a
+// new watcher starts it again and sees what changed meanwhile.
+func TestReadsOnlyWhileWatched(t *testing.T) {
+	env := saletest.New(t)
+	w := salewatch.New(env.Service, 50*time.Millisecond)
+	sub := w.Subscribe()
+	receive(t, sub)
+	sub.Close()
+	apitest.Poll(t, 5*time.Second, func() error {
+		if w.Watching() {
+			return errors.New("still reading after the last watcher left")
+		}
+		return nil
+	})
+	reads := w.Reads()
+	testfactory.Hold(t, env, "user-1", 1) // a change no one watches
+	if got := w.Reads(); got != reads {
+		t.Fatalf("%d reads with no watcher, want %d", got, reads)
+	}
+	sub = w.Subscribe()
+	defer sub.Close()
+	// The first snapshot may be the last one read, if it is younger than
+	// the interval; the read the new watch starts follows it.
+	for receive(t, sub).Summary.UnitsHeld != 1 {
+	}
+}
+
+// A watch that starts long after the last one gets a snapshot at once even
+// though nothing changed since.
+func TestFirstSnapshotWithoutChange(t *testing.T) {
+	env := saletest.New(t)
+	const interval = 50 * time.Millisecond
+	w := salewatch.New(env.Service, interval)
+	sub := w.Subscribe()
+	last := receive(t, sub)
+	sub.Close()
+	// Until the last read is older than the interval it would be sent as
+	// it is; after, the next read must be, changed or not.
+	apitest.Poll(t, 5*time.Second, func() error {
+		if w.Watching() || time.Since(last.ReadAt) <= interval {
+			return errors.New("the last read is still fresh")
+		}
+		return nil
+	})
+	sub = w.Subscribe()
+	defer sub.Close()
+	if snap := receive(t, sub); snap == last || snap.Summary.ID != env.Sale.ID {
+		t.Fatalf("first snapshot of a later watch: %+v, want a new read of sale %d", snap, env.Sale.ID)
+	}
+}
+
+func receive(t *testing.T, sub *salewatch.Subscription) *salewatch.Snapshot {
+	t.Helper()
+	select {
+	case snap := <-sub.C:
+		if snap.Err != nil {
+			t.Fatalf("snapshot: %v", snap.Err)
+		}
+		return snap
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot within 10s")
+		return nil
+	}
+}
+
+func wait(t *testing.T, wg *sync.WaitGroup, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("waiting for %s: not within 30s", what)
+	}
+}
