@@ -8,7 +8,7 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test vet fmt-check sqlc-check compose-check browser generate bench db-stop clean
+.PHONY: run build test fuzz vet fmt-check sqlc-check compose-check browser generate bench db-stop clean
 
 run: build
 	@url="$$(go run ./cmd/devdb ensure -url '$(DATABASE_URL)')" && DATABASE_URL="$$url" exec ./bin/server
@@ -18,7 +18,23 @@ build:
 
 test: vet fmt-check sqlc-check compose-check browser
 	@url="$$(go run ./cmd/devdb ensure -url '$(TEST_DATABASE_URL)')" && \
-		TEST_DATABASE_URL="$$url" go test -race -count=1 -timeout 20m ./...
+		TEST_DATABASE_URL="$$url" go test -race -count=1 -timeout 20m ./... && \
+		$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) TEST_DATABASE_URL="$$url"
+
+# Fuzz targets (package and name); `make test` runs each for TEST_FUZZTIME,
+# `make fuzz` for FUZZTIME. An input that fails is written under the
+# package's testdata/fuzz/ and replayed by every later `go test`: commit it
+# with the fix.
+FUZZ_TARGETS = ./internal/httpapi:FuzzCheckout ./internal/httpapi:FuzzPurchase \
+	./internal/httpapi:FuzzPaths ./internal/httpapi:FuzzErrorMapping
+TEST_FUZZTIME ?= 3s
+FUZZTIME ?= 1m
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} for $(FUZZTIME)"; \
+		out="$$(go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" 2>&1)" || \
+			{ echo "$$out" | tail -40; exit 1; }; \
+	done
 
 vet:
 	go vet ./...
