@@ -80,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 	fs.DurationVar(&b.StormDuration, "storm", 20*time.Second, "storm duration")
 	fs.DurationVar(&b.HerdTimeout, "herd-timeout", 3*time.Minute, "give the herd up after this")
 	fs.DurationVar(&b.RequestTimeout, "timeout", 30*time.Second, "per-request timeout")
+	fs.IntVar(&b.HotClients, "hot-clients", 0, "more storm clients that send checkouts as one user, hot-user, beside -storm-c (the report's \"others\" row is everyone else)")
 	fs.StringVar(&b.Pick, "pick", loadgen.PickRandom, "herd item choice: random (any item) or untaken (skip items answered item_unavailable)")
 	fs.BoolVar(&b.Baseline, "baseline", true, "also run herd and storm straight at PostgreSQL")
 	fs.BoolVar(&b.Analyze, "analyze", true, "run ANALYZE before each phase, so service and baseline plan with the same statistics (not whenever autovacuum gets there)")

@@ -30,6 +30,8 @@ type Options struct {
 	HerdTimeout      time.Duration // the herd gives up after this (default 3m)
 	RequestTimeout   time.Duration // per HTTP request (default 30s)
 	Pick             string        // PickRandom (default) or PickUntaken
+	// HotClients more storm clients send checkouts as one user.
+	HotClients int
 
 	// Baseline runs herd and storm straight at PostgreSQL as well.
 	Baseline bool
@@ -257,6 +259,7 @@ func runSide(ctx context.Context, opts Options, d Driver, pool *pgxpool.Pool, pi
 	m = startCPU(pid)
 	storm := runStorm(ctx, d, stormSpec{
 		users: users, concurrency: opts.StormConcurrency, items: int(info.Items), duration: opts.StormDuration,
+		hotClients: opts.HotClients,
 	})
 	stormCPU := m.stop(storm.elapsed)
 	wal2 := readWAL(ctx, pool)
@@ -324,6 +327,8 @@ type PhaseReport struct {
 	TimedOut  bool            `json:"timed_out,omitempty"`
 	Checkout  EndpointReport  `json:"checkout"`
 	Purchase  *EndpointReport `json:"purchase,omitempty"`
+	// Others: storm checkouts of every user but the hot one (-hot-clients).
+	Others *EndpointReport `json:"others,omitempty"`
 	// Storm only: checkout_attempts rows before and after.
 	AttemptsBefore *int64    `json:"attempts_before,omitempty"`
 	AttemptsAfter  *int64    `json:"attempts_after,omitempty"`
@@ -387,5 +392,9 @@ func phaseReport(p *phaseRun, concurrency int, cpu CPUUsage) PhaseReport {
 	}
 	pr := endpointReport(p.purchase, p.elapsed, false)
 	r.Purchase = &pr
+	if p.others != nil {
+		o := endpointReport(p.others, p.elapsed, true)
+		r.Others = &o
+	}
 	return r
 }

@@ -44,6 +44,7 @@ const (
 	outSoldOut     = "sold_out"
 	outUnavailable = "item_unavailable"
 	outUserLimit   = "user_limit_reached"
+	outRateLimited = "rate_limited"
 )
 
 // storedOutcomes are the checkout outcomes the checkout queries record in
@@ -51,7 +52,7 @@ const (
 // (validation errors, 5xx, transport errors) may not have been stored.
 var storedOutcomes = map[string]bool{
 	outHeld: true, outSoldOut: true, outUnavailable: true, outUserLimit: true,
-	"item_not_found": true, "no_active_sale": true,
+	"item_not_found": true, "no_active_sale": true, outRateLimited: true,
 }
 
 // knownOutcomes interns the outcome strings the HTTP driver reads from
@@ -59,7 +60,7 @@ var storedOutcomes = map[string]bool{
 var knownOutcomes = []string{
 	outHeld, outPurchased, outSoldOut, outUnavailable, outUserLimit,
 	"item_not_found", "no_active_sale", "code_not_found", "code_expired",
-	"invalid_request", "unavailable", "internal", "not_found", "method_not_allowed",
+	"invalid_request", "unavailable", "internal", "not_found", "method_not_allowed", outRateLimited,
 	"request_too_large", "sale_not_found",
 }
 

@@ -45,6 +45,8 @@ type phaseRun struct {
 	distinctIDs int64 // distinct purchase ids answered
 	usersUsed   int64
 	timedOut    bool
+	// others: storm checkouts of every user but the hot one (nil without).
+	others *endpointStats
 }
 
 // purchaseTries bounds the retries of a purchase that got no definite
@@ -140,7 +142,9 @@ func runHerd(ctx context.Context, d Driver, spec herdSpec) *phaseRun {
 						}
 					case r.Outcome == outSoldOut:
 						return // nothing is left for anyone
-					case r.Outcome == outUserLimit:
+					case r.Outcome == outUserLimit, r.Outcome == outRateLimited:
+						// At the cap, or told to slow down: this shopper
+						// leaves, the next one comes.
 						break sameUser
 					case r.Outcome == outUnavailable:
 						taken[item].Store(true)
@@ -176,17 +180,23 @@ type stormSpec struct {
 	concurrency int
 	items       int
 	duration    time.Duration
+	// hotClients more clients send checkouts as one user (hotUser) all
+	// along, beside the others; run.others counts the others' checkouts.
+	hotClients int
 }
+
+// hotUser is the one user behind a storm's hot share.
+const hotUser = "hot-user"
 
 // runStorm sends checkouts by random users for spec.duration. Requests in
 // flight when the time is up are waited for, never cancelled, so every
 // request sent is answered and can be matched with checkout_attempts.
 func runStorm(ctx context.Context, d Driver, spec stormSpec) *phaseRun {
 	var wg sync.WaitGroup
-	results := make([]*endpointStats, spec.concurrency)
+	results := make([]*endpointStats, spec.concurrency+spec.hotClients)
 	start := time.Now()
 	end := start.Add(spec.duration)
-	for i := range spec.concurrency {
+	for i := range spec.concurrency + spec.hotClients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -195,8 +205,12 @@ func runStorm(ctx context.Context, d Driver, spec stormSpec) *phaseRun {
 			rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)+1<<32))
 			co := newEndpointStats()
 			defer func() { results[i] = co }()
+			hot := i >= spec.concurrency
 			for ctx.Err() == nil && time.Now().Before(end) {
-				user := spec.users[rng.IntN(len(spec.users))]
+				user := hotUser
+				if !hot {
+					user = spec.users[rng.IntN(len(spec.users))]
+				}
 				item := 1 + rng.Int64N(int64(spec.items))
 				t0 := time.Now()
 				r := w.Checkout(context.WithoutCancel(ctx), user, item)
@@ -209,8 +223,14 @@ func runStorm(ctx context.Context, d Driver, spec stormSpec) *phaseRun {
 	}
 	wg.Wait()
 	run := &phaseRun{checkout: newEndpointStats(), purchase: newEndpointStats(), elapsed: time.Since(start)}
-	for _, r := range results {
+	if spec.hotClients > 0 {
+		run.others = newEndpointStats()
+	}
+	for i, r := range results {
 		run.checkout.merge(r)
+		if run.others != nil && i < spec.concurrency {
+			run.others.merge(r)
+		}
 	}
 	return run
 }

@@ -189,6 +189,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, sd := range sides {
 		if sd.r != nil {
 			row("storm", sd.name, "checkout", &sd.r.Storm.Checkout)
+			if sd.r.Storm.Others != nil {
+				row("storm", sd.name, "others", sd.r.Storm.Others)
+			}
 		}
 	}
 	if err := tw.Flush(); err != nil {
