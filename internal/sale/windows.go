@@ -54,8 +54,7 @@ func (s *Service) EnsureSales(ctx context.Context, now time.Time) error {
 	for _, st := range []time.Time{start, start.Add(s.settings.Duration)} {
 		_, err := s.EnsureSale(ctx, st)
 		if errors.Is(err, ErrSaleOverlap) {
-			// The sales that exist stand; windows of the new length begin
-			// once they have ended.
+			// The sales that exist stand; this window is skipped.
 			s.log.Error("sale window not created", "err", err)
 			continue
 		}
@@ -69,7 +68,7 @@ func (s *Service) EnsureSales(ctx context.Context, now time.Time) error {
 // ErrSaleOverlap: a window of the configured length would overlap a sale
 // created earlier, with another SALE_DURATION (sales_no_overlap).
 var ErrSaleOverlap = errors.New("the sale window overlaps an existing sale; was SALE_DURATION changed? " +
-	"Existing sales are kept, and windows of the new length start once they end")
+	"Existing sales are kept; windows of the new length that overlap them are skipped")
 
 // EnsureSale creates the sale starting at start, with its items and all its
 // units, in one transaction, unless it exists. Safe to call from many servers
