@@ -51,3 +51,52 @@ func TestSoldOutShortWayFallsBackWhenAUnitFreesUp(t *testing.T) {
 		t.Fatalf("%d held attempts for late, want 1", n)
 	}
 }
+
+// While the sale looks sold out, a keyed checkout still goes the full way
+// (its key is read under its user's lock) and a rate-limited one the short
+// way; each is stored once, and a repeat of the key is replayed.
+func TestSoldOutWithKeysAndRateLimits(t *testing.T) {
+	t.Parallel()
+	e := saletest.New(t, saletest.WithUnits(20), saletest.WithItems(2))
+	ctx := context.Background()
+	testfactory.SellOut(t, e.Pool, e.Sale.ID)
+	if _, err := e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "first", ItemID: 1}); !errors.Is(err, sale.ErrSoldOut) {
+		t.Fatalf("first checkout: %v, want ErrSoldOut (sets the hint)", err)
+	}
+	keyed := sale.CheckoutRequest{UserID: "kim", ItemID: 1, IdempotencyKey: "k1"}
+	if _, err := e.Service.Checkout(ctx, keyed); !errors.Is(err, sale.ErrSoldOut) || errors.Is(err, sale.ErrReplayed) {
+		t.Fatalf("keyed checkout: %v, want a fresh ErrSoldOut", err)
+	}
+	if _, err := e.Service.Checkout(ctx, keyed); !errors.Is(err, sale.ErrSoldOut) || !errors.Is(err, sale.ErrReplayed) {
+		t.Fatalf("its repeat: %v, want ErrSoldOut replayed", err)
+	}
+	limited := sale.CheckoutRequest{UserID: "kim", ItemID: 2, RateLimited: true}
+	if _, err := e.Service.Checkout(ctx, limited); !errors.Is(err, sale.ErrRateLimited) {
+		t.Fatalf("rate-limited checkout: %v, want ErrRateLimited", err)
+	}
+	if got := apitest.Scalar(t, e.Pool, `SELECT count(*) FROM checkout_attempts WHERE user_id = 'kim'`); got != 2 {
+		t.Errorf("%d attempts of kim, want 2 (sold_out, rate_limited)", got)
+	}
+	if got := apitest.Scalar(t, e.Pool, `SELECT count(*) FROM idempotency_keys WHERE user_id = 'kim' AND outcome = 'sold_out'`); got != 1 {
+		t.Errorf("%d kept answers, want 1", got)
+	}
+}
+
+// A rate-limited checkout holds nothing even when units are free, and
+// takes no user lock: it is answered while another session holds it.
+func TestRateLimitedCheckoutTakesNoLock(t *testing.T) {
+	t.Parallel()
+	e := saletest.New(t, saletest.WithUnits(20), saletest.WithItems(2))
+	release := holdUserLock(t, e, "busy")
+	defer release()
+	_, err := e.Service.Checkout(context.Background(), sale.CheckoutRequest{UserID: "busy", ItemID: 1, RateLimited: true})
+	if !errors.Is(err, sale.ErrRateLimited) {
+		t.Fatalf("rate-limited checkout while busy's lock is held: %v, want ErrRateLimited without waiting", err)
+	}
+	if got := apitest.Scalar(t, e.Pool, `SELECT count(*) FROM checkout_attempts WHERE user_id = 'busy' AND outcome = 'rate_limited' AND sale_id = $1`, e.Sale.ID); got != 1 {
+		t.Errorf("%d rate_limited attempts, want 1", got)
+	}
+	if got := apitest.Scalar(t, e.Pool, `SELECT count(*) FROM units WHERE held_by = 'busy'`); got != 0 {
+		t.Errorf("%d units held by busy, want 0", got)
+	}
+}
