@@ -18,6 +18,7 @@ import (
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/logging"
+	"github.com/flashsale/flashsale/internal/metrics"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
@@ -60,11 +61,23 @@ func run() error {
 		return err
 	}
 
+	var m *metrics.Metrics // nil: off
+	if cfg.MetricsAddr != "" {
+		m = metrics.New(version)
+	}
 	sales := sale.NewService(pool, sale.Settings{
 		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
 		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL,
-	}, cfg.DBTimeout, log)
+	}, cfg.DBTimeout, log, m.SaleOptions()...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
+	m.Watch(pool, sales)
+	if m != nil {
+		stopMetrics, err := serveMetrics(m, cfg.MetricsAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	if err := sales.WaitForCurrentSale(ctx); err != nil {
 		return err
 	}
@@ -74,7 +87,7 @@ func run() error {
 		sales.RunScheduler(ctx)
 	}()
 
-	api := httpapi.New(sales, httpapi.Options{Version: version, Log: log})
+	api := httpapi.New(sales, httpapi.Options{Version: version, Log: log, Middleware: m.Middleware()})
 	if cfg.PprofAddr != "" {
 		// The profiler gets its own listener so it is never exposed with the API.
 		prof := &http.Server{Addr: cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}

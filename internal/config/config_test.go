@@ -38,6 +38,7 @@ func TestLoadRejects(t *testing.T) {
 		"port out of range":       {"HTTP_ADDR", ":80808"},
 		"no port":                 {"HTTP_ADDR", "localhost"},
 		"pprof port not a number": {"PPROF_ADDR", "127.0.0.1:pprof"},
+		"metrics without port":    {"METRICS_ADDR", "127.0.0.1"},
 	}
 	for name, kv := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -26,6 +26,10 @@ type Server struct {
 type Options struct {
 	Version string
 	Log     *slog.Logger
+	// Middleware runs outside all of the API's own, after routing (so
+	// c.Path() is the route) and after the error handler has answered (so
+	// the status is the one sent): metrics.
+	Middleware []echo.MiddlewareFunc
 }
 
 // maxBody bounds request bodies: the largest valid one is a few hundred bytes.
@@ -40,6 +44,7 @@ func New(sales *sale.Service, opts Options) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 
+	e.Use(opts.Middleware...)
 	e.Use(dropOddRequestID)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/metrics"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testdb"
 )
@@ -41,6 +42,8 @@ type Options struct {
 	NoSale bool
 	// DBTimeout bounds each database call; default 2s.
 	DBTimeout time.Duration
+	// Metrics, when set, instruments the server as cmd/server does.
+	Metrics *metrics.Metrics
 }
 
 // Start runs an API server until the test ends.
@@ -67,14 +70,15 @@ func Start(t testing.TB, opts Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	sales := sale.NewService(pool, settings, opts.DBTimeout, log)
+	sales := sale.NewService(pool, settings, opts.DBTimeout, log, opts.Metrics.SaleOptions()...)
+	opts.Metrics.Watch(pool, sales)
 	t.Cleanup(sales.Close) // before pool.Close, after the HTTP server's
 	if !opts.NoSale {
 		if err := sales.EnsureSales(ctx, time.Now()); err != nil {
 			t.Fatalf("testserver: create sales: %v", err)
 		}
 	}
-	api := httpapi.New(sales, httpapi.Options{Version: "test", Log: log})
+	api := httpapi.New(sales, httpapi.Options{Version: "test", Log: log, Middleware: opts.Metrics.Middleware()})
 	hs := httptest.NewServer(api)
 	t.Cleanup(hs.Close)
 	return &Server{URL: hs.URL, Pool: pool, Sales: sales, DBURL: dbURL}
