@@ -26,11 +26,17 @@ import (
 var version = "dev"
 
 func main() {
+	os.Exit(command(os.Args[1:], os.Stdout, os.Stderr)) // cli.go
+}
+
+// serve runs the server until SIGINT or SIGTERM: the default command.
+func serve() int {
 	if err := run(); err != nil {
 		// run's own logger is closed by now; this line is written directly.
 		logging.New(os.Stderr, slog.LevelInfo).Error("server stopped", "err", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func run() error {
