@@ -8,7 +8,7 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test fuzz vet fmt-check sqlc-check compose-check browser generate bench db-stop clean
+.PHONY: run build test fuzz vet fmt-check sqlc-check compose-check browser generate bench db-stop clean psql migrate-status
 
 run: build
 	@url="$$(go run ./cmd/devdb ensure -url '$(DATABASE_URL)')" && DATABASE_URL="$$url" exec ./bin/server
@@ -61,9 +61,26 @@ browser:
 generate:
 	go tool sqlc generate
 
+# Fails on an invalid compose file. First compose-go, the library Compose v2
+# loads files with, pinned in go.mod (cmd/composecheck): it needs nothing
+# but Go, so a fresh machine checks the file too; then the Compose that is
+# installed, if any (the docker compose plugin or standalone docker-compose).
+COMPOSE_CHECK_FILE ?= docker-compose.yml
 compose-check:
-	@if docker compose version >/dev/null 2>&1; then docker compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
-	else echo "compose-check: no docker compose plugin here, docker-compose.yml not validated"; fi
+	@go run ./cmd/composecheck '$(COMPOSE_CHECK_FILE)'
+	@if docker compose version >/dev/null 2>&1; then \
+		docker compose -f '$(COMPOSE_CHECK_FILE)' config -q && echo "$(COMPOSE_CHECK_FILE): valid (docker compose)"; \
+	elif command -v docker-compose >/dev/null 2>&1; then \
+		docker-compose -f '$(COMPOSE_CHECK_FILE)' config -q && echo "$(COMPOSE_CHECK_FILE): valid (docker-compose)"; fi
+
+# Operator commands on the database `make run` uses (DATABASE_URL above),
+# from any shell: `make psql`, `make psql SQL='table sale_summary'`,
+# `make migrate-status` (the server's own goose provider; see README.md).
+psql:
+	@DATABASE_URL='$(DATABASE_URL)'; psql "$$DATABASE_URL" $${SQL:+-c "$$SQL"}
+
+migrate-status: build
+	@DATABASE_URL='$(DATABASE_URL)' ./bin/server migrate status
 
 # The full benchmark (about a minute; never part of `make test`): starts the
 # server on a fresh database, runs herd, storm and the PostgreSQL baseline,

@@ -97,7 +97,7 @@ func ensure(url string) error {
 	var attempts []string
 	if local && dockerRunning() {
 		fmt.Fprintf(os.Stderr, "devdb: no PostgreSQL answers at %s, starting one with docker compose up -d db\n", addr)
-		err := startDocker(cfg.Port)
+		err := startDocker(cfg.Port, cfg.Password)
 		if err == nil {
 			return waitAndCreate(ctx, cfg, addr, 60*time.Second)
 		}
@@ -204,14 +204,22 @@ func dockerRunning() bool {
 	return exec.CommandContext(ctx, "docker", "info").Run() == nil
 }
 
-func startDocker(port uint16) error {
+// startDocker starts docker-compose.yml's db with the URL's password: that
+// database takes none without one (it is not a trust-auth server).
+func startDocker(port uint16, password string) error {
+	if password == "" {
+		return errors.New("docker-compose.yml's database needs the password in DATABASE_URL " +
+			"(postgres://postgres:PASSWORD@...; its default for local use is flashsale)")
+	}
 	root, err := repoRoot()
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command("docker", "compose", "up", "-d", "db")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "DEVDB_PORT="+strconv.Itoa(int(port))) // host port published by docker-compose.yml
+	cmd.Env = append(os.Environ(),
+		"DEVDB_PORT="+strconv.Itoa(int(port)), // host port published by docker-compose.yml
+		"POSTGRES_PASSWORD="+password)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("docker compose up -d db in %s failed: %w", root, err)

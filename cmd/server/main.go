@@ -19,6 +19,7 @@ import (
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/logging"
+	"github.com/flashsale/flashsale/internal/metrics"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
@@ -26,11 +27,17 @@ import (
 var version = "dev"
 
 func main() {
+	os.Exit(command(os.Args[1:], os.Stdout, os.Stderr)) // cli.go
+}
+
+// serve runs the server until SIGINT or SIGTERM: the default command.
+func serve() int {
 	if err := run(); err != nil {
 		// run's own logger is closed by now; this line is written directly.
 		logging.New(os.Stderr, slog.LevelInfo).Error("server stopped", "err", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func run() error {
@@ -71,11 +78,23 @@ func run() error {
 		return err
 	}
 
+	var m *metrics.Metrics // nil: off
+	if cfg.MetricsAddr != "" {
+		m = metrics.New(version)
+	}
 	sales := sale.NewService(pool, sale.Settings{
 		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
 		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL, IdempotencyKeyTTL: cfg.IdempotencyKeyTTL,
-	}, cfg.DBTimeout, log)
+	}, cfg.DBTimeout, log, m.SaleOptions()...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
+	m.Watch(pool, sales)
+	if m != nil {
+		stopMetrics, err := serveMetrics(m, cfg.MetricsAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	if err := sales.WaitForCurrentSale(ctx); err != nil {
 		return err
 	}
@@ -86,7 +105,8 @@ func run() error {
 	}()
 
 	api := httpapi.New(sales, httpapi.Options{
-		Version: version, Log: log, Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
+		Version: version, Log: log, Middleware: m.Middleware(),
+		Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
 		Limits: httpapi.RateLimits{
 			UserRate: cfg.RateLimitUser, UserBurst: cfg.RateLimitUserBurst, IPRate: cfg.RateLimitIP, IPBurst: cfg.RateLimitIPBurst,
 		},

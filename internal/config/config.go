@@ -29,6 +29,12 @@ type Config struct {
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
 	// PprofAddr, when set, serves net/http/pprof there (keep it private).
 	PprofAddr string `env:"PPROF_ADDR"`
+	// MetricsAddr, when set, serves Prometheus metrics at /metrics there.
+	// Off by default: a second port is opened only when asked for, so
+	// several servers on one host never collide on it, and nothing is
+	// exposed beside the API unless chosen (127.0.0.1:9464 on a host,
+	// :9464 inside a container on a private network).
+	MetricsAddr string `env:"METRICS_ADDR"`
 
 	// How long the answer to a checkout with an Idempotency-Key is kept.
 	IdempotencyKeyTTL time.Duration `env:"IDEMPOTENCY_KEY_TTL" envDefault:"24h"`
@@ -113,6 +119,11 @@ func (c Config) Validate() error {
 	if c.PprofAddr != "" {
 		if err := validAddr(c.PprofAddr); err != nil {
 			return fmt.Errorf("PPROF_ADDR: %w", err)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if err := validAddr(c.MetricsAddr); err != nil {
+			return fmt.Errorf("METRICS_ADDR: %w", err)
 		}
 	}
 	return nil

@@ -43,6 +43,7 @@ func TestLoadRejects(t *testing.T) {
 		"proxy not an address":    {"TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"},
 		"short secret":            {"AUTH_JWT_SECRET", "hunter2"},
 		"origin without scheme":   {"CORS_ALLOWED_ORIGINS", "shop.example"},
+		"metrics without port":    {"METRICS_ADDR", "127.0.0.1"},
 	}
 	for name, kv := range cases {
 		t.Run(name, func(t *testing.T) {

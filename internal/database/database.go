@@ -60,15 +60,8 @@ func CheckServer(ctx context.Context, pool *pgxpool.Pool) error {
 // goose's session locker (a PostgreSQL advisory lock) lets one migrate while
 // the others wait.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	p, closeDB, err := provider(pool)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
-	}
-	return nil
+	_, err := Up(ctx, pool)
+	return err
 }
 
 // Pending reports whether migrations remain to apply (used by readiness).

@@ -43,6 +43,10 @@ type Options struct {
 	// EventHeartbeat is how often an idle event stream gets a comment;
 	// default 15s.
 	EventHeartbeat time.Duration
+	// Middleware runs outside all of the API's own, after routing (so
+	// c.Path() is the route) and after the error handler has answered (so
+	// the status is the one sent): metrics.
+	Middleware []echo.MiddlewareFunc
 }
 
 // maxBody bounds request bodies: the largest valid one is a few hundred bytes.
@@ -63,6 +67,7 @@ func New(sales *sale.Service, opts Options) *Server {
 	e.JSONSerializer = jsonSerializer{}
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
 
+	e.Use(opts.Middleware...)
 	e.Use(dropOddRequestID)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{

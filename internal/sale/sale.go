@@ -96,14 +96,17 @@ func (r checkoutRequest) batchKey() string {
 // NewService returns a Service whose every database call is bounded by
 // timeout, so an unreachable database turns into ErrUnavailable quickly.
 // Close it when done.
-func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, log *slog.Logger) *Service {
+func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, log *slog.Logger, opts ...Option) *Service {
 	if settings.IdempotencyKeyTTL == 0 {
 		settings.IdempotencyKeyTTL = DefaultIdempotencyKeyTTL
 	}
 	s := &Service{pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log}
+	obs := applyOptions(opts).observer
 	workers := int(pool.Config().MaxConns)
-	s.checkouts = newBatcher(workers, timeout, checkoutRequest.batchKey, s.checkoutBatch)
-	s.purchases = newBatcher(workers, timeout, func(code string) string { return code }, s.purchaseBatch)
+	s.checkouts = newBatcher(workers, timeout, checkoutRequest.batchKey,
+		observed(obs, "checkout", s.checkoutBatch, checkoutOutcome, obs.CheckoutOutcome))
+	s.purchases = newBatcher(workers, timeout, func(code string) string { return code },
+		observed(obs, "purchase", s.purchaseBatch, purchaseOutcome, obs.PurchaseOutcome))
 	return s
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/metrics"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testdb"
 )
@@ -45,6 +46,8 @@ type Options struct {
 	// HTTP turns on the API's guards (auth, rate limits, CORS, trusted
 	// proxies); Version and Log are set by Start.
 	HTTP httpapi.Options
+	// Metrics, when set, instruments the server as cmd/server does.
+	Metrics *metrics.Metrics
 }
 
 // Start runs an API server until the test ends.
@@ -71,7 +74,8 @@ func Start(t testing.TB, opts Options) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	sales := sale.NewService(pool, settings, opts.DBTimeout, log)
+	sales := sale.NewService(pool, settings, opts.DBTimeout, log, opts.Metrics.SaleOptions()...)
+	opts.Metrics.Watch(pool, sales)
 	t.Cleanup(sales.Close) // before pool.Close, after the HTTP server's
 	if !opts.NoSale {
 		if err := sales.EnsureSales(ctx, time.Now()); err != nil {
@@ -79,7 +83,7 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	}
 	hopts := opts.HTTP
-	hopts.Version, hopts.Log = "test", log
+	hopts.Version, hopts.Log, hopts.Middleware = "test", log, opts.Metrics.Middleware()
 	api := httpapi.New(sales, hopts)
 	hs := httptest.NewServer(api)
 	t.Cleanup(hs.Close)

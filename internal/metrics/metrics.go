@@ -1,0 +1,197 @@
+// Package metrics exposes the service to Prometheus: HTTP requests by route
+// and status, checkout and purchase outcomes, batch sizes and durations,
+// the connection pool, and the current sale's units. Everything on the
+// request path is a client_golang counter or histogram, touched once per
+// request (HTTP) or once per batch (the sale package's Observer); what needs
+// the database is read at scrape time, at most once per second.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo-contrib/echoprometheus"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flashsale/flashsale/db"
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+const namespace = "flashsale"
+
+// Metrics is one process's registry. Build it with New, hook it into the
+// sale service (SaleOptions) and the API (Middleware), then Watch the pool
+// and the service, and serve it on a private listener (Server).
+type Metrics struct {
+	reg        *prometheus.Registry
+	middleware echo.MiddlewareFunc
+
+	batchSize        *prometheus.HistogramVec
+	batchSeconds     *prometheus.HistogramVec
+	batchFailures    *prometheus.CounterVec
+	checkoutOutcomes *prometheus.CounterVec
+	purchaseOutcomes *prometheus.CounterVec
+
+	sale *saleCollector
+}
+
+// New registers the Go runtime, process, build and batch metrics.
+func New(version string) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "batch_size",
+			Help: "Requests per checkout or purchase batch (one transaction each).",
+			// Powers of two up to the batcher's limit of 64.
+			Buckets: prometheus.ExponentialBuckets(1, 2, 7),
+		}, []string{"batch"}),
+		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "batch_duration_seconds",
+			Help: "Time a checkout or purchase batch spent in its transaction(s), connection wait included.",
+			// 0.25 ms to 4 s: a healthy batch takes about a millisecond,
+			// DB_TIMEOUT (2 s) plus its grace bounds a failing one.
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 15),
+		}, []string{"batch"}),
+		batchFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "batch_failures_total",
+			Help: "Batches that failed as a whole (every request in them answered 503 or 500).",
+		}, []string{"batch"}),
+		checkoutOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "checkout_outcomes_total",
+			Help: "Checkouts decided by PostgreSQL, by checkout_outcome.",
+		}, []string{"outcome"}),
+		purchaseOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "purchase_outcomes_total",
+			Help: "Purchases decided by PostgreSQL, by purchase_outcome (purchased includes repeats of a code), or user_limit_reached.",
+		}, []string{"outcome"}),
+	}
+	// Every series exists from the start at 0, so rate() and alerts see
+	// the first event rather than the second.
+	for _, kind := range []string{"checkout", "purchase"} {
+		m.batchSize.WithLabelValues(kind)
+		m.batchSeconds.WithLabelValues(kind)
+		m.batchFailures.WithLabelValues(kind)
+	}
+	for _, o := range db.AllCheckoutOutcomeValues() {
+		m.checkoutOutcomes.WithLabelValues(string(o))
+	}
+	for _, o := range db.AllPurchaseOutcomeValues() {
+		m.purchaseOutcomes.WithLabelValues(string(o))
+	}
+	m.purchaseOutcomes.WithLabelValues("user_limit_reached")
+
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info", Help: "Always 1; the version the server was built as.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
+	build.Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		build, m.batchSize, m.batchSeconds, m.batchFailures, m.checkoutOutcomes, m.purchaseOutcomes,
+	)
+	m.middleware = httpMiddleware(reg)
+	return m
+}
+
+// SaleOptions make the sale service report every batch here. Like
+// Middleware and Watch, it does nothing on a nil *Metrics (metrics off), so
+// callers wire it in without a condition.
+func (m *Metrics) SaleOptions() []sale.Option {
+	if m == nil {
+		return nil
+	}
+	return []sale.Option{sale.WithObserver(sale.Observer{
+		Batch: func(kind string, size int, took time.Duration, err error) {
+			m.batchSize.WithLabelValues(kind).Observe(float64(size))
+			m.batchSeconds.WithLabelValues(kind).Observe(took.Seconds())
+			if err != nil {
+				m.batchFailures.WithLabelValues(kind).Inc()
+			}
+		},
+		CheckoutOutcome: func(outcome string, n int) { m.checkoutOutcomes.WithLabelValues(outcome).Add(float64(n)) },
+		PurchaseOutcome: func(outcome string, n int) { m.purchaseOutcomes.WithLabelValues(outcome).Add(float64(n)) },
+	})}
+}
+
+// Middleware counts and times HTTP requests (httpapi.Options.Middleware).
+func (m *Metrics) Middleware() []echo.MiddlewareFunc {
+	if m == nil {
+		return nil
+	}
+	return []echo.MiddlewareFunc{m.middleware}
+}
+
+// Watch adds the pool's statistics and the current sale's units, both
+// read when scraped.
+func (m *Metrics) Watch(pool *pgxpool.Pool, sales *sale.Service) {
+	if m == nil {
+		return
+	}
+	m.sale = newSaleCollector(sales, time.Second)
+	m.reg.MustRegister(poolCollector{pool}, m.sale)
+}
+
+// SaleReads is how many times the current sale was read from PostgreSQL.
+func (m *Metrics) SaleReads() int64 { return m.sale.cache.reads.Load() }
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, Timeout: 10 * time.Second})
+}
+
+// Server returns an http.Server for Handler at /metrics, with timeouts.
+func (m *Metrics) Server(addr string) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+}
+
+// httpMiddleware is echoprometheus with labels whose values the client
+// cannot choose freely: the route template instead of the path, and a
+// fixed set of methods, so that no request adds a new series. The Host
+// header is dropped for the same reason.
+func httpMiddleware(reg prometheus.Registerer) echo.MiddlewareFunc {
+	return echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
+		Namespace:  namespace,
+		Subsystem:  "http",
+		Registerer: reg,
+		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
+			"url": func(c echo.Context, _ error) string {
+				if p := c.Path(); p != "" {
+					return p
+				}
+				return "unmatched"
+			},
+			"method": func(c echo.Context, _ error) string {
+				switch m := c.Request().Method; m {
+				case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+					http.MethodDelete, http.MethodOptions:
+					return m
+				}
+				return "other"
+			},
+			"host": func(echo.Context, error) string { return "" },
+		},
+		HistogramOptsFunc: func(o prometheus.HistogramOpts) prometheus.HistogramOpts {
+			if o.Name == "request_duration_seconds" {
+				// Finer below 5 ms than the default: most answers are there.
+				o.Buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+			}
+			return o
+		},
+		// The middleware runs outside the request logger, whose HandleError
+		// has already written the answer: its status is the one sent.
+		StatusCodeResolver: func(c echo.Context, err error) int {
+			if c.Response().Committed || err == nil {
+				return c.Response().Status
+			}
+			return http.StatusInternalServerError
+		},
+	})
+}
