@@ -18,7 +18,9 @@ type Observer struct {
 	// (every request in it was answered with err, nothing decided).
 	Batch func(kind string, size int, took time.Duration, err error)
 	// CheckoutOutcome reports that n checkouts of a batch were decided
-	// with outcome, a checkout_outcome value ("held", "sold_out", ...).
+	// with outcome, a checkout_outcome value ("held", "sold_out",
+	// "rate_limited", ...), or were answered from an idempotency key
+	// ("replayed", "idempotency_key_reused").
 	CheckoutOutcome func(outcome string, n int)
 	// PurchaseOutcome reports that n purchases of a batch were decided with
 	// outcome, a purchase_outcome value ("purchased" includes repeats of a
@@ -43,7 +45,17 @@ func applyOptions(opts []Option) options {
 	return o
 }
 
-func checkoutOutcome(r db.CheckoutsDecideRow) string { return string(r.Outcome) }
+// checkoutOutcome names what a checkout came to; an answer replayed under
+// an idempotency key decided nothing new and is counted apart.
+func checkoutOutcome(r db.CheckoutsDecideRow) string {
+	switch {
+	case r.KeyReused:
+		return "idempotency_key_reused"
+	case r.Replayed:
+		return "replayed"
+	}
+	return string(r.Outcome)
+}
 
 func purchaseOutcome(r purchaseResult) string {
 	switch {
