@@ -105,7 +105,7 @@ replayed AS (
         WHERE k.user_id = req.user_id AND k.key = req.idem_key AND k.expires_at > now()
         OFFSET 0
     ) AS k
-    WHERE NOT req.limited
+    WHERE req.idem_key IS NOT NULL AND NOT req.limited
 ),
 fresh AS (
     SELECT req.ord, req.user_id, req.item_id, req.code, req.idem_key, req.limited,
