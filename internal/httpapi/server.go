@@ -77,6 +77,7 @@ func New(sales *sale.Service, opts Options) *Server {
 	// for HEAD.
 	get := func(path string, h echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, h) }
 	get("/", s.index)
+	get("/openapi.json", s.openapi)
 	get("/healthz", s.healthz)
 	get("/readyz", s.readyz)
 	e.POST("/checkout", s.checkout)
@@ -142,10 +143,13 @@ var endpoints = []string{
 	"GET /items/{sale_id}/{item_id}/image.svg",
 	"GET /healthz",
 	"GET /readyz",
+	"GET /openapi.json",
 }
 
 func (s *Server) index(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"name": "flashsale", "version": s.version, "endpoints": endpoints})
+	return c.JSON(http.StatusOK, map[string]any{
+		"name": "flashsale", "version": s.version, "endpoints": endpoints, "openapi": "/openapi.json",
+	})
 }
 
 func (s *Server) healthz(c echo.Context) error {
