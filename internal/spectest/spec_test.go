@@ -60,6 +60,9 @@ func TestCheckAcceptsDocumentedExchanges(t *testing.T) {
 		"unknown path":         exchange("GET", "/nope", "", "", 404, jsonID, errBody("not_found")),
 		"wrong method":         exchange("GET", "/checkout", "", "", 405, map[string]string{"Content-Type": "application/json", "X-Request-Id": "r1", "Allow": "OPTIONS, POST"}, errBody("method_not_allowed")),
 		"CORS preflight":       exchange("OPTIONS", "/checkout", "", "", 204, nil, ""),
+		"HTML index":           exchange("GET", "/", "", "", 200, map[string]string{"Content-Type": "text/html; charset=UTF-8", "X-Request-Id": "r1"}, "<!doctype html>"),
+		"event stream":         exchange("GET", "/sales/current/events", "", "", 200, map[string]string{"Content-Type": "text/event-stream", "X-Request-Id": "r1"}, ""),
+		"trailing slash":       exchange("GET", "/healthz/", "", "", 404, jsonID, errBody("not_found")),
 	} {
 		if problems := s.Check(x); len(problems) > 0 {
 			t.Errorf("%s: %v", name, problems)
@@ -94,6 +97,8 @@ func TestCheckReportsWhatTheDocumentLacks(t *testing.T) {
 		{"405 without Allow", exchange("GET", "/checkout", "", "", 405, jsonID, errBody("method_not_allowed")), "Allow"},
 		{"HEAD with an undocumented status", exchange("HEAD", "/healthz", "", "", 404, jsonID, ""), "404"},
 		{"preflight failing", exchange("OPTIONS", "/checkout", "", "", 500, nil, ""), "500"},
+		{"trailing slash answered as without", exchange("GET", "/healthz/", "", "", 200, jsonID, `{"status":"ok"}`), "not 200"},
+		{"stream of another type", exchange("GET", "/sales/current/events", "", "", 200, map[string]string{"Content-Type": "text/plain", "X-Request-Id": "r1"}, ""), "text/plain"},
 	} {
 		problems := s.Check(c.x)
 		if !strings.Contains(strings.Join(problems, "\n"), c.want) {
