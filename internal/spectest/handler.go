@@ -2,6 +2,7 @@ package spectest
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"testing"
@@ -26,12 +27,34 @@ func Wrap(t testing.TB, next http.Handler) http.Handler {
 
 // Handler is Wrap with this Spec. Answers are passed through as they are
 // written, flushes included, so streams stay streams.
+//
+// The checks run on a goroutine of their own, after the handler has
+// returned: net/http sends a buffered answer only then, so checking inline
+// would delay every answer, and timing-sensitive tests (one-second holds,
+// pool timeouts under load) would feel it. The server must be closed before
+// t's cleanups run, as it is when its own t.Cleanup(hs.Close) is registered
+// after this call: then the last checks are done before the test ends.
 func (s *Spec) Handler(t testing.TB, next http.Handler) http.Handler {
+	checks := make(chan Exchange, 4096)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for x := range checks {
+			// t.Errorf is safe from any goroutine.
+			for _, p := range s.Check(x) {
+				t.Errorf("openapi: %s %s answered %d: %s", x.Request.Method, x.Request.URL.RequestURI(), x.Status, p)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(checks)
+		<-done
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The server may change the request (a middleware drops an odd
 		// X-Request-ID): check the one the client sent.
-		sent := r.Clone(r.Context())
-		x := Exchange{Request: sent}
+		// Checked after the request's context is cancelled, so not with it.
+		x := Exchange{Request: r.Clone(context.WithoutCancel(r.Context()))}
 		x.RequestBody, x.RequestBodyPartial, r.Body = keepBody(r.Body)
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
@@ -39,11 +62,7 @@ func (s *Spec) Handler(t testing.TB, next http.Handler) http.Handler {
 			rec.WriteHeader(http.StatusOK)
 		}
 		x.Status, x.Header, x.Body, x.BodyPartial = rec.status, rec.header, rec.body.Bytes(), rec.partial
-		// t.Errorf is safe from the server's goroutines, and
-		// httptest.Server.Close waits for them before the test ends.
-		for _, p := range s.Check(x) {
-			t.Errorf("openapi: %s %s answered %d: %s", sent.Method, sent.URL.RequestURI(), x.Status, p)
-		}
+		checks <- x
 	})
 }
 

@@ -120,30 +120,45 @@ func (r *reports) Errorf(format string, args ...any) {
 	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
 }
 
-// TestHandlerReportsThroughT: the wrapper names method, path and status.
+// serve runs handler, wrapped with rep as its testing.TB, on a server for
+// the length of a subtest, and returns what the wrapper reported: all of it,
+// since the subtest's cleanups wait for the last checks.
+func serve(t *testing.T, handler http.Handler, client func(url string)) []string {
+	t.Helper()
+	var rep *reports
+	t.Run("serve", func(t *testing.T) {
+		rep = &reports{TB: t}
+		srv := httptest.NewServer(load(t).Handler(rep, handler))
+		t.Cleanup(srv.Close) // after the wrapper's: runs before it
+		client(srv.URL)
+	})
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	return rep.msgs
+}
+
+// TestHandlerReportsThroughT: the wrapper names method, path and status,
+// and leaves the answer as it was.
 func TestHandlerReportsThroughT(t *testing.T) {
 	t.Parallel()
-	rep := &reports{TB: t}
 	bad := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Request-ID", "r1")
 		w.WriteHeader(http.StatusTeapot)
 		fmt.Fprint(w, `{"status":"ok"}`)
 	})
-	srv := httptest.NewServer(load(t).Handler(rep, bad))
-	resp, err := http.Get(srv.URL + "/healthz?x=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	srv.Close() // waits for the handler, and so for its report
-	rep.mu.Lock()
-	defer rep.mu.Unlock()
-	if resp.StatusCode != http.StatusTeapot {
-		t.Errorf("the wrapper changed the status: %d", resp.StatusCode)
-	}
-	if len(rep.msgs) != 1 || !strings.Contains(rep.msgs[0], "GET /healthz?x=1 answered 418") {
-		t.Fatalf("reports %q, want one naming GET /healthz?x=1 and 418", rep.msgs)
+	msgs := serve(t, bad, func(url string) {
+		resp, err := http.Get(url + "/healthz?x=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTeapot || resp.ContentLength != int64(len(`{"status":"ok"}`)) {
+			t.Errorf("the wrapper changed the answer: %d, Content-Length %d", resp.StatusCode, resp.ContentLength)
+		}
+	})
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "GET /healthz?x=1 answered 418") {
+		t.Fatalf("reports %q, want one naming GET /healthz?x=1 and 418", msgs)
 	}
 }
 
@@ -151,7 +166,6 @@ func TestHandlerReportsThroughT(t *testing.T) {
 // by event through the wrapper, which does not hold it back to check it.
 func TestHandlerPassesStreamsThrough(t *testing.T) {
 	t.Parallel()
-	rep := &reports{TB: t}
 	read := make(chan struct{})
 	stream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -164,22 +178,19 @@ func TestHandlerPassesStreamsThrough(t *testing.T) {
 		<-read // the client got the first event while the handler still runs
 		fmt.Fprint(w, "data: {\"n\":2}\n\n")
 	})
-	srv := httptest.NewServer(load(t).Handler(rep, stream))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/sales/current/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	close(read)
-	if err != nil || line != "data: {\"n\":1}\n" {
-		t.Fatalf("first event: %q %v", line, err)
-	}
-	srv.Close()
-	rep.mu.Lock()
-	defer rep.mu.Unlock()
-	if len(rep.msgs) != 0 {
-		t.Fatalf("a documented stream reported %q", rep.msgs)
+	msgs := serve(t, stream, func(url string) {
+		resp, err := http.Get(url + "/sales/current/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		close(read)
+		if err != nil || line != "data: {\"n\":1}\n" {
+			t.Fatalf("first event: %q %v", line, err)
+		}
+	})
+	if len(msgs) != 0 {
+		t.Fatalf("a documented stream reported %q", msgs)
 	}
 }
