@@ -25,29 +25,39 @@ func Wrap(t testing.TB, next http.Handler) http.Handler {
 	return spec.Handler(t, next)
 }
 
+// maxPending bounds the bytes of exchanges kept for checking later; past
+// it they are checked at once. The heaviest test (a four-second storm of
+// checkouts) keeps a few megabytes.
+const maxPending = 64 << 20
+
 // Handler is Wrap with this Spec. Answers are passed through as they are
 // written, flushes included, so streams stay streams.
 //
-// The checks run on a goroutine of their own, after the handler has
-// returned: net/http sends a buffered answer only then, so checking inline
-// would delay every answer, and timing-sensitive tests (one-second holds,
-// pool timeouts under load) would feel it. The server must be closed before
-// t's cleanups run, as it is when its own t.Cleanup(hs.Close) is registered
-// after this call: then the last checks are done before the test ends.
+// The checks wait until t's cleanup, when the server has closed: checking
+// inline would delay every answer (net/http sends a buffered answer only
+// when the handler returns), and checking alongside would take CPU from the
+// server and PostgreSQL while timing-sensitive tests run (one-second holds,
+// pool timeouts under load) on a machine of two cores. The server must be
+// closed before t's cleanups run, as it is when its own t.Cleanup(hs.Close)
+// is registered after this call.
 func (s *Spec) Handler(t testing.TB, next http.Handler) http.Handler {
-	checks := make(chan Exchange, 4096)
+	exchanges := make(chan Exchange, 4096)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for x := range checks {
-			// t.Errorf is safe from any goroutine.
-			for _, p := range s.Check(x) {
-				t.Errorf("openapi: %s %s answered %d: %s", x.Request.Method, x.Request.URL.RequestURI(), x.Status, p)
+		var pending []Exchange
+		size := 0
+		for x := range exchanges {
+			pending = append(pending, x)
+			if size += x.size(); size > maxPending {
+				s.report(t, pending)
+				pending, size = nil, 0
 			}
 		}
+		s.report(t, pending)
 	}()
 	t.Cleanup(func() {
-		close(checks)
+		close(exchanges)
 		<-done
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,9 +72,22 @@ func (s *Spec) Handler(t testing.TB, next http.Handler) http.Handler {
 			rec.WriteHeader(http.StatusOK)
 		}
 		x.Status, x.Header, x.Body, x.BodyPartial = rec.status, rec.header, rec.body.Bytes(), rec.partial
-		checks <- x
+		exchanges <- x
 	})
 }
+
+// report checks each exchange and reports its problems, from any goroutine:
+// t.Errorf is safe there.
+func (s *Spec) report(t testing.TB, xs []Exchange) {
+	for _, x := range xs {
+		for _, p := range s.Check(x) {
+			t.Errorf("openapi: %s %s answered %d: %s", x.Request.Method, x.Request.URL.RequestURI(), x.Status, p)
+		}
+	}
+}
+
+// size is about what x keeps alive.
+func (x Exchange) size() int { return 2<<10 + len(x.RequestBody) + len(x.Body) }
 
 // keepBody reads the start of a request body to check it and returns a body
 // that gives the server the same bytes, then the rest, or the read error,
