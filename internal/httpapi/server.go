@@ -116,6 +116,7 @@ func New(sales *sale.Service, opts Options) *Server {
 		e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
 	}
 	get("/", s.index)
+	get("/openapi.json", s.openapi)
 	get("/healthz", s.healthz)
 	get("/health", s.healthz) // alias: see aliases.go
 	get("/readyz", s.readyz)
@@ -190,6 +191,7 @@ var endpoints = []string{
 	"GET /healthz",
 	"GET /health",
 	"GET /readyz",
+	"GET /openapi.json",
 }
 
 func (s *Server) index(c echo.Context) error {
@@ -197,7 +199,9 @@ func (s *Server) index(c echo.Context) error {
 	if prefersHTML(c.Request().Header.Get("Accept")) {
 		return s.page(c) // page.go
 	}
-	return c.JSON(http.StatusOK, map[string]any{"name": "flashsale", "version": s.version, "endpoints": endpoints})
+	return c.JSON(http.StatusOK, map[string]any{
+		"name": "flashsale", "version": s.version, "endpoints": endpoints, "openapi": "/openapi.json",
+	})
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/metrics"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/spectest"
 	"github.com/flashsale/flashsale/internal/testdb"
 )
 
@@ -85,7 +86,9 @@ func Start(t testing.TB, opts Options) *Server {
 	hopts := opts.HTTP
 	hopts.Version, hopts.Log, hopts.Middleware = "test", log, opts.Metrics.Middleware()
 	api := httpapi.New(sales, hopts)
-	hs := httptest.NewServer(api)
+	// Every exchange is held to the OpenAPI document: an undocumented answer
+	// fails the test that caused it.
+	hs := httptest.NewServer(spectest.Wrap(t, api))
 	t.Cleanup(hs.Close)
 	t.Cleanup(api.StopStreams) // before hs.Close, which waits for every handler
 	return &Server{URL: hs.URL, Pool: pool, Sales: sales, DBURL: dbURL, API: api}
