@@ -96,9 +96,10 @@ type Exchange struct {
 // components.responses, to a path or method it does not describe: besides
 // the 404 or 405 itself, what every route can answer (see info.description).
 var unroutedResponses = map[int]string{
-	http.StatusRequestEntityTooLarge: "RequestTooLarge",
-	http.StatusTooManyRequests:       "RateLimited",
-	http.StatusInternalServerError:   "Internal",
+	http.StatusRequestEntityTooLarge:       "RequestTooLarge",
+	http.StatusRequestHeaderFieldsTooLarge: "HeadersTooLarge",
+	http.StatusTooManyRequests:             "RateLimited",
+	http.StatusInternalServerError:         "Internal",
 }
 
 // Check returns what in x disagrees with the document, one line per problem.

@@ -34,7 +34,7 @@ func exchange(method, target, ctype, reqBody string, status int, header map[stri
 	return spectest.Exchange{Request: req, RequestBody: []byte(reqBody), Status: status, Header: h, Body: []byte(body)}
 }
 
-const hold = `{"code":"abc","sale_id":1,"user_id":"u","item":{"id":1,"name":"Mug","image_url":"/items/1/1/image.svg","price":"9.99"},"expires_at":"2030-01-01T00:00:00Z"}`
+const hold = `{"code":"abc","checkout_code":"abc","sale_id":1,"user_id":"u","item":{"id":1,"name":"Mug","image_url":"/items/1/1/image.svg","price":"9.99"},"expires_at":"2030-01-01T00:00:00Z"}`
 
 var (
 	jsonID  = map[string]string{"Content-Type": "application/json", "X-Request-Id": "r1"}
