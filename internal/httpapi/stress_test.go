@@ -28,9 +28,9 @@ func TestExpiryRacesUnderLoad(t *testing.T) {
 		// Delayed purchases go out within jitter of the hold's expiry.
 		jitter = 5 * time.Millisecond
 	)
-	srv := testserver.Start(t, apitest.WeekLong(sale.Settings{
-		Units: units, Items: items, PerUserLimit: limit, HoldTTL: ttl,
-	}))
+	opts := apitest.WeekLong(sale.Settings{Units: units, Items: items, PerUserLimit: limit, HoldTTL: ttl})
+	opts.DBTimeout = stressDBTimeout
+	srv := testserver.Start(t, opts)
 	saleID := apitest.CurrentSaleID(t, srv.URL)
 	client := loadClient(t, workers)
 
