@@ -39,6 +39,10 @@ type Spec struct {
 	full, headersOnly validator.Validator
 	router            router.Router
 	schemas           schema_validation.SchemaValidator
+	// mu makes checks take turns: the validator renders the document's
+	// schemas lazily, writing to the shared model (a data race under
+	// -race when parallel tests check at once).
+	mu sync.Mutex
 }
 
 // Load returns the document served at /openapi.json, parsed and validated
@@ -106,6 +110,8 @@ var unroutedResponses = map[int]string{
 // A request the document calls invalid must be answered with a 4xx; every
 // answer, whatever the request, must be one the document describes.
 func (s *Spec) Check(x Exchange) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	req := x.Request
 	if req.Method == http.MethodOptions {
 		// Answered by the HTTP layer (Allow, CORS preflights), outside the
