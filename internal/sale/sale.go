@@ -120,47 +120,28 @@ func (s *Service) Close() {
 // checkoutBatch decides a batch of checkouts in one transaction: the users'
 // locks, then the claims and one stored attempt per request
 // (queries/checkout.sql). During a sold-out storm, the short way first for
-// the requests it can answer.
+// the requests it can answer: all but those with an idempotency key.
 func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]db.CheckoutsDecideRow, error) {
 	out := make([]db.CheckoutsDecideRow, len(reqs))
-	rest := reqs
-	restAt := make([]int, 0, len(reqs)) // index in reqs of each request in rest
+	var answered map[int]db.CheckoutsDecideRow // by index in reqs
 	if s.soldOut.Load() {
-		var short []checkoutRequest
-		rest = nil
-		for i, r := range reqs {
-			if r.IdempotencyKey == "" {
-				short = append(short, r)
-			} else {
-				rest = append(rest, r)
-				restAt = append(restAt, i)
-			}
-		}
-		answered, err := s.checkoutShort(deadline, short)
-		if err != nil {
+		var err error
+		if answered, err = s.checkoutShort(deadline, reqs); err != nil {
 			return nil, err
 		}
-		k := 0
-		for i, r := range reqs {
-			if r.IdempotencyKey != "" {
-				continue
-			}
-			if row, ok := answered[k]; ok {
-				out[i] = row
-			} else {
-				// A unit is free again (a hold expired): decided the full way.
-				rest = append(rest, r)
-				restAt = append(restAt, i)
-			}
-			k++
+	}
+	// The rest, in arrival order: arrival decides who gets an item's units.
+	var rest []checkoutRequest
+	var restAt []int
+	for i, r := range reqs {
+		if row, ok := answered[i]; ok {
+			out[i] = row
+		} else {
+			rest, restAt = append(rest, r), append(restAt, i)
 		}
-		if len(rest) == 0 {
-			return out, nil
-		}
-	} else {
-		for i := range reqs {
-			restAt = append(restAt, i)
-		}
+	}
+	if len(rest) == 0 {
+		return out, nil
 	}
 	rows, err := s.checkoutFull(deadline, rest)
 	if err != nil {
@@ -172,17 +153,22 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]d
 	return out, nil
 }
 
-// checkoutShort stores the requests CheckoutAttemptsInsertIfSoldOut can
-// refuse without locks and returns their rows by index in reqs.
+// checkoutShort stores the requests of reqs that CheckoutAttemptsInsertIfSoldOut
+// can refuse without locks, and returns their rows by index in reqs. A
+// request with an idempotency key is left out: its key is read under its
+// user's lock.
 func (s *Service) checkoutShort(deadline time.Time, reqs []checkoutRequest) (map[int]db.CheckoutsDecideRow, error) {
-	if len(reqs) == 0 {
-		return nil, nil
-	}
-	arg := db.CheckoutAttemptsInsertIfSoldOutParams{
-		UserIds: make([]string, len(reqs)), ItemIds: make([]int64, len(reqs)), RateLimited: make([]bool, len(reqs)),
-	}
+	var arg db.CheckoutAttemptsInsertIfSoldOutParams
+	var at []int // index in reqs of each request sent
 	for i, r := range reqs {
-		arg.UserIds[i], arg.ItemIds[i], arg.RateLimited[i] = r.UserID, r.ItemID, r.RateLimited
+		if r.IdempotencyKey != "" {
+			continue
+		}
+		arg.UserIds, arg.ItemIds = append(arg.UserIds, r.UserID), append(arg.ItemIds, r.ItemID)
+		arg.RateLimited, at = append(arg.RateLimited, r.RateLimited), append(at, i)
+	}
+	if len(at) == 0 {
+		return nil, nil
 	}
 	var refused []db.CheckoutAttemptsInsertIfSoldOutRow
 	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
@@ -197,11 +183,14 @@ func (s *Service) checkoutShort(deadline time.Time, reqs []checkoutRequest) (map
 	}
 	answered := make(map[int]db.CheckoutsDecideRow, len(refused))
 	for _, r := range refused {
-		i := int(r.Ord) - 1
-		if _, dup := answered[i]; dup || i < 0 || i >= len(reqs) {
-			return nil, fmt.Errorf("sold-out batch answered request %d of %d twice or out of range", i+1, len(reqs))
+		k := int(r.Ord) - 1
+		if k < 0 || k >= len(at) {
+			return nil, fmt.Errorf("sold-out batch of %d answered request %d", len(at), k+1)
 		}
-		answered[i] = db.CheckoutsDecideRow{Ord: r.Ord, Outcome: r.Outcome, SaleID: r.SaleID}
+		if _, dup := answered[at[k]]; dup {
+			return nil, fmt.Errorf("sold-out batch answered request %d twice", k+1)
+		}
+		answered[at[k]] = db.CheckoutsDecideRow{Ord: r.Ord, Outcome: r.Outcome, SaleID: r.SaleID}
 	}
 	return answered, nil
 }
