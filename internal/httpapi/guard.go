@@ -52,9 +52,13 @@ func newLimiter(perSecond float64, burst int) *limiter {
 	if burst < 1 {
 		burst = max(1, int(perSecond))
 	}
+	// A bucket left alone until it is full again is a new one: forgetting
+	// it then changes nothing, and keeps the map small when a client
+	// sends a new user id with every request.
+	refill := time.Duration(float64(burst) / perSecond * float64(time.Second))
 	return &limiter{
 		store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-			Rate: rate.Limit(perSecond), Burst: burst, ExpiresIn: 3 * time.Minute,
+			Rate: rate.Limit(perSecond), Burst: burst, ExpiresIn: refill + time.Second,
 		}),
 		retryAfter: strconv.Itoa(max(1, int(math.Ceil(1/perSecond)))),
 	}

@@ -77,8 +77,13 @@ func (s *Server) checkout(c echo.Context) error {
 	if err := mayActFor(c, req.UserID); err != nil {
 		return err
 	}
+	// Only a well-formed user id gets a bucket: the limiter's memory holds
+	// one per id.
+	if err := sale.ValidateUserID(req.UserID); err != nil {
+		return err
+	}
 	// A checkout over a limit still goes to the sale, to be stored as
-	// rate_limited (when it is well formed) and answered 429.
+	// rate_limited and answered 429.
 	req.RateLimited = s.checkoutLimited(c, req.UserID)
 	hold, err := s.sales.Checkout(c.Request().Context(), req)
 	if hold.Replayed || errors.Is(err, sale.ErrReplayed) {
