@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -40,7 +41,28 @@ func serve() int {
 	return 0
 }
 
+// Garbage collection defaults, each unless the operator sets its variable.
+// Go's default (GOGC=100) collects whenever the heap doubles: with the
+// small live heap of this server (10 to 20 MiB under a storm) that is
+// several collections a second, about a sixth of its CPU. GOGC=400 lets
+// the heap grow to five times the live data, and the soft limit keeps the
+// whole heap near 100 MiB whatever GOGC allows.
+const (
+	defaultGOGC        = 400
+	defaultMemoryLimit = 100 << 20
+)
+
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGOGC)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+}
+
 func run() error {
+	tuneGC()
 	cfg, err := config.Load()
 	if err != nil {
 		return err
