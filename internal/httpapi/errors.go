@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -75,11 +77,46 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(status)
 	} else {
-		err = c.JSON(status, errorBody{Error: body})
+		err = c.JSONBlob(status, errorJSON(body))
 	}
 	if err != nil {
 		s.log.Warn("write error response", "err", err)
 	}
+}
+
+// encodedErrors holds the body of each error whose message never varies,
+// encoded once: a sold-out storm answers the same bytes tens of thousands
+// of times a second (and Echo's c.JSON would parse the query string again
+// to look for ?pretty).
+var encodedErrors = func() map[errorDetail][]byte {
+	m := make(map[errorDetail][]byte, len(apiErrors))
+	for _, e := range apiErrors {
+		if !e.detailed {
+			d := errorDetail{Code: e.code, Message: e.err.Error()}
+			m[d] = encodeError(d)
+		}
+	}
+	return m
+}()
+
+// errorJSON is the API's error shape for d, followed by a newline like
+// every other JSON answer.
+func errorJSON(d errorDetail) []byte {
+	if b, ok := encodedErrors[d]; ok {
+		return b
+	}
+	return encodeError(d)
+}
+
+// encodeError encodes as jsonSerializer does: no HTML escaping, a newline.
+func encodeError(d errorDetail) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(errorBody{Error: d}); err != nil {
+		panic(err) // two strings always encode
+	}
+	return b.Bytes()
 }
 
 // apiError is the status and body that err is answered with.

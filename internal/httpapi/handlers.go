@@ -304,6 +304,9 @@ func readFields(c echo.Context, fields ...field) (map[string]string, error) {
 			}
 		}
 	}
+	if c.Request().Body == http.NoBody {
+		return out, nil // net/http's body of a request without one
+	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		// Echo's BodyLimit stops reads past the limit with its own error
