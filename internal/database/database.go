@@ -80,10 +80,17 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 		// already exists"). PgBouncer 1.21+ can track them
 		// (max_prepared_statements), 1.18 cannot. Cache-describe sends each
 		// statement as the unnamed one, with its parameter and result types
-		// learned once per connection: still one round trip and binary
-		// values, at the price of PostgreSQL parsing and planning every
-		// execution. A mode named in the URL (default_query_exec_mode) wins,
-		// for a pooler that does track prepared statements.
+		// learned once per connection: still one round trip, and the same
+		// binary values typed by PostgreSQL as today, at the price of
+		// PostgreSQL parsing and planning every execution (about twice its
+		// CPU per checkout: internal/pooltest's BenchmarkCheckoutModes).
+		// Exec costs PostgreSQL the same but sends text typed from Go's
+		// types; the simple protocol also quotes every value into the SQL
+		// text on the client and sends a batch as one multi-statement
+		// string, a path internal/sale's batches are not tested on. A mode
+		// named in the URL
+		// (default_query_exec_mode) wins, for a pooler that tracks
+		// prepared statements.
 		if !strings.Contains(url, "default_query_exec_mode") {
 			cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 		}
