@@ -8,7 +8,7 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test fuzz vet fmt-check sqlc-check compose-check browser generate bench db-stop clean psql migrate-status
+.PHONY: run build test fuzz vet fmt-check sqlc-check compose-check browser pgbouncer generate bench db-stop clean psql migrate-status
 
 run: build
 	@url="$$(go run ./cmd/devdb ensure -url '$(DATABASE_URL)')" && DATABASE_URL="$$url" exec ./bin/server
@@ -16,7 +16,7 @@ run: build
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/server ./cmd/server
 
-test: vet fmt-check sqlc-check compose-check browser
+test: vet fmt-check sqlc-check compose-check browser pgbouncer
 	@url="$$(go run ./cmd/devdb ensure -url '$(TEST_DATABASE_URL)')" && \
 		TEST_DATABASE_URL="$$url" go test -race -count=1 -timeout 20m ./... && \
 		$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) TEST_DATABASE_URL="$$url"
@@ -57,6 +57,16 @@ browser:
 		echo "browser: no Chromium found, installing Debian's chromium package"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	else echo "make test needs a Chromium or Chrome browser for the sale page test: install Debian's chromium package (apt-get install chromium) or Google Chrome."; exit 1; fi
+
+# The tests behind a transaction pooler (internal/pooltest, and
+# internal/loadgen's own) run Debian's pgbouncer; they fail, never skip,
+# without it. Looked up as internal/loadgen/pgbouncer.go does.
+pgbouncer:
+	@command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "pgbouncer: not found, installing Debian's pgbouncer package"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer; \
+	else echo "make test needs PgBouncer for the tests behind a transaction pooler: install Debian's pgbouncer package (apt-get install pgbouncer)."; exit 1; fi
 
 generate:
 	go tool sqlc generate

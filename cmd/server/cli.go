@@ -68,7 +68,7 @@ func command(args []string, stdout, stderr io.Writer) int {
 		}
 		return serve()
 	case "migrate":
-		return migrate(args[1:], stdout, stderr)
+		return migrateCommand(args[1:], stdout, stderr)
 	case "healthcheck":
 		if len(args) > 1 {
 			return misused(stderr, "healthcheck takes no arguments")
@@ -110,8 +110,9 @@ func failed(stderr io.Writer, err error) int {
 	return 1
 }
 
-// migrate runs migrate status|up|down-to N against DATABASE_URL.
-func migrate(args []string, stdout, stderr io.Writer) int {
+// migrateCommand runs migrate status|up|down-to N against
+// DATABASE_MIGRATION_URL, or DATABASE_URL when that is unset.
+func migrateCommand(args []string, stdout, stderr io.Writer) int {
 	var downTo int64
 	switch {
 	case len(args) == 1 && (args[0] == "status" || args[0] == "up"):
@@ -130,7 +131,9 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	pool, err := database.Open(ctx, cfg.DatabaseURL, 2, cfg.DBTimeout)
+	// Never through a transaction pooler (config.Load makes sure): the
+	// migration lock lives as long as a session.
+	pool, err := database.Open(ctx, cfg.MigrationURL(), 2, cfg.DBTimeout)
 	if err != nil {
 		return failed(stderr, err)
 	}

@@ -97,6 +97,19 @@ func TestCommands(t *testing.T) {
 		expect(t, code, out, errOut, 0, "OK    up "+migrationFiles[len(migrationFiles)-1])
 		state("applied")
 	})
+	t.Run("migrate through DATABASE_MIGRATION_URL", func(t *testing.T) {
+		// DATABASE_URL names a pooler nobody runs: the command must not
+		// need it.
+		env := []string{"DATABASE_URL=postgres://postgres@127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=1",
+			"DB_POOLER=transaction", "DATABASE_MIGRATION_URL=" + testdb.New(t)}
+		code, out, errOut := run(t, env, "migrate", "up")
+		expect(t, code, out, errOut, 0, "nothing to do")
+		code, out, errOut = run(t, env[:2], "migrate", "status")
+		expect(t, code, out, errOut, 1)
+		if !strings.Contains(errOut, "DATABASE_MIGRATION_URL") {
+			t.Fatalf("DB_POOLER=transaction without DATABASE_MIGRATION_URL: %q", errOut)
+		}
+	})
 	t.Run("healthcheck", func(t *testing.T) {
 		u, err := url.Parse(testserver.Start(t, testserver.Options{}).URL)
 		if err != nil {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/database"
@@ -88,7 +90,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	pool, err := database.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns, cfg.DBTimeout)
+	pool, err := database.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns, cfg.DBTimeout, database.Behind(database.Pooler(cfg.DBPooler)))
 	if err != nil {
 		return err
 	}
@@ -96,7 +98,7 @@ func run() error {
 	if err := database.CheckServer(ctx, pool); err != nil {
 		return err
 	}
-	if err := database.Migrate(ctx, pool); err != nil {
+	if err := migrate(ctx, cfg, pool); err != nil {
 		return err
 	}
 
@@ -170,6 +172,20 @@ func run() error {
 		log.Info("stopped")
 	}
 	return runErr
+}
+
+// migrate applies pending migrations through the service's pool, or
+// through a pool of their own on DATABASE_MIGRATION_URL when one is set.
+func migrate(ctx context.Context, cfg config.Config, pool *pgxpool.Pool) error {
+	if cfg.DatabaseMigrationURL == "" {
+		return database.Migrate(ctx, pool)
+	}
+	direct, err := database.Open(ctx, cfg.DatabaseMigrationURL, 2, cfg.DBTimeout)
+	if err != nil {
+		return fmt.Errorf("DATABASE_MIGRATION_URL: %w", err)
+	}
+	defer direct.Close()
+	return database.Migrate(ctx, direct)
 }
 
 func pprofMux() *http.ServeMux {

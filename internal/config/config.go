@@ -16,7 +16,19 @@ import (
 // `make run` work on a developer machine. A variable set to an empty string
 // counts as unset.
 type Config struct {
-	DatabaseURL    string        `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable"`
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable"`
+	// DBPooler says what stands between the server and PostgreSQL: none,
+	// or transaction for a pooler that lends a PostgreSQL session per
+	// transaction (PgBouncer pool_mode=transaction). Behind one the server
+	// uses no named prepared statements and sends no startup parameter
+	// the pooler would refuse (see internal/database).
+	DBPooler string `env:"DB_POOLER" envDefault:"none"`
+	// DatabaseMigrationURL, when set, is a direct connection to the same
+	// database for migrations (at start and `server migrate`): goose's
+	// migration lock is a session advisory lock, which a transaction
+	// pooler cannot keep. Needed with DB_POOLER=transaction.
+	DatabaseMigrationURL string `env:"DATABASE_MIGRATION_URL"`
+
 	HTTPAddr       string        `env:"HTTP_ADDR" envDefault:":8080"`
 	SaleDuration   time.Duration `env:"SALE_DURATION" envDefault:"1h"`
 	SaleUnits      int           `env:"SALE_UNITS" envDefault:"10000"`
@@ -91,6 +103,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("HOLD_TTL must be at least 1ms, got %s", c.HoldTTL)
 	case c.DBMaxConns < 1:
 		return fmt.Errorf("DB_MAX_CONNS must be positive, got %d", c.DBMaxConns)
+	case c.DBPooler != "none" && c.DBPooler != "transaction":
+		return fmt.Errorf("DB_POOLER must be none or transaction, got %q", c.DBPooler)
+	case c.DBPooler == "transaction" && c.DatabaseMigrationURL == "":
+		return fmt.Errorf("DB_POOLER=transaction needs DATABASE_MIGRATION_URL, a direct connection to the same database: " +
+			"migrations hold a session advisory lock, which a transaction pooler cannot keep")
 	case c.DBTimeout <= 0:
 		return fmt.Errorf("DB_TIMEOUT must be positive, got %s", c.DBTimeout)
 	case c.ShutdownPeriod < 0:
@@ -127,6 +144,14 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// MigrationURL is the connection migrations go through.
+func (c Config) MigrationURL() string {
+	if c.DatabaseMigrationURL != "" {
+		return c.DatabaseMigrationURL
+	}
+	return c.DatabaseURL
 }
 
 // ParseNets reads CIDRs or single addresses (taken as a /32 or /128).

@@ -8,7 +8,7 @@ import (
 
 func TestLoadDefaults(t *testing.T) {
 	for _, k := range []string{"DATABASE_URL", "HTTP_ADDR", "SALE_DURATION", "SALE_UNITS", "SALE_ITEMS",
-		"PER_USER_LIMIT", "HOLD_TTL", "DB_MAX_CONNS", "DB_TIMEOUT"} {
+		"PER_USER_LIMIT", "HOLD_TTL", "DB_MAX_CONNS", "DB_TIMEOUT", "DB_POOLER", "DATABASE_MIGRATION_URL"} {
 		t.Setenv(k, "") // empty counts as unset
 	}
 	cfg, err := Load()
@@ -17,7 +17,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if cfg.HTTPAddr != ":8080" || cfg.SaleDuration != time.Hour || cfg.SaleUnits != 10000 || cfg.SaleItems != 10000 ||
 		cfg.PerUserLimit != 10 || cfg.HoldTTL != 10*time.Minute || cfg.DBMaxConns != 4 ||
-		!strings.Contains(cfg.DatabaseURL, "/flashsale") {
+		!strings.Contains(cfg.DatabaseURL, "/flashsale") || cfg.DBPooler != "none" || cfg.MigrationURL() != cfg.DatabaseURL {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -44,6 +44,9 @@ func TestLoadRejects(t *testing.T) {
 		"short secret":            {"AUTH_JWT_SECRET", "hunter2"},
 		"origin without scheme":   {"CORS_ALLOWED_ORIGINS", "shop.example"},
 		"metrics without port":    {"METRICS_ADDR", "127.0.0.1"},
+		"unknown pooler":          {"DB_POOLER", "pgbouncer"},
+		// DATABASE_MIGRATION_URL is unset here.
+		"pooler without direct url": {"DB_POOLER", "transaction"},
 	}
 	for name, kv := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -53,6 +56,19 @@ func TestLoadRejects(t *testing.T) {
 				t.Fatalf("%s=%s: want an error naming %s, got %v", kv[0], kv[1], kv[0], err)
 			}
 		})
+	}
+}
+
+func TestLoadPooler(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://app@pgbouncer:6432/flashsale")
+	t.Setenv("DB_POOLER", "transaction")
+	t.Setenv("DATABASE_MIGRATION_URL", "postgres://app@db:5432/flashsale")
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DBPooler != "transaction" || cfg.MigrationURL() != "postgres://app@db:5432/flashsale" {
+		t.Fatalf("pooler settings: %+v", cfg)
 	}
 }
 

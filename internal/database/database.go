@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -19,20 +20,83 @@ import (
 	"github.com/flashsale/flashsale/migrations"
 )
 
+// Pooler names what stands between the server and PostgreSQL.
+type Pooler string
+
+const (
+	// PoolerNone: the server's connections are PostgreSQL sessions of its
+	// own (directly, or through a pooler in session mode).
+	PoolerNone Pooler = "none"
+	// PoolerTransaction: a pooler that lends a PostgreSQL session for one
+	// transaction at a time (PgBouncer pool_mode=transaction), so nothing
+	// may outlive a transaction: no named prepared statements, no startup
+	// parameters the pooler does not know, no session advisory locks.
+	PoolerTransaction Pooler = "transaction"
+)
+
+// Poolers lists the values DB_POOLER accepts.
+var Poolers = []Pooler{PoolerNone, PoolerTransaction}
+
+// Option changes how Open connects.
+type Option func(*options)
+
+type options struct{ pooler Pooler }
+
+// Behind says what stands between the pool and PostgreSQL; without it,
+// Open assumes PoolerNone.
+func Behind(p Pooler) Option { return func(o *options) { o.pooler = p } }
+
 // Open creates a pool of at most maxConns connections. Connecting is bounded
 // by connectTimeout so that a vanished database shows up as a fast error
 // rather than a hang.
-func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.Duration) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.Duration, opts ...Option) (*pgxpool.Pool, error) {
+	o := options{pooler: PoolerNone}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.ConnectTimeout = connectTimeout
-	// A batch whose answer the service stopped waiting for closes its
-	// connection; PostgreSQL then notices within a second, even in a lock
-	// wait, and rolls the transaction back instead of committing it later.
-	cfg.ConnConfig.RuntimeParams["client_connection_check_interval"] = "1s"
+	switch o.pooler {
+	case PoolerNone:
+		// A batch whose answer the service stopped waiting for closes its
+		// connection; PostgreSQL then notices within a second, even in a
+		// lock wait, and rolls the transaction back instead of committing
+		// it later.
+		cfg.ConnConfig.RuntimeParams["client_connection_check_interval"] = "1s"
+	case PoolerTransaction:
+		// PgBouncer refuses a startup packet with parameters it does not
+		// track, so client_connection_check_interval is the pooler's to set
+		// on its server connections (connect_query; see
+		// internal/loadgen/pgbouncer.go).
+		//
+		// pgx's default mode prepares named statements once per connection
+		// and reuses them; behind a transaction pooler the next transaction
+		// may run on a PostgreSQL session that never saw them, or that
+		// already has them from another client ("prepared statement ...
+		// already exists"). PgBouncer 1.21+ can track them
+		// (max_prepared_statements), 1.18 cannot. Cache-describe sends each
+		// statement as the unnamed one, with its parameter and result types
+		// learned once per connection: still one round trip, and the same
+		// binary values typed by PostgreSQL as today, at the price of
+		// PostgreSQL parsing and planning every execution (about twice its
+		// CPU per checkout: internal/pooltest's BenchmarkCheckoutModes).
+		// Exec costs PostgreSQL the same but sends text typed from Go's
+		// types; the simple protocol also quotes every value into the SQL
+		// text on the client and sends a batch as one multi-statement
+		// string, a path internal/sale's batches are not tested on. A mode
+		// named in the URL
+		// (default_query_exec_mode) wins, for a pooler that tracks
+		// prepared statements.
+		if !strings.Contains(url, "default_query_exec_mode") {
+			cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		}
+	default:
+		return nil, fmt.Errorf("unknown pooler %q (want one of %v)", o.pooler, Poolers)
+	}
 	// Broken connections are found and replaced between requests, not by them.
 	cfg.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -58,7 +122,11 @@ func CheckServer(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Migrate applies every pending migration. Several servers may start at once:
 // goose's session locker (a PostgreSQL advisory lock) lets one migrate while
-// the others wait.
+// the others wait. That lock lives as long as a PostgreSQL session, so pool
+// must not go through a transaction pooler: give such servers a direct
+// connection for this (DATABASE_MIGRATION_URL), and keep the one lock for
+// every migrator (a table lock beside it would not exclude a server or
+// operator taking the advisory lock).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	_, err := Up(ctx, pool)
 	return err
