@@ -81,11 +81,11 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// postgresCPU snapshots the CPU time of every local process named
-// "postgres" (the server and its backends), by pid. Backends that exit
+// namedCPU snapshots the CPU time of every local process called name
+// ("postgres": the server and its backends), by pid. Backends that exit
 // between two snapshots take their time with them, so the difference is a
 // lower bound; the pools keep their connections open, so it is close.
-func postgresCPU() map[int]time.Duration {
+func namedCPU(name string) map[int]time.Duration {
 	out := map[int]time.Duration{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
@@ -95,7 +95,7 @@ func postgresCPU() map[int]time.Duration {
 		}
 		open := bytes.IndexByte(b, '(')
 		closing := bytes.LastIndexByte(b, ')')
-		if open < 0 || closing < open || string(b[open+1:closing]) != "postgres" {
+		if open < 0 || closing < open || string(b[open+1:closing]) != name {
 			continue
 		}
 		cpu, err := parseStatCPU(b)
@@ -116,40 +116,61 @@ func cpuDelta(before, after map[int]time.Duration) time.Duration {
 	return d
 }
 
-// cpuMeter measures the CPU used by loadgen, the server (when its pid is
-// known) and the local PostgreSQL over a phase.
+// cpuMeter measures the CPU used by loadgen, the servers (when their pids
+// are known) and the local PostgreSQL over a phase.
 type cpuMeter struct {
-	serverPID int
-	server    time.Duration
-	self      time.Duration
-	pg        map[int]time.Duration
+	serverPIDs []int
+	server     time.Duration
+	self       time.Duration
+	pg, pooler map[int]time.Duration
 }
 
-func startCPU(serverPID int) *cpuMeter {
-	m := &cpuMeter{serverPID: serverPID, self: selfCPU(), pg: postgresCPU()}
-	if serverPID > 0 {
-		m.server, _ = ProcCPU(serverPID)
+func startCPU(serverPIDs []int, pooler bool) *cpuMeter {
+	m := &cpuMeter{serverPIDs: serverPIDs, self: selfCPU(), pg: namedCPU("postgres")}
+	if pooler {
+		m.pooler = namedCPU("pgbouncer")
 	}
+	m.server, _ = procsCPU(serverPIDs)
 	return m
+}
+
+// procsCPU sums the CPU time of pids.
+func procsCPU(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		c, err := ProcCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += c
+	}
+	return sum, nil
 }
 
 // CPUUsage is CPU time in seconds over a phase, per process group.
 type CPUUsage struct {
-	// Server is absent when the server's pid is unknown.
+	// Server is every server process's together; absent when their pids
+	// are unknown.
 	Server   *float64 `json:"server_s,omitempty"`
 	Loadgen  float64  `json:"loadgen_s"`
 	Postgres float64  `json:"postgres_s"`
-	Wall     float64  `json:"wall_s"`
+	// Pooler is every local pgbouncer process's; absent without one.
+	Pooler *float64 `json:"pooler_s,omitempty"`
+	Wall   float64  `json:"wall_s"`
 }
 
 func (m *cpuMeter) stop(wall time.Duration) CPUUsage {
 	u := CPUUsage{
 		Loadgen:  (selfCPU() - m.self).Seconds(),
-		Postgres: cpuDelta(m.pg, postgresCPU()).Seconds(),
+		Postgres: cpuDelta(m.pg, namedCPU("postgres")).Seconds(),
 		Wall:     wall.Seconds(),
 	}
-	if m.serverPID > 0 {
-		if c, err := ProcCPU(m.serverPID); err == nil {
+	if m.pooler != nil {
+		p := cpuDelta(m.pooler, namedCPU("pgbouncer")).Seconds()
+		u.Pooler = &p
+	}
+	if len(m.serverPIDs) > 0 {
+		if c, err := procsCPU(m.serverPIDs); err == nil {
 			s := (c - m.server).Seconds()
 			u.Server = &s
 		}
