@@ -21,7 +21,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/logging"
@@ -48,20 +47,11 @@ func run() error {
 	logOut := logging.NewWriter(os.Stderr)
 	defer logOut.Close()
 	log := logging.New(logOut, level)
-	verifier, err := auth.New(cfg.AuthJWTSecret, cfg.AuthJWTPublicKey)
+	opts, err := httpapi.ConfigOptions(cfg, "httpceiling", log)
 	if err != nil {
 		return err
 	}
-	proxies, err := config.ParseNets(cfg.TrustedProxies)
-	if err != nil {
-		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
-	}
-	api := httpapi.NewSoldOut(httpapi.Options{
-		Version: "httpceiling", Log: log, Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
-		Limits: httpapi.RateLimits{
-			UserRate: cfg.RateLimitUser, UserBurst: cfg.RateLimitUserBurst, IPRate: cfg.RateLimitIP, IPBurst: cfg.RateLimitIPBurst,
-		},
-	})
+	api := httpapi.NewSoldOut(opts)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv := api.HTTPServer(cfg.HTTPAddr)

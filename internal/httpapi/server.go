@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/flashsale/flashsale/internal/auth"
+	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/salewatch"
 )
@@ -49,6 +51,27 @@ type Options struct {
 	// c.Path() is the route) and after the error handler has answered (so
 	// the status is the one sent): metrics.
 	Middleware []echo.MiddlewareFunc
+}
+
+// ConfigOptions are the Options the settings ask for: the guards (auth,
+// rate limits, CORS, trusted proxies) as cmd/server and cmd/httpceiling
+// both serve them. Settings read from files (keys) are checked here, so a
+// caller does it before connecting to anything.
+func ConfigOptions(cfg config.Config, version string, log *slog.Logger) (Options, error) {
+	verifier, err := auth.New(cfg.AuthJWTSecret, cfg.AuthJWTPublicKey)
+	if err != nil {
+		return Options{}, err
+	}
+	proxies, err := config.ParseNets(cfg.TrustedProxies)
+	if err != nil {
+		return Options{}, fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	return Options{
+		Version: version, Log: log, Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
+		Limits: RateLimits{
+			UserRate: cfg.RateLimitUser, UserBurst: cfg.RateLimitUserBurst, IPRate: cfg.RateLimitIP, IPBurst: cfg.RateLimitIPBurst,
+		},
+	}, nil
 }
 
 // maxBody bounds request bodies: the largest valid one is a few hundred bytes.

@@ -129,6 +129,9 @@ type SideResult struct {
 type ReadsReport struct {
 	Storm   PhaseReport  `json:"storm"`
 	Readers []ReadReport `json:"readers"`
+	// ReaderConns is how many connections the readers opened: one each
+	// when keep-alive held.
+	ReaderConns int64 `json:"reader_connections"`
 	// AlonePerSecond is the storm alone's steady rate (after its first
 	// window, see Timeline), the state the reads storm starts in; the
 	// whole storm's rate when it had no timeline.
@@ -323,13 +326,13 @@ func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
 		cpu = startCPU(sd.pids, opts.Pooler)
 		rst := runStorm(ctx, sd.driver, storm)
 		rcpu := cpu.stop(rst.elapsed)
-		readers := rd.finish()
+		readers, dials := rd.finish()
 		m3, err := mark(ctx, pool)
 		if err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(opts.Log, "loadgen: %s reads: %d checkouts in %.2fs\n", sd.name, rst.checkout.hist.Count(), rst.elapsed.Seconds())
-		reads = &ReadsReport{Storm: stormReport(rst, opts.StormConcurrency, rcpu, m2, m3), Readers: readers}
+		reads = &ReadsReport{Storm: stormReport(rst, opts.StormConcurrency, rcpu, m2, m3), Readers: readers, ReaderConns: dials}
 		reads.AlonePerSecond = sr.Checkout.PerSecond
 		if sr.Timeline != nil {
 			reads.AlonePerSecond = sr.Timeline.RestPerSecond

@@ -67,6 +67,7 @@ func RunHTTPCeiling(ctx context.Context, opts Options, cfg CeilingConfig) (_ *Ce
 	})
 	r := &CeilingRun{Processes: len(procs), Storm: phaseReport(st, opts.StormConcurrency, cpu.stop(st.elapsed))}
 	r.Storm.Purchase = nil
+	r.Storm.Checkout.Stored = 0 // nothing is stored: no database
 	r.Storm.Timeline = timeline(st)
 	fmt.Fprintf(opts.Log, "loadgen: HTTP ceiling storm: %d checkouts in %.2fs\n", st.checkout.hist.Count(), st.elapsed.Seconds())
 	if err := ctx.Err(); err != nil {

@@ -99,7 +99,8 @@ func TestSmoke(t *testing.T) {
 	}
 	// The reads phase: both endpoints read, every answer a 200.
 	rd := svc.Reads
-	if rd == nil || len(rd.Readers) != 2 || rd.WithPerSecond <= 0 || rd.AlonePerSecond <= 0 || rd.Ratio <= 0 {
+	if rd == nil || len(rd.Readers) != 2 || rd.WithPerSecond <= 0 || rd.AlonePerSecond <= 0 || rd.Ratio <= 0 ||
+		rd.ReaderConns != 3 { // keep-alive: one connection per reader
 		t.Fatalf("reads: %+v", rd)
 	}
 	for _, e := range rd.Readers {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +36,7 @@ type ReadReport struct {
 
 // readers are running read clients.
 type readers struct {
+	dials     atomic.Int64 // connections opened: one per client when keep-alive works
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	start     time.Time
@@ -52,6 +55,11 @@ func startReaders(ctx context.Context, spec readSpec) *readers {
 		stop: make(chan struct{}), start: time.Now(), spec: spec,
 		transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n, IdleConnTimeout: time.Minute},
 		stats:     make([]*endpointStats, n), paths: make([]string, n),
+	}
+	dialer := &net.Dialer{Timeout: spec.timeout}
+	r.transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		r.dials.Add(1)
+		return dialer.DialContext(ctx, network, addr)
 	}
 	client := &http.Client{Transport: r.transport, Timeout: spec.timeout}
 	for i := range n {
@@ -111,8 +119,9 @@ func get(ctx context.Context, client *http.Client, url string, body *bytes.Buffe
 	return r
 }
 
-// finish stops the clients, waits for their last answers and reports per path.
-func (r *readers) finish() []ReadReport {
+// finish stops the clients, waits for their last answers and reports per
+// path, and how many connections they opened in all.
+func (r *readers) finish() ([]ReadReport, int64) {
 	close(r.stop)
 	r.wg.Wait()
 	elapsed := time.Since(r.start)
@@ -133,5 +142,5 @@ func (r *readers) finish() []ReadReport {
 		}
 		out = append(out, ReadReport{Path: p.path, Clients: p.clients, EndpointReport: endpointReport(all, elapsed, false)})
 	}
-	return out
+	return out, r.dials.Load()
 }

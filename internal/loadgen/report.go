@@ -390,8 +390,8 @@ func (c *ConfigResult) writeTable(b *strings.Builder) error {
 			c.Ratios.HerdWall, c.Ratios.HerdRequests, c.Ratios.Storm)
 	}
 	if rd := s.Reads; rd != nil {
-		fmt.Fprintf(b, "reads: storm alone (steady) %.0f checkouts/s, beside the readers %.0f/s, ratio %.2f\n",
-			rd.AlonePerSecond, rd.WithPerSecond, rd.Ratio)
+		fmt.Fprintf(b, "reads: storm alone (steady) %.0f checkouts/s, beside the readers %.0f/s, ratio %.2f; the readers opened %d connections\n",
+			rd.AlonePerSecond, rd.WithPerSecond, rd.Ratio, rd.ReaderConns)
 	}
 
 	b.WriteString("\noutcomes:\n")

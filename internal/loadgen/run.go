@@ -33,7 +33,7 @@ type BenchConfig struct {
 	// started servers (Spawn); the reads phase runs in the first only.
 	// Ignored with URL.
 	Configs []SaleConfig
-	// URL aims at running servers (one URL each) instead; one
+	// URLs aim at running servers (one URL each) instead: one
 	// configuration, whatever their sale is.
 	URLs []string
 	// DBURL is the running servers' database (required with URLs).
