@@ -227,11 +227,7 @@ func runStorm(ctx context.Context, d Driver, spec stormSpec) *phaseRun {
 				r := w.Checkout(context.WithoutCancel(ctx), user, item)
 				now := time.Now()
 				co.record(now.Sub(t0), r)
-				sec := int(now.Sub(start) / time.Second)
-				for len(perSecond) <= sec {
-					perSecond = append(perSecond, 0)
-				}
-				perSecond[sec]++
+				perSecond = addAt(perSecond, int(now.Sub(start)/time.Second), 1)
 				if r.Err != nil {
 					time.Sleep(time.Millisecond)
 				}
@@ -249,11 +245,17 @@ func runStorm(ctx context.Context, d Driver, spec stormSpec) *phaseRun {
 			run.others.merge(r)
 		}
 		for sec, n := range seconds[i] {
-			for len(run.perSecond) <= sec {
-				run.perSecond = append(run.perSecond, 0)
-			}
-			run.perSecond[sec] += n
+			run.perSecond = addAt(run.perSecond, sec, n)
 		}
 	}
 	return run
+}
+
+// addAt adds n to s[i], growing s as needed.
+func addAt(s []int64, i int, n int64) []int64 {
+	for len(s) <= i {
+		s = append(s, 0)
+	}
+	s[i] += n
+	return s
 }
