@@ -278,6 +278,10 @@ func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
 		fmt.Fprintf(opts.Log, "loadgen: %s: warning: sale %d is not fresh, %d of %d units were sold before the run\n",
 			sd.name, info.ID, state0.unitsSold, info.Units)
 	}
+	var dbName string
+	if err := pool.QueryRow(ctx, "SELECT current_database()").Scan(&dbName); err != nil {
+		return nil, fmt.Errorf("%s: database name: %w", sd.name, err)
+	}
 	m0, err := mark(ctx, pool)
 	if err != nil {
 		return nil, err
@@ -286,7 +290,7 @@ func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
 
 	fmt.Fprintf(opts.Log, "loadgen: %s herd: sale %d, %d units over %d items, %d users, %d clients, pick %s\n",
 		sd.name, info.ID, info.Units-info.SoldBefore, info.Items, len(users), opts.Concurrency, opts.Pick)
-	cpu := startCPU(sd.pids, opts.Pooler)
+	cpu := startCPU(sd.pids, dbName, opts.Pooler)
 	herd := runHerd(ctx, sd.driver, herdSpec{
 		users: users, concurrency: opts.Concurrency, items: int(info.Items),
 		want: info.Units - info.SoldBefore, pick: opts.Pick, timeout: opts.HerdTimeout,
@@ -305,7 +309,7 @@ func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
 	storm := stormSpec{users: users, concurrency: opts.StormConcurrency, items: int(info.Items), duration: opts.StormDuration,
 		hotClients: opts.HotClients}
 	fmt.Fprintf(opts.Log, "loadgen: %s storm: %d clients for %s\n", sd.name, opts.StormConcurrency, opts.StormDuration)
-	cpu = startCPU(sd.pids, opts.Pooler)
+	cpu = startCPU(sd.pids, dbName, opts.Pooler)
 	st := runStorm(ctx, sd.driver, storm)
 	stormCPU := cpu.stop(st.elapsed)
 	m2, err := mark(ctx, pool)
@@ -323,7 +327,7 @@ func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
 		fmt.Fprintf(opts.Log, "loadgen: %s reads: %d clients for %s beside %d on %s and %d on %s\n", sd.name,
 			opts.StormConcurrency, opts.StormDuration, opts.ReadCurrent, readCurrentPath, opts.ReadItems, readItemsPath)
 		rd := startReaders(ctx, readSpec{urls: sd.urls, current: opts.ReadCurrent, items: opts.ReadItems, timeout: opts.RequestTimeout})
-		cpu = startCPU(sd.pids, opts.Pooler)
+		cpu = startCPU(sd.pids, dbName, opts.Pooler)
 		rst := runStorm(ctx, sd.driver, storm)
 		rcpu := cpu.stop(rst.elapsed)
 		readers, dials := rd.finish()

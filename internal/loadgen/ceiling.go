@@ -61,7 +61,7 @@ func RunHTTPCeiling(ctx context.Context, opts Options, cfg CeilingConfig) (_ *Ce
 		return nil, err
 	}
 	fmt.Fprintf(opts.Log, "loadgen: HTTP ceiling storm: %d clients for %s\n", opts.StormConcurrency, opts.StormDuration)
-	cpu := startCPU(pids, false)
+	cpu := startCPU(pids, "", false)
 	st := runStorm(ctx, driver, stormSpec{
 		users: makeUsers(opts.Users), concurrency: opts.StormConcurrency, items: max(cfg.Items, 1), duration: opts.StormDuration,
 	})

@@ -92,6 +92,10 @@ func TestSmoke(t *testing.T) {
 			if st.P50MS <= 0 || st.P99MS < st.P50MS || st.MaxMS < st.P99MS {
 				t.Fatalf("storm latencies: %+v", st)
 			}
+			// Every checkout is stored by this database's backends.
+			if c := sp.CPU; c.Postgres <= 0 || c.MachineBusy < c.Postgres || c.Others < 0 {
+				t.Fatalf("storm CPU: %+v", c)
+			}
 		}
 	}
 	if base.Reads != nil {
@@ -389,6 +393,26 @@ func TestParsers(t *testing.T) {
 	}
 	if b, err := parseStatusKB([]byte("Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t 1 kB\n"), "VmHWM:"); err != nil || b != 2<<20 {
 		t.Errorf("parseStatusKB: %d %v", b, err)
+	}
+	for title, db := range map[string]string{
+		"postgres: 15/main: postgres flashsale_bench_1_100x100 127.0.0.1(34750) idle": "flashsale_bench_1_100x100",
+		"postgres: app shop [local] SELECT":                                           "shop",
+		"postgres: 15/main: autovacuum worker flashsale":                              "flashsale",
+		"postgres: 15/main: walwriter":                                                "",
+		"/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main":          "",
+	} {
+		if got := pgTitleDB(title); got != db {
+			t.Errorf("pgTitleDB(%q) = %q, want %q", title, got, db)
+		}
+	}
+	if pid, ok := pgParallelLeader("postgres: 15/main: parallel worker for PID 4321 "); !ok || pid != 4321 {
+		t.Errorf("pgParallelLeader: %d %v", pid, ok)
+	}
+	if _, ok := pgParallelLeader("postgres: 15/main: checkpointer"); ok {
+		t.Error("pgParallelLeader: a checkpointer has a leader")
+	}
+	if machineBusy() <= 0 {
+		t.Error("machineBusy: no busy time read from /proc/stat")
 	}
 	now := time.Date(2026, 5, 1, 13, 55, 0, 0, time.UTC)
 	if d := SafeSaleDuration(now, 10*time.Minute); d != 3*time.Hour { // 1h and 2h end at 14:00

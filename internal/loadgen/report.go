@@ -266,8 +266,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if c := r.HTTPCeiling; c != nil {
 		co := c.Storm.Checkout
 		fmt.Fprintf(&b, "\nHTTP ceiling (cmd/httpceiling: the server's Echo stack answering 409 sold_out without a database, %d process(es)): "+
-			"%.0f checkouts/s, p50 %.2f ms, p99 %.2f ms, %d errors; CPU s: ceiling %s, loadgen %.2f\n",
-			c.Processes, co.PerSecond, co.P50MS, co.P99MS, co.TransportErrors+co.ServerErrors, optSeconds(c.Storm.CPU.Server), c.Storm.CPU.Loadgen)
+			"%.0f checkouts/s, p50 %.2f ms, p99 %.2f ms, %d errors; CPU s: ceiling %s, loadgen %.2f, others %.2f\n",
+			c.Processes, co.PerSecond, co.P50MS, co.P99MS, co.TransportErrors+co.ServerErrors, optSeconds(c.Storm.CPU.Server), c.Storm.CPU.Loadgen,
+			c.Storm.CPU.Others)
 		for _, ch := range c.Checks {
 			fmt.Fprintf(&b, "  %s  %s: %s\n", ch.verdict(), ch.Name, ch.Detail)
 		}
@@ -441,7 +442,8 @@ func (c *ConfigResult) writeTable(b *strings.Builder) error {
 		}
 	}
 
-	b.WriteString("\nresources (CPU seconds over the phase; postgres = every local postgres process; WAL = pg_stat_wal, cluster wide):\n")
+	b.WriteString("\nresources (CPU seconds over the phase; postgres = this database's backends and the cluster's shared processes; " +
+		"others = the rest of the machine's busy time: load that is not this run's; WAL = pg_stat_wal, cluster wide):\n")
 	if s.Server != nil {
 		fmt.Fprintf(b, "  server pids %v: peak RSS (VmHWM, largest) %.1f MiB, CPU %.2f s since start\n",
 			s.Server.PIDs, float64(s.Server.PeakRSSBytes)/(1<<20), s.Server.CPUTotalS)
@@ -454,6 +456,7 @@ func (c *ConfigResult) writeTable(b *strings.Builder) error {
 		if cu.Pooler != nil {
 			fmt.Fprintf(b, "  pgbouncer %6.2f", *cu.Pooler)
 		}
+		fmt.Fprintf(b, "  others %6.2f", cu.Others)
 		if p.WAL != nil {
 			fmt.Fprintf(b, "  WAL %6.1f MiB (%.0f B/request, %d full-page images)", float64(p.WAL.Bytes)/(1<<20), p.WAL.BytesPerRq, p.WAL.FPI)
 		}
