@@ -1,13 +1,27 @@
-// Command loadgen benchmarks the flash-sale service through its HTTP API:
-// a herd that sells a fresh sale out, a storm of checkouts after sell-out,
-// the same transactions driven straight at PostgreSQL as a baseline, and the
-// invariants that must hold afterwards. It prints one table, writes the same
-// as JSON and exits non-zero when an invariant fails.
+// Command loadgen benchmarks the flash-sale service as it is deployed,
+// through its HTTP API, and prints one table (and writes the same as JSON):
 //
-// By default it starts the server itself (bin/server, on a fresh database
-// created through -admin-db) and stops it at the end; `make bench` runs it so.
-// With -url it aims at a running server instead; -db is then that server's
-// database, and -server-pid enables the RSS and CPU figures.
+//   - the HTTP ceiling: a storm against cmd/httpceiling, the server's Echo
+//     stack answering 409 sold_out without a database;
+//   - for each configuration (-configs; `make bench`: the default sale of
+//     10,000 single-unit items, and 10,000 units over 100 items): a fresh
+//     database and freshly started servers (bin/server with the environment
+//     `make run` gives it, plus HTTP_ADDR and SALE_*), a herd that sells the
+//     sale out from the moment /readyz answers, a storm of checkouts against
+//     the sold-out sale (its first 10 s against the rest), in the first
+//     configuration the storm again beside clients reading the sale (the
+//     reads phase), then the same herd and storm driven straight at
+//     PostgreSQL in-process (the baseline: the database ceiling);
+//   - the combined ceiling of each configuration, the ratios to it, the
+//     issue's targets with met/missed, and the invariants.
+//
+// Nothing is done to the database that the product does not do itself: no
+// ANALYZE, no CHECKPOINT, no warm-up. It exits 1 when an invariant fails
+// (targets are informational), 2 when it could not run.
+//
+// With -url it aims at running servers instead (one configuration, their
+// sale); -db is then their database, and -server-pid enables the RSS and
+// CPU figures.
 //
 // The logic lives in internal/loadgen; this is flag parsing only.
 package main
@@ -22,6 +36,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -57,34 +72,35 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 	if v := os.Getenv("TEST_DATABASE_URL"); v != "" {
 		admin = v
 	}
-	fs.StringVar(&b.URL, "url", "", "base URL of a running server (default: start one)")
-	fs.StringVar(&b.DBURL, "db", "", "with -url: the server's database URL, for the SQL checks")
-	fs.IntVar(&b.ServerPID, "server-pid", 0, "with -url: the server's pid, for peak RSS and CPU")
+	urls := fs.String("url", "", "base URLs of running servers, comma-separated (default: start them)")
+	fs.StringVar(&b.DBURL, "db", "", "with -url: the servers' database URL, for the SQL checks")
+	pids := fs.String("server-pid", "", "with -url: the servers' pids, comma-separated, for peak RSS and CPU")
 	fs.StringVar(&b.AdminURL, "admin-db", admin, "a database on the PostgreSQL server, used to create and drop loadgen's databases (with -url: defaults to -db's server)")
 	fs.StringVar(&b.Spawn.ServerBin, "server-bin", "bin/server", "server binary to start")
-	fs.IntVar(&b.Spawn.Units, "units", 10000, "SALE_UNITS of the started server")
-	// 100 units per item: with 10,000 single-unit items a random pick
-	// turns the herd into a coupon-collector search (~90k checkouts for 10k units).
-	fs.IntVar(&b.Spawn.Items, "items", 100, "SALE_ITEMS of the started server")
-	fs.IntVar(&b.Spawn.PerUserLimit, "per-user-limit", 0, "PER_USER_LIMIT of the started server (0: its default)")
-	fs.DurationVar(&b.Spawn.HoldTTL, "hold-ttl", 0, "HOLD_TTL of the started server (0: its default)")
-	fs.DurationVar(&b.Spawn.SaleDuration, "sale-duration", 0, "SALE_DURATION of the started server (0: whole hours, so the window has 10+ minutes left)")
-	dbConns := fs.Int("db-conns", 4, "DB_MAX_CONNS of the started server and pool size of the baseline")
+	fs.StringVar(&b.Ceiling.Bin, "ceiling-bin", "bin/httpceiling", "HTTP ceiling binary (cmd/httpceiling) to storm; empty: no HTTP ceiling")
+	configs := fs.String("configs", "10000x10000,10000x100", "configurations to run, UNITSxITEMS, comma-separated; the reads phase runs in the first")
+	fs.IntVar(&b.Spawn.PerUserLimit, "per-user-limit", 0, "PER_USER_LIMIT of the started servers (0: their default)")
+	fs.DurationVar(&b.Spawn.HoldTTL, "hold-ttl", 0, "HOLD_TTL of the started servers (0: their default)")
+	fs.DurationVar(&b.Spawn.SaleDuration, "sale-duration", 0, "SALE_DURATION of the started servers (0: whole hours, so the window has 10+ minutes left)")
+	dbConns := fs.Int("db-conns", 4, "pool size of the baseline (the server's DB_MAX_CONNS default); given, also the started servers' DB_MAX_CONNS")
 	var env envList
-	fs.Var(&env, "server-env", "extra KEY=VALUE for the started server (repeatable)")
-	fs.StringVar(&b.Spawn.LogPath, "server-log", "bench/results/server.log", "file for the started server's log (empty: discard)")
-	fs.DurationVar(&b.Spawn.ReadyTimeout, "ready-timeout", 60*time.Second, "how long the started server may take to answer /readyz")
+	fs.Var(&env, "server-env", "extra KEY=VALUE for the started servers and HTTP ceilings (repeatable)")
+	fs.IntVar(&b.Spawn.Servers, "servers", 1, "server processes to start on each configuration's database (and HTTP ceilings); the clients are spread over them in turn")
+	fs.StringVar(&b.Spawn.Pooler, "pooler", loadgen.PoolerNone, "between the servers and PostgreSQL: none or pgbouncer (transaction pooling; loadgen's own SQL goes direct)")
+	fs.IntVar(&b.Spawn.PoolerSize, "pooler-size", 4, "with -pooler pgbouncer: its connections to PostgreSQL (default: as many as one server opens)")
+	fs.StringVar(&b.Spawn.LogDir, "log-dir", "bench/results", "directory for the started processes' logs (empty: discard)")
+	fs.DurationVar(&b.Spawn.ReadyTimeout, "ready-timeout", 60*time.Second, "how long a started server may take to answer /readyz")
 	fs.IntVar(&b.Users, "users", 20000, "herd users")
 	fs.IntVar(&b.Concurrency, "c", 256, "herd clients (connections)")
 	fs.IntVar(&b.StormConcurrency, "storm-c", 128, "storm clients (connections)")
-	fs.DurationVar(&b.StormDuration, "storm", 20*time.Second, "storm duration")
+	fs.DurationVar(&b.StormDuration, "storm", 20*time.Second, "duration of each storm (service, reads phase, baseline, HTTP ceiling); the first 10 s are compared with the rest")
 	fs.DurationVar(&b.HerdTimeout, "herd-timeout", 3*time.Minute, "give the herd up after this")
 	fs.DurationVar(&b.RequestTimeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.IntVar(&b.HotClients, "hot-clients", 0, "more storm clients that send checkouts as one user, hot-user, beside -storm-c (the report's \"others\" row is everyone else)")
 	fs.StringVar(&b.Pick, "pick", loadgen.PickRandom, "herd item choice: random (any item) or untaken (skip items answered item_unavailable)")
-	fs.BoolVar(&b.Baseline, "baseline", true, "also run herd and storm straight at PostgreSQL")
-	fs.BoolVar(&b.Analyze, "analyze", true, "run ANALYZE before each phase, so service and baseline plan with the same statistics (not whenever autovacuum gets there)")
-	fs.BoolVar(&b.Checkpoint, "checkpoint", true, "issue CHECKPOINT before each phase, so no phase gets a timed checkpoint's full-page writes by chance (needs a superuser)")
+	fs.IntVar(&b.ReadCurrent, "read-current", 16, "reads phase: clients looping on GET /sales/current beside the storm")
+	fs.IntVar(&b.ReadItems, "read-items", 4, "reads phase: clients looping on GET /sales/current/items?limit=1000 (with -read-current 0: no reads phase)")
+	fs.BoolVar(&b.Baseline, "baseline", true, "also run herd and storm straight at PostgreSQL (the database ceiling)")
 	fs.StringVar(&c.out, "out", "bench/results/latest.json", "JSON report path (empty: none)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write loadgen's own CPU profile here")
 	if err := fs.Parse(args); err != nil {
@@ -94,23 +110,62 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	b.Spawn.ExtraEnv = env
-	b.Spawn.DBMaxConns = *dbConns
+	b.Ceiling.ExtraEnv = env
+	b.Ceiling.LogDir, b.Ceiling.ReadyTimeout = b.Spawn.LogDir, b.Spawn.ReadyTimeout
 	b.BaselineConns = *dbConns
-	if b.URL != "" {
+	if flagSet(fs, "db-conns") {
+		b.Spawn.DBMaxConns = *dbConns
+	}
+	var err error
+	if b.Configs, err = parseConfigs(*configs); err != nil {
+		return c, err
+	}
+	if *urls != "" {
+		b.URLs = strings.Split(*urls, ",")
 		if b.DBURL == "" {
-			return c, errors.New("-url needs -db (the server's database URL, for the SQL checks)")
+			return c, errors.New("-url needs -db (the servers' database URL, for the SQL checks)")
 		}
 		if !flagSet(fs, "admin-db") {
 			b.AdminURL = "" // derived from -db
+		}
+		if *pids != "" {
+			for _, p := range strings.Split(*pids, ",") {
+				pid, err := strconv.Atoi(strings.TrimSpace(p))
+				if err != nil || pid <= 0 {
+					return c, fmt.Errorf("-server-pid: %q is not a pid", p)
+				}
+				b.ServerPIDs = append(b.ServerPIDs, pid)
+			}
 		}
 	}
 	if b.Pick != loadgen.PickRandom && b.Pick != loadgen.PickUntaken {
 		return c, fmt.Errorf("-pick must be %s or %s", loadgen.PickRandom, loadgen.PickUntaken)
 	}
-	if b.Spawn.Units < 1 || b.Spawn.Items < 1 || b.Spawn.Items > b.Spawn.Units {
-		return c, errors.New("need 1 <= -items <= -units")
+	if b.Spawn.Pooler != loadgen.PoolerNone && b.Spawn.Pooler != loadgen.PoolerPgBouncer {
+		return c, fmt.Errorf("-pooler must be %s or %s", loadgen.PoolerNone, loadgen.PoolerPgBouncer)
+	}
+	if b.Spawn.Servers < 1 || b.Spawn.PoolerSize < 1 {
+		return c, errors.New("-servers and -pooler-size must be at least 1")
+	}
+	if b.ReadCurrent < 0 || b.ReadItems < 0 {
+		return c, errors.New("-read-current and -read-items must not be negative")
 	}
 	return c, nil
+}
+
+// parseConfigs reads "UNITSxITEMS,...".
+func parseConfigs(v string) ([]loadgen.SaleConfig, error) {
+	var out []loadgen.SaleConfig
+	for _, part := range strings.Split(v, ",") {
+		u, i, ok := strings.Cut(strings.TrimSpace(part), "x")
+		units, err1 := strconv.Atoi(u)
+		items, err2 := strconv.Atoi(i)
+		if !ok || err1 != nil || err2 != nil || items < 1 || items > units {
+			return nil, fmt.Errorf("-configs: %q is not UNITSxITEMS with 1 <= ITEMS <= UNITS", part)
+		}
+		out = append(out, loadgen.SaleConfig{Units: units, Items: items})
+	}
+	return out, nil
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -11,13 +11,11 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/httpapi"
@@ -43,28 +41,8 @@ func serve() int {
 	return 0
 }
 
-// Garbage collection defaults, each unless the operator sets its variable.
-// Go's default (GOGC=100) collects whenever the heap doubles: with the
-// small live heap of this server (10 to 20 MiB under a storm) that is
-// several collections a second, about a sixth of its CPU. GOGC=400 lets
-// the heap grow to five times the live data, and the soft limit keeps the
-// whole heap near 100 MiB whatever GOGC allows.
-const (
-	defaultGOGC        = 400
-	defaultMemoryLimit = 100 << 20
-)
-
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGOGC)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
-	}
-}
-
 func run() error {
-	tuneGC()
+	config.TuneGC()
 	cfg, err := config.Load()
 	if err != nil {
 		return err
@@ -78,13 +56,9 @@ func run() error {
 	log := logging.New(logOut, level)
 
 	// Settings read from files are checked before anything connects.
-	verifier, err := auth.New(cfg.AuthJWTSecret, cfg.AuthJWTPublicKey)
+	apiOpts, err := httpapi.ConfigOptions(cfg, version, log)
 	if err != nil {
 		return err
-	}
-	proxies, err := config.ParseNets(cfg.TrustedProxies)
-	if err != nil {
-		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -128,13 +102,8 @@ func run() error {
 		sales.RunScheduler(ctx)
 	}()
 
-	api := httpapi.New(sales, httpapi.Options{
-		Version: version, Log: log, Middleware: m.Middleware(),
-		Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
-		Limits: httpapi.RateLimits{
-			UserRate: cfg.RateLimitUser, UserBurst: cfg.RateLimitUserBurst, IPRate: cfg.RateLimitIP, IPBurst: cfg.RateLimitIPBurst,
-		},
-	})
+	apiOpts.Middleware = m.Middleware()
+	api := httpapi.New(sales, apiOpts)
 	if cfg.PprofAddr != "" {
 		// The profiler gets its own listener so it is never exposed with the API.
 		prof := &http.Server{Addr: cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
@@ -150,7 +119,7 @@ func run() error {
 	go func() { serveErr <- srv.ListenAndServe() }()
 	log.Info("listening", "addr", cfg.HTTPAddr, "version", version, "sale_duration", cfg.SaleDuration.String(),
 		"sale_units", cfg.SaleUnits, "sale_items", cfg.SaleItems, "per_user_limit", cfg.PerUserLimit, "hold_ttl", cfg.HoldTTL.String(),
-		"auth", verifier != nil, "rate_limit_user", cfg.RateLimitUser, "rate_limit_ip", cfg.RateLimitIP)
+		"auth", apiOpts.Auth != nil, "rate_limit_user", cfg.RateLimitUser, "rate_limit_ip", cfg.RateLimitIP)
 
 	var runErr error
 	select {

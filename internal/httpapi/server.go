@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/flashsale/flashsale/internal/auth"
+	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/salewatch"
 )
@@ -26,6 +28,8 @@ type Server struct {
 	userLimit *limiter
 	ipLimit   *limiter
 	live      liveStreams // events.go
+	// authed is the middleware of the routes that act for a user.
+	authed []echo.MiddlewareFunc
 }
 
 // Options are what New needs besides the sale service. The zero value of
@@ -49,11 +53,34 @@ type Options struct {
 	Middleware []echo.MiddlewareFunc
 }
 
+// ConfigOptions are the Options the settings ask for: the guards (auth,
+// rate limits, CORS, trusted proxies) as cmd/server and cmd/httpceiling
+// both serve them. Settings read from files (keys) are checked here, so a
+// caller does it before connecting to anything.
+func ConfigOptions(cfg config.Config, version string, log *slog.Logger) (Options, error) {
+	verifier, err := auth.New(cfg.AuthJWTSecret, cfg.AuthJWTPublicKey)
+	if err != nil {
+		return Options{}, err
+	}
+	proxies, err := config.ParseNets(cfg.TrustedProxies)
+	if err != nil {
+		return Options{}, fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	return Options{
+		Version: version, Log: log, Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
+		Limits: RateLimits{
+			UserRate: cfg.RateLimitUser, UserBurst: cfg.RateLimitUserBurst, IPRate: cfg.RateLimitIP, IPBurst: cfg.RateLimitIPBurst,
+		},
+	}, nil
+}
+
 // maxBody bounds request bodies: the largest valid one is a few hundred bytes.
 const maxBody = "16K"
 
-// New builds the router with its middleware.
-func New(sales *sale.Service, opts Options) *Server {
+// newStack is the Echo application with every middleware and no route:
+// New adds the API's routes, NewSoldOut (ceiling.go) its one canned answer,
+// so the HTTP ceiling the benchmark measures runs exactly this stack.
+func newStack(sales *sale.Service, opts Options) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -62,7 +89,6 @@ func New(sales *sale.Service, opts Options) *Server {
 		userLimit: newLimiter(opts.Limits.UserRate, opts.Limits.UserBurst),
 		ipLimit:   newLimiter(opts.Limits.IPRate, opts.Limits.IPBurst),
 	}
-	s.live = newLiveStreams(salewatch.New(sales, time.Second), opts.EventHeartbeat)
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
@@ -102,10 +128,17 @@ func New(sales *sale.Service, opts Options) *Server {
 		e.Use(cors(opts.CORSOrigins))
 	}
 	e.Use(s.limitAddress)
-	var authed []echo.MiddlewareFunc
 	if opts.Auth != nil {
-		authed = append(authed, requireToken(opts.Auth))
+		s.authed = append(s.authed, requireToken(opts.Auth))
 	}
+	return s
+}
+
+// New builds the router with its middleware.
+func New(sales *sale.Service, opts Options) *Server {
+	s := newStack(sales, opts)
+	s.live = newLiveStreams(salewatch.New(sales, time.Second), opts.EventHeartbeat)
+	e, authed := s.echo, s.authed
 
 	// HEAD wherever GET is: uptime checkers use it. net/http sends no body
 	// for HEAD.

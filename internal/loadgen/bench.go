@@ -1,7 +1,13 @@
-// Package loadgen benchmarks the flash-sale service through its HTTP API:
-// a herd that sells a fresh sale out, a storm of checkouts against the sold
-// out sale, the same two driven straight at PostgreSQL as a baseline, the
+// Package loadgen benchmarks the flash-sale service through its HTTP API as
+// it is deployed: a herd that sells a fresh sale out, a storm of checkouts
+// against the sold-out sale, the storm again beside clients that read the
+// sale, the same herd and storm driven straight at PostgreSQL (the database
+// ceiling), a storm against the HTTP stack alone (the HTTP ceiling), the
 // invariants that must hold afterwards, and a report (table and JSON).
+//
+// Nothing is done to the database that the product does not do itself: no
+// ANALYZE, no CHECKPOINT, no warm-up. The server analyzes a new sale's
+// tables when it creates the sale (internal/sale, SaleTablesAnalyze).
 package loadgen
 
 import (
@@ -11,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,6 +38,13 @@ type Options struct {
 	// HotClients more storm clients send checkouts as one user.
 	HotClients int
 
+	// ReadCurrent and ReadItems clients loop on GET /sales/current and
+	// GET /sales/current/items?limit=1000 during a second storm, the reads
+	// phase, when Reads is set (RunService only).
+	Reads       bool
+	ReadCurrent int
+	ReadItems   int
+
 	// Baseline runs herd and storm straight at PostgreSQL as well.
 	Baseline bool
 	// BaselineConns sizes the baseline's pgxpool (default 4, the
@@ -42,15 +54,9 @@ type Options struct {
 	// function that drops it.
 	NewBaselineDB func(ctx context.Context) (url string, drop func(context.Context) error, err error)
 
-	// Checkpoint issues CHECKPOINT before each phase, so that every phase
-	// starts alike: right after a checkpoint, paying the same full-page
-	// images, instead of whichever phase a timed checkpoint lands in.
-	// Needs a superuser (or pg_checkpoint); a refusal only warns.
-	Checkpoint bool
-	// Analyze runs ANALYZE before each phase, so that both sides plan with
-	// the same statistics instead of whatever autovacuum got round to: the
-	// plans of the checkout queries change once the tables are analyzed.
-	Analyze bool
+	// Pooler: a PgBouncer stands between the servers and PostgreSQL; its
+	// CPU is measured too.
+	Pooler bool
 
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -86,11 +92,11 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Target is a running service.
+// Target is a running service: one server or several on one database.
 type Target struct {
-	URL   string // base URL of the HTTP API
-	DBURL string // its database, for the SQL checks
-	PID   int    // its process, for RSS and CPU; 0 when unknown
+	URLs  []string // base URLs of the HTTP API, one per server
+	DBURL string   // its database (direct), for the SQL checks
+	PIDs  []int    // its processes, for RSS and CPU; empty when unknown
 }
 
 // SaleInfo is the sale a run used.
@@ -105,24 +111,63 @@ type SaleInfo struct {
 
 // SideResult is what one side (the service, or the baseline) measured.
 type SideResult struct {
-	Sale       SaleInfo    `json:"sale"`
-	Herd       PhaseReport `json:"herd"`
-	Storm      PhaseReport `json:"storm"`
-	Invariants []Check     `json:"invariants"`
-	// Server is the service's process, when its pid is known.
+	Sale  SaleInfo    `json:"sale"`
+	Herd  PhaseReport `json:"herd"`
+	Storm PhaseReport `json:"storm"`
+	// Reads is the reads phase (service only): the storm again, with
+	// read clients beside it.
+	Reads      *ReadsReport `json:"reads,omitempty"`
+	Invariants []Check      `json:"invariants"`
+	// Server is the service's processes, when their pids are known.
 	Server *ServerUsage `json:"server,omitempty"`
 	// Conns is the baseline's pool size.
 	Conns int `json:"db_conns,omitempty"`
 }
 
-// ServerUsage is the service process's resources.
-type ServerUsage struct {
-	PID          int     `json:"pid"`
-	PeakRSSBytes int64   `json:"peak_rss_bytes"`
-	CPUTotalS    float64 `json:"cpu_total_s"` // since the process started
+// ReadsReport is the reads phase: a storm beside read clients, compared
+// with the storm alone.
+type ReadsReport struct {
+	Storm   PhaseReport  `json:"storm"`
+	Readers []ReadReport `json:"readers"`
+	// ReaderConns is how many connections the readers opened: one each
+	// when keep-alive held.
+	ReaderConns int64 `json:"reader_connections"`
+	// AlonePerSecond is the storm alone's steady rate (after its first
+	// window, see Timeline), the state the reads storm starts in; the
+	// whole storm's rate when it had no timeline.
+	AlonePerSecond float64 `json:"alone_checkouts_per_s"`
+	WithPerSecond  float64 `json:"with_readers_checkouts_per_s"`
+	Ratio          float64 `json:"ratio"` // with / alone
 }
 
-// RunService runs herd, storm and the invariant checks against a service.
+// ServerUsage is the service's processes' resources.
+type ServerUsage struct {
+	PIDs []int `json:"pids"`
+	// PeakRSSBytes is the largest of the processes' peaks.
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// CPUTotalS is the processes' CPU since they started, together.
+	CPUTotalS float64 `json:"cpu_total_s"`
+}
+
+func serverUsage(pids []int) (*ServerUsage, error) {
+	u := &ServerUsage{PIDs: pids}
+	for _, pid := range pids {
+		rss, err := ProcPeakRSS(pid)
+		if err != nil {
+			return nil, fmt.Errorf("peak RSS of pid %d: %w", pid, err)
+		}
+		u.PeakRSSBytes = max(u.PeakRSSBytes, rss)
+	}
+	cpu, err := procsCPU(pids)
+	if err != nil {
+		return nil, fmt.Errorf("CPU of pids %v: %w", pids, err)
+	}
+	u.CPUTotalS = cpu.Seconds()
+	return u, nil
+}
+
+// RunService runs herd, storm, the reads phase (opts.Reads) and the
+// invariant checks against a service.
 func RunService(ctx context.Context, opts Options, t Target) (*SideResult, error) {
 	opts.setDefaults()
 	pool, err := database.Open(ctx, t.DBURL, 4, 10*time.Second)
@@ -130,31 +175,26 @@ func RunService(ctx context.Context, opts Options, t Target) (*SideResult, error
 		return nil, err
 	}
 	defer pool.Close()
-	driver, err := NewHTTPDriver(t.URL, opts.RequestTimeout)
+	driver, err := NewHTTPDriver(t.URLs, opts.RequestTimeout)
 	if err != nil {
 		return nil, err
 	}
-	res, err := runSide(ctx, opts, driver, pool, t.PID, "service")
+	res, err := runSide(ctx, opts, side{name: "service", driver: driver, pool: pool, pids: t.PIDs, urls: t.URLs})
 	if err != nil {
 		return nil, err
 	}
-	if t.PID > 0 {
-		u := &ServerUsage{PID: t.PID}
-		if u.PeakRSSBytes, err = ProcPeakRSS(t.PID); err != nil {
-			return nil, fmt.Errorf("server peak RSS: %w", err)
+	if len(t.PIDs) > 0 {
+		if res.Server, err = serverUsage(t.PIDs); err != nil {
+			return nil, err
 		}
-		cpu, err := ProcCPU(t.PID)
-		if err != nil {
-			return nil, fmt.Errorf("server CPU: %w", err)
-		}
-		u.CPUTotalS = cpu.Seconds()
-		res.Server = u
 	}
 	return res, nil
 }
 
 // RunBaseline creates a fresh database (opts.NewBaselineDB), migrates it,
-// creates a sale like ref, and runs herd and storm with the SQL driver.
+// creates a sale like ref, and runs herd and storm with the SQL driver: the
+// database ceiling. Like the server, it opens its pool's connections as
+// they are needed and plans with the statistics the sale's creation left.
 func RunBaseline(ctx context.Context, opts Options, ref SaleInfo) (_ *SideResult, err error) {
 	opts.setDefaults()
 	if opts.NewBaselineDB == nil {
@@ -187,19 +227,8 @@ func RunBaseline(ctx context.Context, opts Options, ref SaleInfo) (_ *SideResult
 	if err := svc.EnsureSales(ctx, time.Now()); err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	// Open every connection first: the server's pool is warm too.
-	var wg sync.WaitGroup
-	conns := make([]*pgxpool.Conn, opts.BaselineConns)
-	for i := range conns {
-		wg.Go(func() { conns[i], _ = pool.Acquire(ctx) })
-	}
-	wg.Wait()
-	for _, c := range conns {
-		if c != nil {
-			c.Release()
-		}
-	}
-	res, err := runSide(ctx, opts, NewSQLDriver(svc), pool, 0, "baseline")
+	opts.Reads, opts.Pooler = false, false
+	res, err := runSide(ctx, opts, side{name: "baseline", driver: NewSQLDriver(svc), pool: pool})
 	if err != nil {
 		return nil, err
 	}
@@ -207,12 +236,35 @@ func RunBaseline(ctx context.Context, opts Options, ref SaleInfo) (_ *SideResult
 	return res, nil
 }
 
-// runSide runs herd then storm with d against the current sale of pool's
-// database and checks the invariants.
-func runSide(ctx context.Context, opts Options, d Driver, pool *pgxpool.Pool, pid int, side string) (*SideResult, error) {
+// side is what runSide drives.
+type side struct {
+	name   string
+	driver Driver
+	pool   *pgxpool.Pool // the database, direct
+	pids   []int         // server processes, for CPU
+	urls   []string      // servers, for the readers
+}
+
+// attemptsMark is checkout_attempts' row count and the WAL position at a
+// point of the run.
+type attemptsMark struct {
+	rows int64
+	wal  walSnapshot
+}
+
+func mark(ctx context.Context, pool *pgxpool.Pool) (attemptsMark, error) {
+	n, err := countAttempts(ctx, pool)
+	return attemptsMark{rows: n, wal: readWAL(ctx, pool)}, err
+}
+
+// runSide runs herd, storm and (opts.Reads, with urls) the reads phase with
+// sd.driver against the current sale of sd.pool's database, and checks the
+// invariants.
+func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
+	pool := sd.pool
 	row, err := db.New().SaleGetCurrent(ctx, pool)
 	if err != nil {
-		return nil, fmt.Errorf("%s: current sale: %w", side, err)
+		return nil, fmt.Errorf("%s: current sale: %w", sd.name, err)
 	}
 	state0, err := readSaleState(ctx, pool, row.ID)
 	if err != nil {
@@ -224,84 +276,144 @@ func runSide(ctx context.Context, opts Options, d Driver, pool *pgxpool.Pool, pi
 	}
 	if state0.unitsSold > 0 {
 		fmt.Fprintf(opts.Log, "loadgen: %s: warning: sale %d is not fresh, %d of %d units were sold before the run\n",
-			side, info.ID, state0.unitsSold, info.Units)
+			sd.name, info.ID, state0.unitsSold, info.Units)
 	}
-	attempts0, err := countAttempts(ctx, pool)
+	var dbName string
+	if err := pool.QueryRow(ctx, "SELECT current_database()").Scan(&dbName); err != nil {
+		return nil, fmt.Errorf("%s: database name: %w", sd.name, err)
+	}
+	m0, err := mark(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
 	users := makeUsers(opts.Users)
 
-	fmt.Fprintf(opts.Log, "loadgen: %s herd: sale %d, %d units over %d items, %d users, %d clients\n",
-		side, info.ID, info.Units-info.SoldBefore, info.Items, len(users), opts.Concurrency)
-	checkpoint(ctx, opts, pool, side)
-	wal0 := readWAL(ctx, pool)
-	m := startCPU(pid)
-	herd := runHerd(ctx, d, herdSpec{
+	fmt.Fprintf(opts.Log, "loadgen: %s herd: sale %d, %d units over %d items, %d users, %d clients, pick %s\n",
+		sd.name, info.ID, info.Units-info.SoldBefore, info.Items, len(users), opts.Concurrency, opts.Pick)
+	cpu := startCPU(sd.pids, dbName, opts.Pooler)
+	herd := runHerd(ctx, sd.driver, herdSpec{
 		users: users, concurrency: opts.Concurrency, items: int(info.Items),
 		want: info.Units - info.SoldBefore, pick: opts.Pick, timeout: opts.HerdTimeout,
 	})
-	herdCPU := m.stop(herd.elapsed)
+	herdCPU := cpu.stop(herd.elapsed)
 	fmt.Fprintf(opts.Log, "loadgen: %s herd: %d purchases in %.2fs (%d checkouts)\n",
-		side, herd.purchases, herd.wall.Seconds(), herd.checkout.hist.Count())
+		sd.name, herd.purchases, herd.wall.Seconds(), herd.checkout.hist.Count())
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 
-	wal1 := readWAL(ctx, pool)
-	attempts1, err := countAttempts(ctx, pool)
+	m1, err := mark(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(opts.Log, "loadgen: %s storm: %d clients for %s\n", side, opts.StormConcurrency, opts.StormDuration)
-	checkpoint(ctx, opts, pool, side)
-	walStorm := readWAL(ctx, pool)
-	m = startCPU(pid)
-	storm := runStorm(ctx, d, stormSpec{
-		users: users, concurrency: opts.StormConcurrency, items: int(info.Items), duration: opts.StormDuration,
-		hotClients: opts.HotClients,
-	})
-	stormCPU := m.stop(storm.elapsed)
-	wal2 := readWAL(ctx, pool)
-	attempts2, err := countAttempts(ctx, pool)
+	storm := stormSpec{users: users, concurrency: opts.StormConcurrency, items: int(info.Items), duration: opts.StormDuration,
+		hotClients: opts.HotClients}
+	fmt.Fprintf(opts.Log, "loadgen: %s storm: %d clients for %s\n", sd.name, opts.StormConcurrency, opts.StormDuration)
+	cpu = startCPU(sd.pids, dbName, opts.Pooler)
+	st := runStorm(ctx, sd.driver, storm)
+	stormCPU := cpu.stop(st.elapsed)
+	m2, err := mark(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(opts.Log, "loadgen: %s storm: %d checkouts in %.2fs\n", side, storm.checkout.hist.Count(), storm.elapsed.Seconds())
+	fmt.Fprintf(opts.Log, "loadgen: %s storm: %d checkouts in %.2fs\n", sd.name, st.checkout.hist.Count(), st.elapsed.Seconds())
+	sr := stormReport(st, opts.StormConcurrency, stormCPU, m1, m2)
+	storms := []stormCount{{name: "storm", stored: m2.rows - m1.rows, answered: st.checkout.stored()}}
+	answered := herd.checkout.stored() + st.checkout.stored()
+	mEnd := m2
+
+	var reads *ReadsReport
+	if opts.Reads && len(sd.urls) > 0 && opts.ReadCurrent+opts.ReadItems > 0 {
+		fmt.Fprintf(opts.Log, "loadgen: %s reads: %d clients for %s beside %d on %s and %d on %s\n", sd.name,
+			opts.StormConcurrency, opts.StormDuration, opts.ReadCurrent, readCurrentPath, opts.ReadItems, readItemsPath)
+		rd := startReaders(ctx, readSpec{urls: sd.urls, current: opts.ReadCurrent, items: opts.ReadItems, timeout: opts.RequestTimeout})
+		cpu = startCPU(sd.pids, dbName, opts.Pooler)
+		rst := runStorm(ctx, sd.driver, storm)
+		rcpu := cpu.stop(rst.elapsed)
+		readers, dials := rd.finish()
+		m3, err := mark(ctx, pool)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(opts.Log, "loadgen: %s reads: %d checkouts in %.2fs\n", sd.name, rst.checkout.hist.Count(), rst.elapsed.Seconds())
+		reads = &ReadsReport{Storm: stormReport(rst, opts.StormConcurrency, rcpu, m2, m3), Readers: readers, ReaderConns: dials}
+		reads.AlonePerSecond = sr.Checkout.PerSecond
+		if sr.Timeline != nil {
+			reads.AlonePerSecond = sr.Timeline.RestPerSecond
+		}
+		reads.WithPerSecond = reads.Storm.Checkout.PerSecond
+		if reads.AlonePerSecond > 0 {
+			reads.Ratio = reads.WithPerSecond / reads.AlonePerSecond
+		}
+		storms = append(storms, stormCount{name: "storm beside readers", stored: m3.rows - m2.rows, answered: rst.checkout.stored()})
+		answered += rst.checkout.stored()
+		mEnd = m3
+	}
 
 	state, err := readSaleState(ctx, pool, info.ID)
 	if err != nil {
 		return nil, err
 	}
 	checks := checkInvariants(state, invariantInput{
-		soldBefore:     info.SoldBefore,
-		herd:           herd,
-		attemptsStored: attempts2 - attempts0,
-		attemptsAnswer: herd.checkout.stored() + storm.checkout.stored(),
-		stormStored:    attempts2 - attempts1, stormAnswered: storm.checkout.stored(), stormConsidered: true,
+		soldBefore: info.SoldBefore, herd: herd,
+		attemptsStored: mEnd.rows - m0.rows, attemptsAnswer: answered,
+		storms: storms,
 	})
 	hr := phaseReport(herd, opts.Concurrency, herdCPU)
-	sr := phaseReport(storm, opts.StormConcurrency, stormCPU)
-	sr.Purchase = nil
-	hr.WAL = walDelta(wal0, wal1, hr.Checkout.Requests+hr.Purchase.Requests)
-	sr.WAL = walDelta(walStorm, wal2, sr.Checkout.Requests)
-	sr.AttemptsBefore, sr.AttemptsAfter = &attempts1, &attempts2
-	return &SideResult{Sale: info, Herd: hr, Storm: sr, Invariants: checks}, nil
+	hr.WAL = walDelta(m0.wal, m1.wal, hr.Checkout.Requests+hr.Purchase.Requests)
+	return &SideResult{Sale: info, Herd: hr, Storm: sr, Reads: reads, Invariants: checks}, nil
 }
 
-// checkpoint prepares a phase: ANALYZE, then CHECKPOINT (after it, so the
-// phase does not pay for ANALYZE's writes), as opts ask.
-func checkpoint(ctx context.Context, opts Options, pool *pgxpool.Pool, side string) {
-	if opts.Analyze {
-		if _, err := pool.Exec(ctx, "ANALYZE units, purchases, checkout_attempts, sales, items"); err != nil {
-			fmt.Fprintf(opts.Log, "loadgen: %s: warning: ANALYZE: %v\n", side, err)
-		}
+// stormReport is a storm's report, with the checkout_attempts rows and WAL
+// between before and after.
+func stormReport(st *phaseRun, concurrency int, cpu CPUUsage, before, after attemptsMark) PhaseReport {
+	r := phaseReport(st, concurrency, cpu)
+	r.Purchase = nil
+	r.WAL = walDelta(before.wal, after.wal, r.Checkout.Requests)
+	r.AttemptsBefore, r.AttemptsAfter = &before.rows, &after.rows
+	r.Timeline = timeline(st)
+	return r
+}
+
+// firstWindow is the start of a storm compared with the rest of it: a
+// fresh server's first seconds must be as fast as its steady state.
+const firstWindow = 10 * time.Second
+
+// Timeline is a storm's answers per second: its first window against the
+// rest. The window is firstWindow, or half a storm shorter than two of
+// them (whole seconds); no timeline for a storm under 2 s.
+type Timeline struct {
+	WindowS        int     `json:"first_window_s"`
+	FirstPerSecond float64 `json:"first_per_s"`
+	RestPerSecond  float64 `json:"rest_per_s"`
+	Ratio          float64 `json:"first_to_rest"` // first / rest
+	// Counts are the answers that arrived in each second of the storm; the
+	// last holds the few answers of requests in flight at its end.
+	Counts []int64 `json:"per_second_counts"`
+}
+
+func timeline(st *phaseRun) *Timeline {
+	window := min(firstWindow, st.elapsed/2).Truncate(time.Second)
+	if window < time.Second {
+		return nil
 	}
-	if opts.Checkpoint {
-		if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
-			fmt.Fprintf(opts.Log, "loadgen: %s: warning: CHECKPOINT: %v\n", side, err)
+	w := int(window / time.Second)
+	t := &Timeline{WindowS: w, Counts: st.perSecond}
+	var first, total int64
+	for i, n := range st.perSecond {
+		if i < w {
+			first += n
 		}
+		total += n
 	}
+	t.FirstPerSecond = float64(first) / window.Seconds()
+	if rest := st.elapsed - window; rest > 0 {
+		t.RestPerSecond = float64(total-first) / rest.Seconds()
+	}
+	if t.RestPerSecond > 0 {
+		t.Ratio = t.FirstPerSecond / t.RestPerSecond
+	}
+	return t
 }
 
 // makeUsers names n users; the prefix differs per run, so a run against a
@@ -334,6 +446,8 @@ type PhaseReport struct {
 	AttemptsAfter  *int64    `json:"attempts_after,omitempty"`
 	CPU            CPUUsage  `json:"cpu"`
 	WAL            *WALUsage `json:"wal,omitempty"`
+	// Timeline: storm only, its answers per second.
+	Timeline *Timeline `json:"timeline,omitempty"`
 }
 
 // EndpointReport is one endpoint's requests in a phase.

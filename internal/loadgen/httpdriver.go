@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,50 +21,64 @@ import (
 // need (a POST without a body, an answer with a Content-Length), because
 // net/http's client costs about twice the CPU per request, and on a 2-core
 // box every microsecond the load generator spends is taken from the server
-// and PostgreSQL it measures.
+// and PostgreSQL it measures. With several servers, workers are spread over
+// them in turn, the way a round-robin balancer spreads connections.
 type HTTPDriver struct {
+	targets []httpTarget
+	timeout time.Duration
+	next    atomic.Uint64
+}
+
+type httpTarget struct {
 	addr     string // host:port
 	host     string // Host header
-	timeout  time.Duration
 	checkout string // "/checkout?user_id="
 	purchase string // "/purchase?code="
 }
 
-// NewHTTPDriver drives the API at baseURL (http only); each request may
-// take up to timeout.
-func NewHTTPDriver(baseURL string, timeout time.Duration) (*HTTPDriver, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("loadgen needs an http://host:port URL, got %q", baseURL)
+// NewHTTPDriver drives the API at baseURLs (http only, one per server);
+// each request may take up to timeout.
+func NewHTTPDriver(baseURLs []string, timeout time.Duration) (*HTTPDriver, error) {
+	if len(baseURLs) == 0 {
+		return nil, errors.New("loadgen needs a server URL")
 	}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "80")
+	d := &HTTPDriver{timeout: timeout}
+	for _, b := range baseURLs {
+		u, err := url.Parse(b)
+		if err != nil || u.Scheme != "http" || u.Host == "" {
+			return nil, fmt.Errorf("loadgen needs an http://host:port URL, got %q", b)
+		}
+		addr := u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+		base := strings.TrimRight(u.Path, "/")
+		d.targets = append(d.targets, httpTarget{
+			addr: addr, host: u.Host, checkout: base + "/checkout?user_id=", purchase: base + "/purchase?code=",
+		})
 	}
-	base := strings.TrimRight(u.Path, "/")
-	return &HTTPDriver{
-		addr: addr, host: u.Host, timeout: timeout,
-		checkout: base + "/checkout?user_id=", purchase: base + "/purchase?code=",
-	}, nil
+	return d, nil
 }
 
 // NewWorker implements Driver.
 func (d *HTTPDriver) NewWorker() Worker {
-	return &httpWorker{d: d, req: make([]byte, 0, 256)}
+	t := &d.targets[(d.next.Add(1)-1)%uint64(len(d.targets))]
+	return &httpWorker{t: t, timeout: d.timeout, req: make([]byte, 0, 256)}
 }
 
 type httpWorker struct {
-	d    *HTTPDriver
-	conn net.Conn
-	r    *bufio.Reader
-	req  []byte
-	body []byte
+	t       *httpTarget
+	timeout time.Duration
+	conn    net.Conn
+	r       *bufio.Reader
+	req     []byte
+	body    []byte
 }
 
 // User ids and hold codes that loadgen sends need no escaping: user ids are
 // made of [a-z0-9-] and codes are base64url.
 func (w *httpWorker) Checkout(ctx context.Context, userID string, itemID int64) Result {
-	w.start(w.d.checkout)
+	w.start(w.t.checkout)
 	w.req = append(w.req, userID...)
 	w.req = append(w.req, "&id="...)
 	w.req = strconv.AppendInt(w.req, itemID, 10)
@@ -71,7 +86,7 @@ func (w *httpWorker) Checkout(ctx context.Context, userID string, itemID int64) 
 }
 
 func (w *httpWorker) Purchase(ctx context.Context, code string) Result {
-	w.start(w.d.purchase)
+	w.start(w.t.purchase)
 	w.req = append(w.req, code...)
 	return w.post(ctx, http.StatusOK, outPurchased)
 }
@@ -83,7 +98,7 @@ func (w *httpWorker) start(path string) {
 
 func (w *httpWorker) post(ctx context.Context, okStatus int, okOutcome string) Result {
 	w.req = append(w.req, " HTTP/1.1\r\nHost: "...)
-	w.req = append(w.req, w.d.host...)
+	w.req = append(w.req, w.t.host...)
 	w.req = append(w.req, "\r\nContent-Length: 0\r\n\r\n"...)
 	status, body, err := w.roundTrip(ctx)
 	if err != nil {
@@ -113,12 +128,12 @@ func (w *httpWorker) post(ctx context.Context, okStatus int, okOutcome string) R
 // roundTrip sends w.req on the worker's connection (dialling it first if
 // needed) and reads one answer.
 func (w *httpWorker) roundTrip(ctx context.Context) (int, []byte, error) {
-	deadline := time.Now().Add(w.d.timeout)
+	deadline := time.Now().Add(w.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if w.conn == nil {
-		c, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", w.d.addr)
+		c, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", w.t.addr)
 		if err != nil {
 			return 0, nil, err
 		}

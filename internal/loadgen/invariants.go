@@ -74,13 +74,17 @@ func countAttempts(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 
 // invariantInput is what the client side saw, to compare with SQL.
 type invariantInput struct {
-	soldBefore      int64 // units sold before the herd
-	herd            *phaseRun
-	attemptsStored  int64 // checkout_attempts rows added over the run
-	attemptsAnswer  int64 // well-formed checkouts answered over the run
-	stormStored     int64
-	stormAnswered   int64
-	stormConsidered bool
+	soldBefore     int64 // units sold before the herd
+	herd           *phaseRun
+	attemptsStored int64 // checkout_attempts rows added over the run
+	attemptsAnswer int64 // well-formed checkouts answered over the run
+	storms         []stormCount
+}
+
+// stormCount is one storm's checkout_attempts rows and stored answers.
+type stormCount struct {
+	name             string
+	stored, answered int64
 }
 
 func checkInvariants(s saleState, in invariantInput) []Check {
@@ -108,15 +112,15 @@ func checkInvariants(s saleState, in invariantInput) []Check {
 		{
 			Name: "attempts stored == attempts answered",
 			Pass: in.attemptsStored == in.attemptsAnswer,
-			Detail: fmt.Sprintf("checkout_attempts rows added %d, well-formed checkouts answered %d (herd + storm)",
+			Detail: fmt.Sprintf("checkout_attempts rows added %d, well-formed checkouts answered %d (herd and storms)",
 				in.attemptsStored, in.attemptsAnswer),
 		},
 	}
-	if in.stormConsidered {
+	for _, st := range in.storms {
 		checks = append(checks, Check{
-			Name:   "storm: attempts stored == attempts answered",
-			Pass:   in.stormStored == in.stormAnswered,
-			Detail: fmt.Sprintf("checkout_attempts rows added during the storm %d, answered %d", in.stormStored, in.stormAnswered),
+			Name:   st.name + ": attempts stored == attempts answered",
+			Pass:   st.stored == st.answered,
+			Detail: fmt.Sprintf("checkout_attempts rows added during the %s %d, answered %d", st.name, st.stored, st.answered),
 		})
 	}
 	return checks

@@ -81,11 +81,9 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// postgresCPU snapshots the CPU time of every local process named
-// "postgres" (the server and its backends), by pid. Backends that exit
-// between two snapshots take their time with them, so the difference is a
-// lower bound; the pools keep their connections open, so it is close.
-func postgresCPU() map[int]time.Duration {
+// namedCPU snapshots the CPU time of every local process called name, by
+// pid; keep, when set, picks among them by pid and command line.
+func namedCPU(name string, keep func(pid int, cmdline string) bool) map[int]time.Duration {
 	out := map[int]time.Duration{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
@@ -95,17 +93,93 @@ func postgresCPU() map[int]time.Duration {
 		}
 		open := bytes.IndexByte(b, '(')
 		closing := bytes.LastIndexByte(b, ')')
-		if open < 0 || closing < open || string(b[open+1:closing]) != "postgres" {
+		if open < 0 || closing < open || string(b[open+1:closing]) != name {
 			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		if keep != nil {
+			cmd, err := os.ReadFile(d + "/cmdline")
+			if err != nil || !keep(pid, strings.TrimSpace(string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))) {
+				continue
+			}
 		}
 		cpu, err := parseStatCPU(b)
 		if err != nil {
 			continue
 		}
-		pid, _ := strconv.Atoi(filepath.Base(d))
 		out[pid] = cpu
 	}
 	return out
+}
+
+// postgresCPU snapshots the local PostgreSQL processes that work for a
+// run on database db: its backends and autovacuum workers, their parallel
+// workers, and the cluster's shared processes (postmaster, WAL writer,
+// checkpointer, ...). Backends of other databases are someone else's load
+// on a shared box. Backends that exit between two snapshots take their
+// time with them; the pools keep their connections open, so the
+// difference is close.
+func postgresCPU(db string) map[int]time.Duration {
+	titles := map[int]string{}
+	namedCPU("postgres", func(pid int, cmdline string) bool { titles[pid] = cmdline; return false })
+	return namedCPU("postgres", func(pid int, cmdline string) bool {
+		d := pgTitleDB(cmdline)
+		if leader, ok := pgParallelLeader(cmdline); ok {
+			d = pgTitleDB(titles[leader])
+		}
+		return d == "" || d == db
+	})
+}
+
+// pgTitleDB is the database a PostgreSQL process title names: "postgres:
+// [cluster: ]user db host(port) state" for a backend, "... autovacuum
+// worker db" for an autovacuum worker; "" for the shared processes.
+func pgTitleDB(title string) string {
+	f := strings.Fields(title)
+	for i := 2; i < len(f); i++ {
+		if f[i] == "[local]" || (strings.Contains(f[i], "(") && strings.HasSuffix(f[i], ")")) {
+			return f[i-1]
+		}
+	}
+	for i := 1; i+1 < len(f); i++ {
+		if f[i-1] == "autovacuum" && f[i] == "worker" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// pgParallelLeader reads "... parallel worker for PID n".
+func pgParallelLeader(title string) (int, bool) {
+	_, rest, ok := strings.Cut(title, "parallel worker for PID ")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.Fields(rest + " x")[0])
+	return pid, err == nil
+}
+
+// machineBusy is the CPU time every CPU of the machine has spent busy
+// (not idle, not waiting for I/O), from /proc/stat.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy uint64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, _ := strconv.ParseUint(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTicks
 }
 
 func cpuDelta(before, after map[int]time.Duration) time.Duration {
@@ -116,44 +190,82 @@ func cpuDelta(before, after map[int]time.Duration) time.Duration {
 	return d
 }
 
-// cpuMeter measures the CPU used by loadgen, the server (when its pid is
-// known) and the local PostgreSQL over a phase.
+// cpuMeter measures the CPU used over a phase by loadgen, the servers
+// (when their pids are known), PostgreSQL for the run's database, the
+// pooler, and by everything else on the machine.
 type cpuMeter struct {
-	serverPID int
-	server    time.Duration
-	self      time.Duration
-	pg        map[int]time.Duration
+	serverPIDs []int
+	db         string
+	server     time.Duration
+	self       time.Duration
+	machine    time.Duration
+	pg, pooler map[int]time.Duration
 }
 
-func startCPU(serverPID int) *cpuMeter {
-	m := &cpuMeter{serverPID: serverPID, self: selfCPU(), pg: postgresCPU()}
-	if serverPID > 0 {
-		m.server, _ = ProcCPU(serverPID)
+// startCPU starts measuring; db is the run's database ("": none).
+func startCPU(serverPIDs []int, db string, pooler bool) *cpuMeter {
+	m := &cpuMeter{serverPIDs: serverPIDs, db: db, self: selfCPU(), pg: postgresCPU(db), machine: machineBusy()}
+	if pooler {
+		m.pooler = namedCPU("pgbouncer", nil)
 	}
+	m.server, _ = procsCPU(serverPIDs)
 	return m
+}
+
+// procsCPU sums the CPU time of pids.
+func procsCPU(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		c, err := ProcCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += c
+	}
+	return sum, nil
 }
 
 // CPUUsage is CPU time in seconds over a phase, per process group.
 type CPUUsage struct {
-	// Server is absent when the server's pid is unknown.
-	Server   *float64 `json:"server_s,omitempty"`
-	Loadgen  float64  `json:"loadgen_s"`
-	Postgres float64  `json:"postgres_s"`
-	Wall     float64  `json:"wall_s"`
+	// Server is every server process's together; absent when their pids
+	// are unknown.
+	Server  *float64 `json:"server_s,omitempty"`
+	Loadgen float64  `json:"loadgen_s"`
+	// Postgres: the run's database's backends and the cluster's shared
+	// processes.
+	Postgres float64 `json:"postgres_s"`
+	// Pooler is every local pgbouncer process's; absent without one.
+	Pooler *float64 `json:"pooler_s,omitempty"`
+	// Others is the rest of the machine's busy time: other processes and
+	// other databases' backends. The box is shared; a phase with a large
+	// Others measured less than the box can do.
+	Others float64 `json:"others_s"`
+	// MachineBusy is all the CPUs' busy time (of Wall × CPUs).
+	MachineBusy float64 `json:"machine_busy_s"`
+	Wall        float64 `json:"wall_s"`
 }
 
 func (m *cpuMeter) stop(wall time.Duration) CPUUsage {
 	u := CPUUsage{
-		Loadgen:  (selfCPU() - m.self).Seconds(),
-		Postgres: cpuDelta(m.pg, postgresCPU()).Seconds(),
-		Wall:     wall.Seconds(),
+		Loadgen:     (selfCPU() - m.self).Seconds(),
+		Postgres:    cpuDelta(m.pg, postgresCPU(m.db)).Seconds(),
+		MachineBusy: (machineBusy() - m.machine).Seconds(),
+		Wall:        wall.Seconds(),
 	}
-	if m.serverPID > 0 {
-		if c, err := ProcCPU(m.serverPID); err == nil {
+	ours := u.Loadgen + u.Postgres
+	if m.pooler != nil {
+		p := cpuDelta(m.pooler, namedCPU("pgbouncer", nil)).Seconds()
+		u.Pooler = &p
+		ours += p
+	}
+	if len(m.serverPIDs) > 0 {
+		if c, err := procsCPU(m.serverPIDs); err == nil {
 			s := (c - m.server).Seconds()
 			u.Server = &s
+			ours += s
 		}
 	}
+	u.Others = max(0, u.MachineBusy-ours)
 	return u
 }
 

@@ -12,91 +12,173 @@ import (
 	"github.com/flashsale/flashsale/internal/database"
 )
 
+// SaleConfig is one configuration of the sale a run measures.
+type SaleConfig struct {
+	Units int
+	Items int
+}
+
+// Name is how the report and the files name the configuration.
+func (c SaleConfig) Name() string { return fmt.Sprintf("%dx%d", c.Units, c.Items) }
+
+// DefaultConfigs are what `make bench` measures: the product's default
+// sale (10,000 single-unit items, as `make run` creates it) and 10,000
+// units over 100 items.
+var DefaultConfigs = []SaleConfig{{Units: 10000, Items: 10000}, {Units: 10000, Items: 100}}
+
 // BenchConfig is a whole benchmark run.
 type BenchConfig struct {
 	Options
-	// URL aims at a running server; empty starts one (Spawn).
-	URL string
-	// DBURL is the running server's database (required with URL).
+	// Configs are measured in turn, each on a fresh database and freshly
+	// started servers (Spawn); the reads phase runs in the first only.
+	// Ignored with URL.
+	Configs []SaleConfig
+	// URLs aim at running servers (one URL each) instead: one
+	// configuration, whatever their sale is.
+	URLs []string
+	// DBURL is the running servers' database (required with URLs).
 	DBURL string
-	// ServerPID, with URL, enables the RSS and CPU figures.
-	ServerPID int
+	// ServerPIDs, with URLs, enable the RSS and CPU figures.
+	ServerPIDs []int
 	// AdminURL is a database on the PostgreSQL server where loadgen creates
-	// and drops its databases (the spawned server's and the baseline's).
-	// With URL it defaults to DBURL's server, database "postgres".
+	// and drops its databases (the spawned servers' and the baseline's).
+	// With URLs it defaults to DBURL's server, database "postgres".
 	AdminURL string
-	// Spawn says how to start the server when URL is empty; its AdminURL
-	// and Log are filled in from the fields above.
+	// Spawn says how to start the servers; its AdminURL, Units, Items,
+	// Name and Log are filled in per configuration.
 	Spawn SpawnConfig
+	// Ceiling starts the HTTP ceiling (its Bin empty: no HTTP ceiling).
+	Ceiling CeilingConfig
 }
 
-// Bench runs the service (spawned or given), then the baseline, and returns
-// the finished report. Whatever it started it stops, whatever it created it
-// drops, also when ctx is cancelled.
+// Bench runs the HTTP ceiling, then each configuration (service, reads
+// phase in the first, baseline), and returns the finished report.
+// Whatever it started it stops, whatever it created it drops, also when
+// ctx is cancelled.
 func Bench(ctx context.Context, cfg BenchConfig) (_ *Report, err error) {
 	cfg.Options.setDefaults()
+	servers := max(cfg.Spawn.Servers, 1)
+	pooler := cfg.Spawn.Pooler
+	if pooler == "" {
+		pooler = PoolerNone
+	}
+	if len(cfg.URLs) > 0 {
+		servers, pooler = len(cfg.URLs), ""
+	}
 	rep := &Report{
 		StartedAt: time.Now(),
 		Setup: Setup{
-			URL: cfg.URL, Spawned: cfg.URL == "", Users: cfg.Users, Concurrency: cfg.Concurrency,
+			Spawned: len(cfg.URLs) == 0, Users: cfg.Users, Concurrency: cfg.Concurrency,
 			StormConcurrency: cfg.StormConcurrency, StormDurationS: cfg.StormDuration.Seconds(), Pick: cfg.Pick,
-			CPUs: runtime.NumCPU(), Checkpoint: cfg.Checkpoint, Analyze: cfg.Analyze,
+			Servers: servers, Pooler: pooler, ReadCurrent: cfg.ReadCurrent, ReadItems: cfg.ReadItems,
+			CPUs: runtime.NumCPU(), LogDir: cfg.Spawn.LogDir,
 		},
 	}
-	target := Target{URL: cfg.URL, DBURL: cfg.DBURL, PID: cfg.ServerPID}
-	if cfg.URL == "" {
-		if cfg.AdminURL == "" {
-			return nil, errors.New("no server URL and no admin database URL to start one with")
-		}
-		sc := cfg.Spawn
-		sc.AdminURL, sc.Log = cfg.AdminURL, cfg.Log
-		var srv *Spawned
-		if srv, err = Spawn(ctx, sc); err != nil {
-			return nil, err
-		}
-		defer func() { err = errors.Join(err, srv.Stop(context.WithoutCancel(ctx))) }()
-		target = Target{URL: srv.URL, DBURL: srv.DBURL, PID: srv.PID()}
-		rep.Setup.URL, rep.Setup.ServerLog = srv.URL, sc.LogPath
-		rep.Service, err = RunService(ctx, cfg.Options, target)
-		if err != nil {
-			return nil, err
-		}
-		// The baseline runs without the server, which has nothing more to do.
-		fmt.Fprintf(cfg.Log, "loadgen: stopping the server (pid %d) and dropping %s\n", target.PID, srv.DBName)
-		if err = srv.Stop(ctx); err != nil {
-			return nil, err
-		}
-	} else {
+	if cfg.Baseline {
+		rep.Setup.BaselineConns = cfg.BaselineConns
+	}
+	if pooler == PoolerPgBouncer {
+		rep.Setup.PoolerSize = cfg.Spawn.PoolerSize
+	}
+	if len(cfg.URLs) > 0 && cfg.AdminURL == "" {
 		if cfg.DBURL == "" {
-			return nil, errors.New("-url needs -db, the server's database, for the SQL checks")
+			return nil, errors.New("-url needs -db, the servers' database, for the SQL checks")
 		}
-		if cfg.AdminURL == "" {
-			pc, perr := pgx.ParseConfig(cfg.DBURL)
-			if perr != nil {
-				return nil, fmt.Errorf("parse database URL: %w", perr)
-			}
-			cfg.AdminURL = database.ReplaceDatabase(cfg.DBURL, pc.Database, "postgres")
+		pc, perr := pgx.ParseConfig(cfg.DBURL)
+		if perr != nil {
+			return nil, fmt.Errorf("parse database URL: %w", perr)
 		}
-		rep.Service, err = RunService(ctx, cfg.Options, target)
-		if err != nil {
-			return nil, err
+		cfg.AdminURL = database.ReplaceDatabase(cfg.DBURL, pc.Database, "postgres")
+	}
+	if len(cfg.URLs) == 0 && cfg.AdminURL == "" {
+		return nil, errors.New("no server URL and no admin database URL to start servers with")
+	}
+
+	if cfg.Ceiling.Bin != "" {
+		cc := cfg.Ceiling
+		cc.Processes = servers
+		for _, c := range cfg.Configs {
+			cc.Items = max(cc.Items, c.Items)
+		}
+		if rep.HTTPCeiling, err = RunHTTPCeiling(ctx, cfg.Options, cc); err != nil {
+			return nil, fmt.Errorf("HTTP ceiling: %w", err)
 		}
 	}
 
-	if cfg.Baseline {
-		opts := cfg.Options
-		if opts.NewBaselineDB == nil {
-			admin := cfg.AdminURL
-			opts.NewBaselineDB = func(ctx context.Context) (string, func(context.Context) error, error) {
-				return CreateDatabase(ctx, admin, fmt.Sprintf("flashsale_bench_%d_baseline", time.Now().Unix()))
-			}
-		}
-		rep.Setup.BaselineConns = opts.BaselineConns
-		rep.Baseline, err = RunBaseline(ctx, opts, rep.Service.Sale)
+	if len(cfg.URLs) > 0 {
+		c, err := runConfig(ctx, cfg, nil, true)
 		if err != nil {
 			return nil, err
+		}
+		rep.Configs = append(rep.Configs, c)
+	} else {
+		if len(cfg.Configs) == 0 {
+			return nil, errors.New("no configuration to run")
+		}
+		for i, sc := range cfg.Configs {
+			c, err := runConfig(ctx, cfg, &sc, i == 0)
+			if err != nil {
+				return nil, fmt.Errorf("configuration %s: %w", sc.Name(), err)
+			}
+			rep.Configs = append(rep.Configs, c)
 		}
 	}
 	rep.Finish()
 	return rep, nil
+}
+
+// runConfig measures one configuration: the service (started fresh for
+// sc, or the running one when sc is nil), then the baseline on a sale like
+// the service's.
+func runConfig(ctx context.Context, cfg BenchConfig, sc *SaleConfig, reads bool) (_ *ConfigResult, err error) {
+	opts := cfg.Options
+	opts.Reads = reads
+	c := &ConfigResult{Pick: opts.Pick}
+	if sc == nil {
+		c.Name = "running"
+		if c.Service, err = RunService(ctx, opts, Target{URLs: cfg.URLs, DBURL: cfg.DBURL, PIDs: cfg.ServerPIDs}); err != nil {
+			return nil, err
+		}
+	} else {
+		c.Name = sc.Name()
+		spawn := cfg.Spawn
+		spawn.AdminURL, spawn.Units, spawn.Items, spawn.Name, spawn.Log = cfg.AdminURL, sc.Units, sc.Items, c.Name, cfg.Log
+		opts.Pooler = spawn.Pooler == PoolerPgBouncer
+		dep, err := Deploy(ctx, spawn)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if dep != nil {
+				err = errors.Join(err, dep.Stop(context.WithoutCancel(ctx)))
+			}
+		}()
+		c.ServerLogs = make([]string, len(dep.Servers))
+		for i, p := range dep.Servers {
+			c.ServerLogs[i] = p.logPath
+		}
+		if c.Service, err = RunService(ctx, opts, Target{URLs: dep.URLs(), DBURL: dep.DBURL, PIDs: dep.PIDs()}); err != nil {
+			return nil, err
+		}
+		// The baseline runs without the servers, which have nothing more to do.
+		fmt.Fprintf(cfg.Log, "loadgen: stopping the servers %v and dropping %s\n", dep.PIDs(), dep.DBName)
+		err = dep.Stop(ctx)
+		dep = nil
+		if err != nil {
+			return nil, err
+		}
+	}
+	c.Units, c.Items = c.Service.Sale.Units, c.Service.Sale.Items
+	if cfg.Baseline {
+		if opts.NewBaselineDB == nil {
+			admin, name := cfg.AdminURL, c.Name
+			opts.NewBaselineDB = func(ctx context.Context) (string, func(context.Context) error, error) {
+				return CreateDatabase(ctx, admin, fmt.Sprintf("flashsale_bench_%d_%s_baseline", time.Now().Unix(), name))
+			}
+		}
+		if c.Baseline, err = RunBaseline(ctx, opts, c.Service.Sale); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }

@@ -74,7 +74,10 @@ func SafeSaleDuration(now time.Time, margin time.Duration) time.Duration {
 	return 48 * time.Hour
 }
 
-// SpawnConfig says how to start a server of our own.
+// SpawnConfig says how to start the servers of one configuration: as
+// `make run` starts one (bin/server with DATABASE_URL and the environment
+// it was given), plus HTTP_ADDR for a port of its own and the SALE_*
+// settings of the configuration. Nothing else is set unless asked for.
 type SpawnConfig struct {
 	AdminURL     string // a database on the PostgreSQL server, to create and drop ours
 	ServerBin    string
@@ -85,52 +88,89 @@ type SpawnConfig struct {
 	SaleDuration time.Duration // 0: SafeSaleDuration
 	DBMaxConns   int           // 0: the server's default
 	ExtraEnv     []string      // KEY=VALUE, last word
-	LogPath      string        // server's stderr; "" discards it
+	// Servers is how many server processes share the database (default
+	// 1), each on its own port.
+	Servers int
+	// Pooler is PoolerNone ("" too) or PoolerPgBouncer: the servers then
+	// reach the database through a PgBouncer of PoolerSize connections.
+	Pooler     string
+	PoolerSize int
+	// Name tells this configuration's database and log files apart.
+	Name string
+	// LogDir receives each process's output (server-NAME-N.log); "" discards it.
+	LogDir       string
 	ReadyTimeout time.Duration
 	Log          io.Writer
 }
 
-// Spawned is a server we started on a database we created.
-type Spawned struct {
-	URL    string
-	DBURL  string
-	DBName string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	logf   *os.File
-	drop   func(context.Context) error
+// The poolers a deployment may put between its servers and PostgreSQL.
+const (
+	PoolerNone      = "none"
+	PoolerPgBouncer = "pgbouncer"
+)
+
+// Deployment is servers we started on a database we created.
+type Deployment struct {
+	DBURL   string // direct, for loadgen's own SQL
+	DBName  string
+	Servers []*Process
+	Pooler  *PgBouncer
+	drop    func(context.Context) error
 }
 
-// PID is the server's process id.
-func (s *Spawned) PID() int { return s.cmd.Process.Pid }
+// URLs are the servers' base URLs.
+func (d *Deployment) URLs() []string {
+	out := make([]string, len(d.Servers))
+	for i, p := range d.Servers {
+		out[i] = p.URL
+	}
+	return out
+}
 
-// Spawn creates a fresh database, starts the server binary on a free
-// loopback port against it and waits until /readyz answers 200.
-func Spawn(ctx context.Context, cfg SpawnConfig) (_ *Spawned, err error) {
-	name := fmt.Sprintf("flashsale_bench_%d", time.Now().Unix())
+// PIDs are the servers' process ids.
+func (d *Deployment) PIDs() []int {
+	out := make([]int, len(d.Servers))
+	for i, p := range d.Servers {
+		out[i] = p.PID()
+	}
+	return out
+}
+
+// Deploy creates a fresh database, starts the pooler if asked, then the
+// servers, all at once as a deployment would (they migrate and create the
+// sale under the database's own locks), and returns once every one of them
+// answers /readyz with 200.
+func Deploy(ctx context.Context, cfg SpawnConfig) (_ *Deployment, err error) {
+	name := fmt.Sprintf("flashsale_bench_%d_%s", time.Now().Unix(), cfg.Name)
 	dbURL, drop, err := CreateDatabase(ctx, cfg.AdminURL, name)
 	if err != nil {
 		return nil, err
 	}
-	s := &Spawned{DBURL: dbURL, DBName: name, drop: drop, exited: make(chan struct{})}
+	d := &Deployment{DBURL: dbURL, DBName: name, drop: drop}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, s.Stop(context.WithoutCancel(ctx)))
+			err = errors.Join(err, d.Stop(context.WithoutCancel(ctx)))
 		}
 	}()
-	port, err := freePort()
-	if err != nil {
-		return s, err
+	serverDB := dbURL
+	var env []string
+	switch cfg.Pooler {
+	case "", PoolerNone:
+	case PoolerPgBouncer:
+		if d.Pooler, err = StartPgBouncer(ctx, dbURL, cfg.PoolerSize, cfg.Log); err != nil {
+			return d, fmt.Errorf("start pgbouncer: %w", err)
+		}
+		serverDB = d.Pooler.URL
+		env = append(env, d.Pooler.ServerEnv()...)
+	default:
+		return d, fmt.Errorf("unknown pooler %q", cfg.Pooler)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.URL = "http://" + addr
 	dur := cfg.SaleDuration
 	if dur == 0 {
 		dur = SafeSaleDuration(time.Now(), 10*time.Minute)
 	}
-	env := append(os.Environ(),
-		"DATABASE_URL="+dbURL,
-		"HTTP_ADDR="+addr,
+	env = append(env,
+		"DATABASE_URL="+serverDB,
 		"SALE_UNITS="+strconv.Itoa(cfg.Units),
 		"SALE_ITEMS="+strconv.Itoa(cfg.Items),
 		"SALE_DURATION="+dur.String(),
@@ -145,70 +185,136 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (_ *Spawned, err error) {
 		env = append(env, "DB_MAX_CONNS="+strconv.Itoa(cfg.DBMaxConns))
 	}
 	env = append(env, cfg.ExtraEnv...)
-
-	bin, err := filepath.Abs(cfg.ServerBin)
-	if err != nil {
-		return s, err
+	via := ""
+	if d.Pooler != nil {
+		via = " through pgbouncer"
 	}
-	s.cmd = exec.Command(bin)
-	s.cmd.Env = env
-	if cfg.LogPath != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.LogPath), 0o755); err != nil {
-			return s, err
+	for i := range max(cfg.Servers, 1) {
+		p, err := StartProcess(cfg.ServerBin, env, logPath(cfg.LogDir, "server", cfg.Name, i+1))
+		if err != nil {
+			return d, err
 		}
-		if s.logf, err = os.Create(cfg.LogPath); err != nil {
-			return s, err
+		d.Servers = append(d.Servers, p)
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "loadgen: started %s (pid %d) on %s, database %s%s, SALE_UNITS=%d SALE_ITEMS=%d SALE_DURATION=%s\n",
+				cfg.ServerBin, p.PID(), p.URL, name, via, cfg.Units, cfg.Items, dur)
 		}
-		s.cmd.Stdout, s.cmd.Stderr = s.logf, s.logf
 	}
-	if err := s.cmd.Start(); err != nil {
-		s.cmd = nil
-		return s, fmt.Errorf("start server %s: %w", bin, err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-	if cfg.Log != nil {
-		fmt.Fprintf(cfg.Log, "loadgen: started %s (pid %d) on %s, database %s, SALE_DURATION=%s\n",
-			cfg.ServerBin, s.PID(), s.URL, name, dur)
-	}
-	if err := waitReady(ctx, s.URL, cfg.ReadyTimeout, s.exited); err != nil {
-		if cfg.LogPath != "" {
-			err = fmt.Errorf("%w (server log: %s)", err, cfg.LogPath)
+	for _, p := range d.Servers {
+		if err := p.WaitReady(ctx, cfg.ReadyTimeout); err != nil {
+			return d, err
 		}
-		return s, err
 	}
-	return s, nil
+	return d, nil
 }
 
-// Stop sends SIGTERM to the server (SIGKILL if it is still running after
-// 20 s) and drops its database.
-func (s *Spawned) Stop(ctx context.Context) error {
+// Stop stops the servers, then the pooler, and drops the database.
+func (d *Deployment) Stop(ctx context.Context) error {
 	var errs []error
-	if s.cmd != nil && s.cmd.Process != nil {
-		select {
-		case <-s.exited:
-		default:
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(20 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.exited
-				errs = append(errs, errors.New("server ignored SIGTERM for 20s; killed"))
-			}
-		}
-		s.cmd = nil
+	for _, p := range d.Servers {
+		errs = append(errs, p.Stop())
 	}
-	if s.logf != nil {
-		_ = s.logf.Close()
-		s.logf = nil
+	d.Servers = nil
+	if d.Pooler != nil {
+		errs = append(errs, d.Pooler.Stop())
+		d.Pooler = nil
 	}
-	if s.drop != nil {
+	if d.drop != nil {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		errs = append(errs, s.drop(ctx))
-		s.drop = nil
+		errs = append(errs, d.drop(ctx))
+		d.drop = nil
 	}
 	return errors.Join(errs...)
+}
+
+func logPath(dir, kind, name string, n int) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%s-%d.log", kind, name, n))
+}
+
+// Process is a program we started that serves HTTP on a loopback port.
+type Process struct {
+	URL     string
+	bin     string
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	logf    *os.File
+}
+
+// PID is the process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// StartProcess starts bin with this process's environment, then env, then
+// HTTP_ADDR on a free loopback port; its output goes to logPath ("":
+// discarded).
+func StartProcess(bin string, env []string, logPath string) (_ *Process, err error) {
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	p := &Process{URL: "http://" + addr, bin: bin, logPath: logPath, exited: make(chan struct{})}
+	p.cmd = exec.Command(abs)
+	p.cmd.Env = append(append(os.Environ(), env...), "HTTP_ADDR="+addr)
+	if logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			return nil, err
+		}
+		if p.logf, err = os.Create(logPath); err != nil {
+			return nil, err
+		}
+		p.cmd.Stdout, p.cmd.Stderr = p.logf, p.logf
+	}
+	if err := p.cmd.Start(); err != nil {
+		if p.logf != nil {
+			p.logf.Close()
+		}
+		return nil, fmt.Errorf("start %s: %w", abs, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	return p, nil
+}
+
+// WaitReady polls /readyz until it answers 200.
+func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
+	if err := waitReady(ctx, p.URL, timeout, p.exited); err != nil {
+		if p.logPath != "" {
+			err = fmt.Errorf("%s: %w (log: %s)", p.bin, err, p.logPath)
+		}
+		return err
+	}
+	return nil
+}
+
+// Stop sends SIGTERM (SIGKILL if the process is still running after 20 s)
+// and waits for the process to end.
+func (p *Process) Stop() error {
+	var err error
+	select {
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			err = fmt.Errorf("%s (pid %d) ignored SIGTERM for 20s; killed", p.bin, p.PID())
+		}
+	}
+	if p.logf != nil {
+		_ = p.logf.Close()
+		p.logf = nil
+	}
+	return err
 }
 
 func freePort() (int, error) {
