@@ -16,7 +16,7 @@ WITH sale AS MATERIALIZED (
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
-    FROM (SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
+    FROM (SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
     WHERE latest.ends_at > now()
 ),
 decided AS (
@@ -87,7 +87,7 @@ WITH sale AS MATERIALIZED (
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
-    FROM (SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
+    FROM (SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
     WHERE latest.ends_at > now()
 ),
 req AS (
@@ -114,7 +114,7 @@ fresh AS (
     WHERE NOT EXISTS (SELECT FROM replayed p WHERE p.ord = req.ord)
 ),
 checked AS (
-    SELECT f.ord, f.user_id, f.item_id, f.code, f.idem_key, s.id AS sale_id, s.hold_ttl,
+    SELECT f.ord, f.user_id, f.item_id, s.id || '.' || f.code AS code, f.idem_key, s.id AS sale_id, s.hold_ttl,
            CASE
                WHEN f.limited THEN 'rate_limited'
                WHEN s.id IS NULL THEN 'no_active_sale'
@@ -266,6 +266,10 @@ type CheckoutsDecideRow struct {
 // whatever their user ids. One that finds none is item_unavailable when
 // another item still shows a free unit (possibly one this batch is taking),
 // else sold_out.
+//
+// A hold's code is its sale's id, a dot, and codes[ord] (random, made by
+// the service): the sale is decided here, and the lookups of a code read
+// only the partition of checkout_attempts that the code names.
 //
 // Lookups by key are scalar subqueries or lateral subqueries behind
 // OFFSET 0: one index probe per request. As plain joins, the planner may

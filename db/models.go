@@ -165,6 +165,18 @@ type CheckoutAttempt struct {
 	CreatedAt time.Time
 }
 
+type CheckoutAttemptsNoSale struct {
+	ID        int64
+	SaleID    *int64
+	UserID    string
+	ItemID    int64
+	Outcome   CheckoutOutcome
+	Code      *string
+	UnitID    *int64
+	ExpiresAt *time.Time
+	CreatedAt time.Time
+}
+
 type IdempotencyKey struct {
 	UserID        string
 	Key           string
@@ -196,14 +208,15 @@ type Purchase struct {
 }
 
 type Sale struct {
-	ID           int64
-	StartsAt     time.Time
-	EndsAt       time.Time
-	UnitsTotal   int32
-	Items        int32
-	PerUserLimit int32
-	HoldTtl      pgtype.Interval
-	CreatedAt    time.Time
+	ID                int64
+	StartsAt          time.Time
+	EndsAt            time.Time
+	UnitsTotal        int32
+	Items             int32
+	PerUserLimit      int32
+	HoldTtl           pgtype.Interval
+	CreatedAt         time.Time
+	AttemptsDroppedAt *time.Time
 }
 
 type SaleStock struct {

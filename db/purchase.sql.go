@@ -11,13 +11,24 @@ import (
 )
 
 const checkoutHolderByCode = `-- name: CheckoutHolderByCode :one
-SELECT a.user_id FROM checkout_attempts a WHERE a.code = $1::text AND a.sale_id IS NOT NULL
+SELECT a.user_id FROM checkout_attempts a WHERE a.sale_id = $1::bigint AND a.code = $2::text
+UNION ALL
+SELECT u.held_by FROM units u WHERE u.hold_code = $2::text AND u.held_by IS NOT NULL
+LIMIT 1
 `
 
-// The user a code was issued to. A code's attempt row never changes, so
-// this may be read before the purchase's transaction.
-func (q *Queries) CheckoutHolderByCode(ctx context.Context, db DBTX, code string) (string, error) {
-	row := db.QueryRow(ctx, checkoutHolderByCode, code)
+type CheckoutHolderByCodeParams struct {
+	SaleID int64
+	Code   string
+}
+
+// The user a code was issued to, read from the partition of the sale the
+// code names (sale_id), or, for a code from before codes named their sale
+// (migration 00005), from the unit that still carries it: a code that no
+// longer has its unit can sell nothing. A code's attempt row never
+// changes, so this may be read before the purchase's transaction.
+func (q *Queries) CheckoutHolderByCode(ctx context.Context, db DBTX, arg CheckoutHolderByCodeParams) (string, error) {
+	row := db.QueryRow(ctx, checkoutHolderByCode, arg.SaleID, arg.Code)
 	var user_id string
 	err := row.Scan(&user_id)
 	return user_id, err
@@ -25,30 +36,29 @@ func (q *Queries) CheckoutHolderByCode(ctx context.Context, db DBTX, code string
 
 const purchasesGetByCodes = `-- name: PurchasesGetByCodes :many
 WITH req AS (
-    SELECT c.code, c.ord FROM unnest($1::text[]) WITH ORDINALITY AS c(code, ord)
+    SELECT c.code, c.ord FROM unnest($2::text[]) WITH ORDINALITY AS c(code, ord)
 ),
 found AS (
-    SELECT req.ord, a.sale_id, a.user_id, a.item_id, p.id AS purchase_id, p.price_cents, p.purchased_at,
+    SELECT req.ord, p.id AS purchase_id, p.sale_id, p.user_id, p.item_id, p.price_cents, p.purchased_at,
            i.name AS item_name, b.units_bought AS user_purchases
     FROM req
     CROSS JOIN LATERAL (
-        SELECT a.sale_id, a.user_id, a.item_id FROM checkout_attempts a WHERE a.code = req.code OFFSET 0
-    ) AS a
+        SELECT p.id, p.sale_id, p.user_id, p.item_id, p.price_cents, p.purchased_at
+        FROM purchases p WHERE p.code = req.code OFFSET 0
+    ) AS p
     LEFT JOIN LATERAL (
-        SELECT p.id, p.price_cents, p.purchased_at FROM purchases p WHERE p.code = req.code OFFSET 0
-    ) AS p ON true
-    LEFT JOIN LATERAL (
-        SELECT i.name FROM items i WHERE i.sale_id = a.sale_id AND i.item_id = a.item_id OFFSET 0
+        SELECT i.name FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id OFFSET 0
     ) AS i ON true
     LEFT JOIN LATERAL (
-        SELECT b.units_bought FROM buyers b WHERE b.sale_id = a.sale_id AND b.user_id = a.user_id OFFSET 0
+        SELECT b.units_bought FROM buyers b WHERE b.sale_id = p.sale_id AND b.user_id = p.user_id OFFSET 0
     ) AS b ON true
 )
 SELECT req.ord::integer AS ord,
        CASE
-           WHEN f.ord IS NULL THEN 'code_not_found'
-           WHEN f.purchase_id IS NULL THEN 'code_expired'
-           ELSE 'purchased'
+           WHEN f.ord IS NOT NULL THEN 'purchased'
+           WHEN coalesce((SELECT true FROM checkout_attempts a WHERE a.sale_id = $1::bigint AND a.code = req.code),
+                         (SELECT true FROM units u WHERE u.hold_code = req.code)) THEN 'code_expired'
+           ELSE 'code_not_found'
        END::purchase_outcome AS outcome,
        f.purchase_id, f.sale_id, f.user_id, f.item_id, f.item_name, f.price_cents, f.purchased_at, f.user_purchases
 FROM req
@@ -56,28 +66,39 @@ LEFT JOIN found f ON f.ord = req.ord
 ORDER BY req.ord
 `
 
+type PurchasesGetByCodesParams struct {
+	SaleID int64
+	Codes  []string
+}
+
 type PurchasesGetByCodesRow struct {
 	Ord           int32
 	Outcome       PurchaseOutcome
 	PurchaseID    *int64
 	SaleID        *int64
 	UserID        *string
-	ItemID        *int64
+	ItemID        *int32
 	ItemName      *string
 	PriceCents    *int32
 	PurchasedAt   *time.Time
 	UserPurchases *int32
 }
 
-// One row per code of the batch (ord: its 1-based position): the purchase
-// made with it, by this transaction or an earlier one (a repeat answers
-// with the first purchase), or why there is none. user_purchases is the
-// buyer's counter: what the user owns in the sale, this purchase included.
-// Each lookup is a lateral subquery behind OFFSET 0, one index probe per
-// code: as plain joins, the planner may hash every attempt or purchase
-// for a batch of 64.
-func (q *Queries) PurchasesGetByCodes(ctx context.Context, db DBTX, codes []string) ([]PurchasesGetByCodesRow, error) {
-	rows, err := db.Query(ctx, purchasesGetByCodes, codes)
+// One row per code (ord: its 1-based position) of the codes of one sale
+// (sale_id: the sale they name, see internal/sale codeSale; the service
+// sends one statement per sale of the batch, so only that sale's partition
+// of checkout_attempts is read): the purchase made with it, by this
+// transaction or an earlier one (a repeat answers with the first
+// purchase), or why there is none. A code was issued, and is now
+// code_expired, when its checkout attempt is there, or when a unit still
+// carries it (a code from before codes named their sale: migration 00005).
+// user_purchases is the buyer's counter: what the user owns in the sale,
+// this purchase included. Each lookup is a lateral or scalar subquery, one
+// index probe per code: as plain joins (or EXISTS, which the planner may
+// hash), it may read every purchase, unit or attempt of the sale for a
+// batch of 64.
+func (q *Queries) PurchasesGetByCodes(ctx context.Context, db DBTX, arg PurchasesGetByCodesParams) ([]PurchasesGetByCodesRow, error) {
+	rows, err := db.Query(ctx, purchasesGetByCodes, arg.SaleID, arg.Codes)
 	if err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func (q *Queries) ItemsListWithFreeUnits(ctx context.Context, db DBTX, arg Items
 }
 
 const saleGetByID = `-- name: SaleGetByID :one
-SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE id = $1
+SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE id = $1
 `
 
 func (q *Queries) SaleGetByID(ctx context.Context, db DBTX, id int64) (Sale, error) {
@@ -120,12 +120,13 @@ func (q *Queries) SaleGetByID(ctx context.Context, db DBTX, id int64) (Sale, err
 		&i.PerUserLimit,
 		&i.HoldTtl,
 		&i.CreatedAt,
+		&i.AttemptsDroppedAt,
 	)
 	return i, err
 }
 
 const saleGetByStart = `-- name: SaleGetByStart :one
-SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at = $1
+SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE starts_at = $1
 `
 
 func (q *Queries) SaleGetByStart(ctx context.Context, db DBTX, startsAt time.Time) (Sale, error) {
@@ -140,13 +141,14 @@ func (q *Queries) SaleGetByStart(ctx context.Context, db DBTX, startsAt time.Tim
 		&i.PerUserLimit,
 		&i.HoldTtl,
 		&i.CreatedAt,
+		&i.AttemptsDroppedAt,
 	)
 	return i, err
 }
 
 const saleGetCurrent = `-- name: SaleGetCurrent :one
-SELECT latest.id, latest.starts_at, latest.ends_at, latest.units_total, latest.items, latest.per_user_limit, latest.hold_ttl, latest.created_at FROM (
-    SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
+SELECT latest.id, latest.starts_at, latest.ends_at, latest.units_total, latest.items, latest.per_user_limit, latest.hold_ttl, latest.created_at, latest.attempts_dropped_at FROM (
+    SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
 ) AS latest
 WHERE latest.ends_at > now()
 `
@@ -165,6 +167,7 @@ func (q *Queries) SaleGetCurrent(ctx context.Context, db DBTX) (Sale, error) {
 		&i.PerUserLimit,
 		&i.HoldTtl,
 		&i.CreatedAt,
+		&i.AttemptsDroppedAt,
 	)
 	return i, err
 }
@@ -174,7 +177,7 @@ INSERT INTO sales (starts_at, ends_at, units_total, items, per_user_limit, hold_
 VALUES ($1::timestamptz, $2::timestamptz, $3::integer, $4::integer,
         $5::integer, make_interval(secs => $6::float8))
 ON CONFLICT (starts_at) DO NOTHING
-RETURNING id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at
+RETURNING id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at
 `
 
 type SaleInsertParams struct {
@@ -207,6 +210,7 @@ func (q *Queries) SaleInsert(ctx context.Context, db DBTX, arg SaleInsertParams)
 		&i.PerUserLimit,
 		&i.HoldTtl,
 		&i.CreatedAt,
+		&i.AttemptsDroppedAt,
 	)
 	return i, err
 }

@@ -40,6 +40,10 @@
 -- another item still shows a free unit (possibly one this batch is taking),
 -- else sold_out.
 --
+-- A hold's code is its sale's id, a dot, and codes[ord] (random, made by
+-- the service): the sale is decided here, and the lookups of a code read
+-- only the partition of checkout_attempts that the code names.
+--
 -- Lookups by key are scalar subqueries or lateral subqueries behind
 -- OFFSET 0: one index probe per request. As plain joins, the planner may
 -- hash a whole table (every unit or item) for a batch of 64.
@@ -75,7 +79,7 @@ fresh AS (
     WHERE NOT EXISTS (SELECT FROM replayed p WHERE p.ord = req.ord)
 ),
 checked AS (
-    SELECT f.ord, f.user_id, f.item_id, f.code, f.idem_key, s.id AS sale_id, s.hold_ttl,
+    SELECT f.ord, f.user_id, f.item_id, s.id || '.' || f.code AS code, f.idem_key, s.id AS sale_id, s.hold_ttl,
            CASE
                WHEN f.limited THEN 'rate_limited'
                WHEN s.id IS NULL THEN 'no_active_sale'

@@ -33,17 +33,15 @@ FROM (
 ) AS k;
 
 -- name: UserLocksTakeForCodes :one
--- The locks of the users behind a purchase batch's codes. Sent after
+-- The locks of the users holding the units a purchase batch may sell: the
+-- units still unsold under its codes, which UnitsLockHeld has just locked
+-- (so none changes holder meanwhile). A code whose unit is sold or held
+-- under another code sells nothing and needs no lock. Sent after
 -- UnitsLockHeld: see the lock order above.
 SELECT count(pg_advisory_xact_lock(1, k.user_key))::integer AS locked
 FROM (
-    SELECT DISTINCT hashtext(a.user_id) AS user_key
-    FROM unnest(@codes::text[]) AS c(code)
-    -- One index probe per code (a join could hash every attempt).
-    CROSS JOIN LATERAL (
-        SELECT a.user_id FROM checkout_attempts a
-        WHERE a.code = c.code AND a.sale_id IS NOT NULL
-        OFFSET 0
-    ) AS a
+    SELECT DISTINCT hashtext(u.held_by) AS user_key
+    FROM units u
+    WHERE u.hold_code = ANY(@codes::text[]) AND u.sold_at IS NULL
     ORDER BY 1
 ) AS k;

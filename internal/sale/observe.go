@@ -4,6 +4,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/flashsale/flashsale/db"
 )
 
@@ -32,10 +34,20 @@ type Observer struct {
 // Option changes what NewService builds.
 type Option func(*options)
 
-type options struct{ observer Observer }
+type options struct {
+	observer Observer
+	readPool *pgxpool.Pool
+}
 
 // WithObserver reports every batch to o.
 func WithObserver(o Observer) Option { return func(opts *options) { opts.observer = o } }
+
+// WithReadPool sends the reads that decide nothing (GET /sales/...,
+// /users/.../purchases, readiness, the live page's counts) to p instead of
+// the pool of checkouts and purchases. Reads then wait for p's
+// connections, never for the batches' ones, and the batches never wait for
+// theirs. Close p after the service.
+func WithReadPool(p *pgxpool.Pool) Option { return func(opts *options) { opts.readPool = p } }
 
 func applyOptions(opts []Option) options {
 	var o options

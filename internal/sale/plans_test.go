@@ -80,7 +80,7 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 	ctx := context.Background()
 	users, items, newCodes, codes := make([]string, n), make([]int64, n), make([]string, n), make([]string, n)
 	for i := range n {
-		users[i], items[i], newCodes[i], codes[i] = fmt.Sprintf("user%d", i), int64(1+i), fmt.Sprintf("new-code-%d", i), fmt.Sprintf("code%d", i+1)
+		users[i], items[i], newCodes[i], codes[i] = fmt.Sprintf("user%d", i), int64(1+i), fmt.Sprintf("new-code-%d", i), fmt.Sprintf("%d.code%d", cur.ID, i+1)
 	}
 	keys, limited := make([]string, n), make([]bool, n)
 	for i := range n {
@@ -105,10 +105,14 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 		}, []string{"units_free_by_sale"}},
 		{"UnitsLockHeld", func(d db.DBTX) { _, _ = q.UnitsLockHeld(ctx, d, codes) }, []string{"units_hold_code_key"}},
 		{"UserLocksTakeForCodes", func(d db.DBTX) { _, _ = q.UserLocksTakeForCodes(ctx, d, codes) },
-			[]string{"checkout_attempts_code_key"}},
+			[]string{"units_hold_code_key"}},
 		{"UnitsSell", func(d db.DBTX) { _, _ = q.UnitsSell(ctx, d, codes) }, []string{"units_hold_code_key"}},
-		{"PurchasesGetByCodes", func(d db.DBTX) { _, _ = q.PurchasesGetByCodes(ctx, d, codes) },
-			[]string{"checkout_attempts_code_key", "purchases_code_key", "buyers_pkey"}},
+		{"PurchasesGetByCodes", func(d db.DBTX) {
+			_, _ = q.PurchasesGetByCodes(ctx, d, db.PurchasesGetByCodesParams{SaleID: cur.ID, Codes: codes})
+		}, []string{attemptsCodeKey(cur.ID), "purchases_code_key", "buyers_pkey", "units_hold_code_key"}},
+		{"CheckoutHolderByCode", func(d db.DBTX) {
+			_, _ = q.CheckoutHolderByCode(ctx, d, db.CheckoutHolderByCodeParams{SaleID: cur.ID, Code: codes[0]})
+		}, []string{attemptsCodeKey(cur.ID), "units_hold_code_key"}},
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -160,14 +164,19 @@ func checkPlan(t *testing.T, conn *pgx.Conn, cur sale.Sale, n int, name, mode st
 	// items is not here: a few hundred rows of it (100 items per sale) are
 	// rightly read whole, and with 10,000 items per sale the planner
 	// already probes its key.
-	big := []string{"units", "checkout_attempts", "purchases", "buyers"}
+	big := []string{"units", "purchases", "buyers"}
 	var used, problems []string
 	plans[0].Plan.walk(func(n *planNode) {
 		if n.IndexName != "" {
 			used = append(used, n.IndexName)
 		}
-		if n.NodeType == "Seq Scan" && slices.Contains(big, n.RelationName) {
+		attempts := strings.HasPrefix(n.RelationName, "checkout_attempts")
+		if n.NodeType == "Seq Scan" && (attempts || slices.Contains(big, n.RelationName)) {
 			problems = append(problems, "sequential scan of "+n.RelationName)
+		}
+		// A lookup of one sale's codes reads that sale's partition only.
+		if attempts && strings.Contains(n.NodeType, "Scan") && n.RelationName != attemptsPartition(cur.ID) {
+			problems = append(problems, "reads "+n.RelationName)
 		}
 	})
 	for _, idx := range want {
@@ -181,6 +190,13 @@ func checkPlan(t *testing.T, conn *pgx.Conn, cur sale.Sale, n int, name, mode st
 			cur.ID, n, name, mode, strings.Join(problems, "; "), used, pretty)
 	}
 }
+
+// attemptsPartition is the partition of checkout_attempts that holds the
+// attempts of sale id (checkout_attempts_partition_create, migrations/00005).
+func attemptsPartition(id int64) string { return fmt.Sprintf("checkout_attempts_sale_%d", id) }
+
+// attemptsCodeKey is checkout_attempts_code_key on the partition of sale id.
+func attemptsCodeKey(id int64) string { return attemptsPartition(id) + "_code_sale_id_idx" }
 
 // literal renders an argument of the hot queries as SQL.
 func literal(t *testing.T, arg any) string {
@@ -203,8 +219,10 @@ func literal(t *testing.T, arg any) string {
 			elems = append(elems, fmt.Sprint(v))
 		}
 		typ = "boolean[]"
-	case float64:
+	case float64, int64:
 		return fmt.Sprint(a)
+	case string:
+		return "'" + strings.ReplaceAll(a, "'", "''") + "'"
 	default:
 		t.Fatalf("no literal for %T", arg)
 	}

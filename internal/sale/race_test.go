@@ -3,6 +3,7 @@ package sale_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,7 +189,8 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 		if r.checkoutErr != nil {
 			continue
 		}
-		if h := r.hold; h.SaleID != saleID || h.UserID != req.user || int64(h.Item.ID) != req.item || len(h.Code) != 22 {
+		if h := r.hold; h.SaleID != saleID || h.UserID != req.user || int64(h.Item.ID) != req.item ||
+			!strings.HasPrefix(h.Code, fmt.Sprintf("%d.", saleID)) || len(h.Code) != len(fmt.Sprint(saleID))+1+22 {
 			t.Fatalf("checkout %d (%+v): hold %+v, want one in sale %d", i, req, h, saleID)
 		}
 		if r.boughtErr != nil {

@@ -8,6 +8,7 @@
 package sale
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,6 +39,11 @@ type Settings struct {
 	// IdempotencyKeyTTL is how long the answer to a checkout with an
 	// Idempotency-Key is kept (a server setting, not copied into sales).
 	IdempotencyKeyTTL time.Duration
+	// AttemptsRetention, when positive, is how long after a sale ended
+	// (and its last hold expired) its checkout attempts are kept; the
+	// scheduler then drops them (DropOldAttempts). Zero keeps everything.
+	// A server setting, not copied into sales.
+	AttemptsRetention time.Duration
 }
 
 // DefaultIdempotencyKeyTTL keeps answers a day, as Stripe does: long past
@@ -46,7 +53,12 @@ const DefaultIdempotencyKeyTTL = 24 * time.Hour
 // Service is safe for concurrent use; it keeps no state that decides
 // anything, so any number of servers can run against one database.
 type Service struct {
-	pool     *pgxpool.Pool
+	pool *pgxpool.Pool
+	// read serves the reads that decide nothing (sales, items, stock,
+	// a user's purchases, readiness): its own connections (WithReadPool),
+	// so that however many clients read, checkouts and purchases never
+	// wait for a connection behind them. pool when none was given.
+	read     *pgxpool.Pool
 	q        *db.Queries
 	settings Settings
 	timeout  time.Duration
@@ -100,8 +112,9 @@ func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, lo
 	if settings.IdempotencyKeyTTL == 0 {
 		settings.IdempotencyKeyTTL = DefaultIdempotencyKeyTTL
 	}
-	s := &Service{pool: pool, q: db.New(), settings: settings, timeout: timeout, log: log}
-	obs := applyOptions(opts).observer
+	o := applyOptions(opts)
+	s := &Service{pool: pool, read: cmp.Or(o.readPool, pool), q: db.New(), settings: settings, timeout: timeout, log: log}
+	obs := o.observer
 	workers := int(pool.Config().MaxConns)
 	s.checkouts = newBatcher(workers, timeout, checkoutRequest.batchKey,
 		observed(obs, "checkout", s.checkoutBatch, checkoutOutcome, obs.CheckoutOutcome))
@@ -277,7 +290,8 @@ func (s *Service) purchaseBatch(deadline time.Time, codes []string) ([]purchaseR
 
 func (s *Service) purchaseTx(deadline time.Time, codes []string) ([]db.PurchasesGetByCodesRow, error) {
 	ctx := context.Background()
-	var rows []db.PurchasesGetByCodesRow
+	groups := bySale(codes)
+	read := make([][]db.PurchasesGetByCodesRow, len(groups))
 	err := inTx(s.pool, deadline, commitGrace(s.timeout), func(tx db.DBTX) (err error) {
 		if _, err = s.q.UnitsLockHeld(ctx, tx, codes); err != nil {
 			return fmt.Errorf("lock held units: %w", err)
@@ -288,15 +302,53 @@ func (s *Service) purchaseTx(deadline time.Time, codes []string) ([]db.Purchases
 		if _, err = s.q.UnitsSell(ctx, tx, codes); err != nil {
 			return fmt.Errorf("sell units: %w", err)
 		}
-		if rows, err = s.q.PurchasesGetByCodes(ctx, tx, codes); err != nil {
-			return fmt.Errorf("read purchases: %w", err)
+		for i, g := range groups {
+			arg := db.PurchasesGetByCodesParams{SaleID: g.sale, Codes: g.codes}
+			if read[i], err = s.q.PurchasesGetByCodes(ctx, tx, arg); err != nil {
+				return fmt.Errorf("read purchases of sale %d: %w", g.sale, err)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return inOrder(rows, len(codes), func(r db.PurchasesGetByCodesRow) int32 { return r.Ord })
+	out := make([]db.PurchasesGetByCodesRow, len(codes))
+	for i, g := range groups {
+		rows, err := inOrder(read[i], len(g.codes), func(r db.PurchasesGetByCodesRow) int32 { return r.Ord })
+		if err != nil {
+			return nil, fmt.Errorf("purchases of sale %d: %w", g.sale, err)
+		}
+		for k, r := range rows {
+			out[g.at[k]] = r
+		}
+	}
+	return out, nil
+}
+
+// saleCodes are the codes of a batch that name one sale, and their
+// indexes in the batch.
+type saleCodes struct {
+	sale  int64
+	codes []string
+	at    []int
+}
+
+// bySale groups a batch's codes by the sale they name, in order of first
+// appearance: one PurchasesGetByCodes per sale reads one partition of
+// checkout_attempts. A batch nearly always holds one sale's codes (two
+// around a sale's end).
+func bySale(codes []string) []saleCodes {
+	var groups []saleCodes
+	for i, code := range codes {
+		sale := codeSale(code)
+		k := slices.IndexFunc(groups, func(g saleCodes) bool { return g.sale == sale })
+		if k < 0 {
+			groups, k = append(groups, saleCodes{sale: sale}), len(groups)
+		}
+		groups[k].codes, groups[k].at = append(groups[k].codes, code), append(groups[k].at, i)
+	}
+	return groups
 }
 
 // inOrder puts a batch's rows in request order by their 1-based ord,
@@ -412,7 +464,7 @@ func (s *Service) Purchase(ctx context.Context, code, buyer string) (Purchase, e
 		// A code's holder never changes, so checking before the purchase's
 		// transaction leaves no gap. An unknown code goes on to be answered
 		// code_not_found.
-		holder, err := s.q.CheckoutHolderByCode(ctx, s.pool, code)
+		holder, err := s.q.CheckoutHolderByCode(ctx, s.pool, db.CheckoutHolderByCodeParams{SaleID: codeSale(code), Code: code})
 		switch {
 		case err == nil && holder != buyer:
 			return Purchase{}, ErrNotCodeHolder
@@ -455,7 +507,7 @@ func (s *Service) UserPurchases(ctx context.Context, saleID int64, userID string
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	rows, err := s.q.PurchasesListByUser(ctx, s.pool, db.PurchasesListByUserParams{SaleID: saleID, UserID: userID})
+	rows, err := s.q.PurchasesListByUser(ctx, s.read, db.PurchasesListByUserParams{SaleID: saleID, UserID: userID})
 	if err != nil {
 		return nil, interpret(err, "list purchases", nil)
 	}
@@ -514,12 +566,38 @@ func ValidateIdempotencyKey(key string) error {
 // codeBytes of crypto/rand: 128 bits, unguessable.
 const codeBytes = 16
 
+// newCode returns the random part of a checkout code. CheckoutsDecide puts
+// the id of the sale it holds a unit in before it, with a dot
+// ("12.TcBN4Yx1h4IjllaGlOrybw"), so that a code's lookups read one
+// partition of checkout_attempts: the sale is only known there.
 func newCode() (string, error) {
 	b := make([]byte, codeBytes)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("generate checkout code: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// codeSale is the sale a code names, or 0 (no sale's id) when it names
+// none: a code issued before codes named their sale (migration 00005), or
+// one no checkout issued. Either way the lookups then read no partition of
+// checkout_attempts, and the queries fall back on the unit that still
+// carries the code. A code naming the wrong sale is simply not found.
+func codeSale(code string) int64 {
+	prefix, _, ok := strings.Cut(code, ".")
+	if !ok || prefix == "" || prefix[0] == '0' || len(prefix) > 19 {
+		return 0
+	}
+	for i := 0; i < len(prefix); i++ {
+		if prefix[i] < '0' || prefix[i] > '9' {
+			return 0
+		}
+	}
+	id, err := strconv.ParseInt(prefix, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return id
 }
 
 func validateCode(code string) error {

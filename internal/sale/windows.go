@@ -76,10 +76,15 @@ var ErrSaleOverlap = errors.New("the sale window overlaps an existing sale; was 
 func (s *Service) EnsureSale(ctx context.Context, start time.Time) (created bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout+30*time.Second) // 10,000 units take well under a second
 	defer cancel()
-	// The common case (it exists) costs one indexed read. Ids are not
+	// The common case (it exists) costs one indexed read, and one catalog
+	// lookup for its partition of checkout_attempts (made with it, unless a
+	// server from before partitions made the sale). Ids are not
 	// consecutive: servers racing to create a sale each draw an identity
 	// value, and only the winner's row stays.
-	if _, err := s.q.SaleGetByStart(ctx, s.pool, start); err == nil {
+	if row, err := s.q.SaleGetByStart(ctx, s.pool, start); err == nil {
+		if _, err := s.q.CheckoutAttemptsPartitionCreate(ctx, s.pool, row.ID); err != nil {
+			return false, interpret(err, fmt.Sprintf("create the attempts partition of sale %d", row.ID), nil)
+		}
 		return false, nil
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return false, interpret(err, "look up sale", nil)
@@ -103,6 +108,12 @@ func (s *Service) EnsureSale(ctx context.Context, start time.Time) (created bool
 		}
 		if err != nil {
 			return fmt.Errorf("insert sale: %w", err)
+		}
+		// In the sale's transaction: no checkout sees the sale before its
+		// partition. Attaching it lets checkouts of the current sale go on
+		// (see migrations/00005); the sale is made ahead of its window.
+		if _, err := s.q.CheckoutAttemptsPartitionCreate(ctx, tx, row.ID); err != nil {
+			return fmt.Errorf("create the attempts partition of sale %d: %w", row.ID, err)
 		}
 		if err := s.q.ItemsInsertForSale(ctx, tx, row.ID); err != nil {
 			return fmt.Errorf("insert items of sale %d: %w", row.ID, err)
@@ -153,6 +164,11 @@ func (s *Service) RunScheduler(ctx context.Context) {
 		if err := s.DeleteExpiredIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("delete expired idempotency keys", "err", err)
 		}
+		if s.settings.AttemptsRetention > 0 {
+			if _, err := s.DropOldAttempts(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("drop old checkout attempts", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -178,6 +194,53 @@ func (s *Service) DeleteExpiredIdempotencyKeys(ctx context.Context) error {
 		}
 		if n < keysPerDelete {
 			return nil
+		}
+	}
+}
+
+// Dropping a sale's attempts locks checkout_attempts against every
+// checkout for as long as it waits for the lock and then drops: the wait is
+// bounded by attemptsDropLockTimeout (a run that gives up is retried by the
+// next), and each transaction drops at most salesPerDrop sales.
+const (
+	attemptsDropLockTimeout = 50 * time.Millisecond
+	salesPerDrop            = 10
+)
+
+// DropOldAttempts drops the checkout attempts of the sales that ended, and
+// whose last hold expired, more than AttemptsRetention ago (one partition
+// each), and returns their ids. It does nothing when the setting is zero.
+// Any server may run it at any time: two never drop the same sale.
+func (s *Service) DropOldAttempts(ctx context.Context) ([]int64, error) {
+	if s.settings.AttemptsRetention <= 0 {
+		return nil, nil
+	}
+	var all []int64
+	for {
+		var dropped []int64
+		qctx, cancel := context.WithTimeout(ctx, s.timeout)
+		err := pgx.BeginFunc(qctx, s.pool, func(tx pgx.Tx) error {
+			if err := s.q.LockTimeoutSetLocal(qctx, tx, attemptsDropLockTimeout.String()); err != nil {
+				return fmt.Errorf("set lock_timeout: %w", err)
+			}
+			rows, err := s.q.CheckoutAttemptsDropOld(qctx, tx, db.CheckoutAttemptsDropOldParams{
+				RetentionSeconds: s.settings.AttemptsRetention.Seconds(), MaxSales: salesPerDrop,
+			})
+			for _, r := range rows {
+				dropped = append(dropped, r.ID)
+			}
+			return err
+		})
+		cancel()
+		if err != nil {
+			return all, interpret(err, "drop old checkout attempts", nil)
+		}
+		if len(dropped) > 0 {
+			s.log.Info("checkout attempts dropped", "sale_ids", dropped, "retention", s.settings.AttemptsRetention.String())
+		}
+		all = append(all, dropped...)
+		if len(dropped) < salesPerDrop {
+			return all, nil
 		}
 	}
 }
@@ -227,7 +290,7 @@ func (s *Service) ensureSalesNow(ctx context.Context) error {
 func (s *Service) Current(ctx context.Context) (Sale, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	row, err := s.q.SaleGetCurrent(ctx, s.pool)
+	row, err := s.q.SaleGetCurrent(ctx, s.read)
 	if err != nil {
 		return Sale{}, interpret(err, "current sale", ErrNoActiveSale)
 	}
@@ -239,7 +302,7 @@ func (s *Service) Current(ctx context.Context) (Sale, error) {
 func (s *Service) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := database.Ready(ctx, s.pool); err != nil {
+	if err := database.Ready(ctx, s.read); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	_, err := s.Current(ctx)
@@ -250,11 +313,11 @@ func (s *Service) Ready(ctx context.Context) error {
 func (s *Service) Summary(ctx context.Context, id int64) (Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	sale, err := s.q.SaleGetByID(ctx, s.pool, id)
+	sale, err := s.q.SaleGetByID(ctx, s.read, id)
 	if err != nil {
 		return Summary{}, interpret(err, "get sale", ErrSaleNotFound)
 	}
-	st, err := s.q.SaleStockGet(ctx, s.pool, id)
+	st, err := s.q.SaleStockGet(ctx, s.read, id)
 	if err != nil {
 		return Summary{}, interpret(err, "sale stock", ErrSaleNotFound)
 	}
@@ -274,7 +337,7 @@ type ItemStock struct {
 func (s *Service) Items(ctx context.Context, saleID int64, after, limit int32) ([]ItemStock, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	rows, err := s.q.ItemsListWithFreeUnits(ctx, s.pool, db.ItemsListWithFreeUnitsParams{
+	rows, err := s.q.ItemsListWithFreeUnits(ctx, s.read, db.ItemsListWithFreeUnitsParams{
 		SaleID: saleID, AfterItemID: after, MaxItems: limit,
 	})
 	if err != nil {
@@ -291,7 +354,7 @@ func (s *Service) Items(ctx context.Context, saleID int64, after, limit int32) (
 func (s *Service) Item(ctx context.Context, saleID int64, itemID int32) (Item, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	r, err := s.q.ItemGet(ctx, s.pool, db.ItemGetParams{SaleID: saleID, ItemID: itemID})
+	r, err := s.q.ItemGet(ctx, s.read, db.ItemGetParams{SaleID: saleID, ItemID: itemID})
 	if err != nil {
 		return Item{}, interpret(err, "get item", ErrItemNotFound)
 	}

@@ -91,7 +91,8 @@ type SoldOut struct {
 //     (its checkout attempt already exists; checkout counted the hold
 //     against the cap, so buying it keeps the holder within it);
 //   - a free unit (never held, or its hold expired) gets a generated buyer
-//     and a fresh code like the service's (128 random bits, base64url), with
+//     and a fresh code like the service's (the sale's id, a dot, 128 random
+//     bits in base64url), with
 //     the checkout attempt that would have held it, so every purchase code
 //     resolves to its attempt as a real one does. Buyers are
 //     sellout-<sale>-<first unit id>, per_user_limit units each: unique
@@ -116,6 +117,7 @@ numbered AS (
 fresh AS (
     SELECT n.id, n.item_id,
            'sellout-' || $1::bigint || '-' || min(n.id) OVER (PARTITION BY n.grp) AS user_id,
+           $1::bigint || '.' ||
            rtrim(translate(encode(decode(replace(gen_random_uuid()::text, '-', ''), 'hex'), 'base64'),
                  '+/', '-_'), '=') AS code
     FROM numbered n
