@@ -75,6 +75,14 @@ func run() error {
 	if err := migrate(ctx, cfg, pool); err != nil {
 		return err
 	}
+	// Reads get connections of their own (DB_READ_MAX_CONNS): clients
+	// polling the sale or listing items wait for these, never for the
+	// checkouts' and purchases'.
+	readPool, err := database.Open(ctx, cfg.DatabaseURL, cfg.DBReadMaxConns, cfg.DBTimeout, database.Behind(database.Pooler(cfg.DBPooler)))
+	if err != nil {
+		return err
+	}
+	defer readPool.Close()
 
 	var m *metrics.Metrics // nil: off
 	if cfg.MetricsAddr != "" {
@@ -83,7 +91,8 @@ func run() error {
 	sales := sale.NewService(pool, sale.Settings{
 		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
 		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL, IdempotencyKeyTTL: cfg.IdempotencyKeyTTL,
-	}, cfg.DBTimeout, log, m.SaleOptions()...)
+		AttemptsRetention: cfg.AttemptsRetention,
+	}, cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool))...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
 	m.Watch(pool, sales)
 	if m != nil {
@@ -119,6 +128,7 @@ func run() error {
 	go func() { serveErr <- srv.ListenAndServe() }()
 	log.Info("listening", "addr", cfg.HTTPAddr, "version", version, "sale_duration", cfg.SaleDuration.String(),
 		"sale_units", cfg.SaleUnits, "sale_items", cfg.SaleItems, "per_user_limit", cfg.PerUserLimit, "hold_ttl", cfg.HoldTTL.String(),
+		"db_max_conns", cfg.DBMaxConns, "db_read_max_conns", cfg.DBReadMaxConns, "attempts_retention", cfg.AttemptsRetention.String(),
 		"auth", apiOpts.Auth != nil, "rate_limit_user", cfg.RateLimitUser, "rate_limit_ip", cfg.RateLimitIP)
 
 	var runErr error

@@ -35,7 +35,8 @@ type Config struct {
 	SaleItems      int           `env:"SALE_ITEMS" envDefault:"10000"`
 	PerUserLimit   int           `env:"PER_USER_LIMIT" envDefault:"10"`
 	HoldTTL        time.Duration `env:"HOLD_TTL" envDefault:"10m"`
-	DBMaxConns     int32         `env:"DB_MAX_CONNS" envDefault:"4"`
+	DBMaxConns     int32         `env:"DB_MAX_CONNS" envDefault:"4"`      // checkouts, purchases, the scheduler
+	DBReadMaxConns int32         `env:"DB_READ_MAX_CONNS" envDefault:"2"` // a pool apart for the reads that decide nothing (GET /sales/..., /readyz)
 	DBTimeout      time.Duration `env:"DB_TIMEOUT" envDefault:"2s"`
 	ShutdownPeriod time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
@@ -50,6 +51,11 @@ type Config struct {
 
 	// How long the answer to a checkout with an Idempotency-Key is kept.
 	IdempotencyKeyTTL time.Duration `env:"IDEMPOTENCY_KEY_TTL" envDefault:"24h"`
+	// AttemptsRetention, when positive, drops the stored checkout attempts
+	// of each sale once it ended (and its last hold expired) that long ago:
+	// one partition of checkout_attempts per sale, dropped whole. 0 keeps
+	// every attempt.
+	AttemptsRetention time.Duration `env:"ATTEMPTS_RETENTION" envDefault:"0s"`
 
 	// Token buckets per server process; a rate of 0 turns a limit off. Per
 	// user: a person clicks a few times a second at most, and a shopper
@@ -108,6 +114,10 @@ func (c Config) Validate() error {
 	case c.DBPooler == "transaction" && c.DatabaseMigrationURL == "":
 		return fmt.Errorf("DB_POOLER=transaction needs DATABASE_MIGRATION_URL, a direct connection to the same database: " +
 			"migrations hold a session advisory lock, which a transaction pooler cannot keep")
+	case c.DBReadMaxConns < 1:
+		return fmt.Errorf("DB_READ_MAX_CONNS must be positive, got %d", c.DBReadMaxConns)
+	case c.AttemptsRetention < 0:
+		return fmt.Errorf("ATTEMPTS_RETENTION must not be negative (0 keeps every attempt), got %s", c.AttemptsRetention)
 	case c.DBTimeout <= 0:
 		return fmt.Errorf("DB_TIMEOUT must be positive, got %s", c.DBTimeout)
 	case c.ShutdownPeriod < 0:

@@ -8,7 +8,8 @@ import (
 
 func TestLoadDefaults(t *testing.T) {
 	for _, k := range []string{"DATABASE_URL", "HTTP_ADDR", "SALE_DURATION", "SALE_UNITS", "SALE_ITEMS",
-		"PER_USER_LIMIT", "HOLD_TTL", "DB_MAX_CONNS", "DB_TIMEOUT", "DB_POOLER", "DATABASE_MIGRATION_URL"} {
+		"PER_USER_LIMIT", "HOLD_TTL", "DB_MAX_CONNS", "DB_READ_MAX_CONNS", "DB_TIMEOUT", "DB_POOLER", "DATABASE_MIGRATION_URL",
+		"ATTEMPTS_RETENTION"} {
 		t.Setenv(k, "") // empty counts as unset
 	}
 	cfg, err := Load()
@@ -16,8 +17,9 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HTTPAddr != ":8080" || cfg.SaleDuration != time.Hour || cfg.SaleUnits != 10000 || cfg.SaleItems != 10000 ||
-		cfg.PerUserLimit != 10 || cfg.HoldTTL != 10*time.Minute || cfg.DBMaxConns != 4 ||
-		!strings.Contains(cfg.DatabaseURL, "/flashsale") || cfg.DBPooler != "none" || cfg.MigrationURL() != cfg.DatabaseURL {
+		cfg.PerUserLimit != 10 || cfg.HoldTTL != 10*time.Minute || cfg.DBMaxConns != 4 || cfg.DBReadMaxConns != 2 ||
+		cfg.AttemptsRetention != 0 || !strings.Contains(cfg.DatabaseURL, "/flashsale") || cfg.DBPooler != "none" ||
+		cfg.MigrationURL() != cfg.DatabaseURL {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -34,6 +36,8 @@ func TestLoadRejects(t *testing.T) {
 		"no hold":                 {"HOLD_TTL", "0s"},
 		"not a duration":          {"HOLD_TTL", "ten minutes"},
 		"no connections":          {"DB_MAX_CONNS", "0"},
+		"no read connections":     {"DB_READ_MAX_CONNS", "0"},
+		"negative retention":      {"ATTEMPTS_RETENTION", "-1h"},
 		"negative shutdown":       {"SHUTDOWN_TIMEOUT", "-1s"},
 		"port out of range":       {"HTTP_ADDR", ":80808"},
 		"no port":                 {"HTTP_ADDR", "localhost"},

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/db"
+	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/saletest"
 	"github.com/flashsale/flashsale/internal/testfactory"
@@ -62,6 +63,159 @@ func TestHotQueriesUseTheirIndexes(t *testing.T) {
 		checkPlans(t, pool, cur, 1)
 		checkPlans(t, pool, cur, 64)
 	})
+
+	// What months of hourly sales leave, in miniature: 200 past sales,
+	// each with its partition of attempts and its units (half of them sold
+	// out), added after the current sale was analyzed. Every query of one
+	// sale reads that sale's partition and that sale's units only.
+	t.Run("200 past sales", func(t *testing.T) {
+		t.Parallel()
+		pool, cur := planDB(t, settings)
+		start := time.Now()
+		addPastSales(t, pool, cur, 200, 500)
+		t.Logf("200 past sales added in %v", time.Since(start))
+		checkPlans(t, pool, cur, 1)
+		checkPlans(t, pool, cur, 64)
+		checkReadPlans(t, pool, cur)
+		checkCustomPlansChosen(t, pool, cur)
+	})
+}
+
+// The reads behind GET /sales/{id}, /sales/current/items (its largest
+// page) and /users/{id}/purchases, on a fresh sale and beside hundreds of
+// past ones: bounded by one sale's units, never a walk over every unit.
+func TestReadsAreBoundedBySale(t *testing.T) {
+	t.Parallel()
+	settings := sale.Settings{Duration: time.Hour, Units: 10000, Items: 10000, PerUserLimit: 10, HoldTTL: 10 * time.Minute}
+	t.Run("fresh sale", func(t *testing.T) {
+		t.Parallel()
+		pool, cur := planDB(t, settings)
+		checkReadPlans(t, pool, cur)
+	})
+	t.Run("fresh sale of 100 items", func(t *testing.T) {
+		t.Parallel()
+		few := settings
+		few.Items = 100
+		pool, cur := planDB(t, few)
+		checkReadPlans(t, pool, cur)
+	})
+}
+
+// addPastSales adds n sales of units each, ending where cur starts, with
+// their items, units and partition, in SQL and without ANALYZE: half sold
+// out, each with 500 attempts (20 held).
+func addPastSales(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n, units int) {
+	t.Helper()
+	ctx := context.Background()
+	window := cur.EndsAt.Sub(cur.StartsAt)
+	const past = "s.starts_at < $1"
+	for _, step := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO sales (starts_at, ends_at, units_total, items, per_user_limit, hold_ttl)
+		  SELECT $1::timestamptz - g * $2::interval, $1::timestamptz - (g - 1) * $2::interval, $3, 100, 10, interval '10 minutes'
+		  FROM generate_series(1, $4::integer) AS g`, []any{cur.StartsAt, window.String(), units, n}},
+		{`SELECT count(checkout_attempts_partition_create(s.id)) FROM sales s WHERE ` + past, []any{cur.StartsAt}},
+		{`INSERT INTO items (sale_id, item_id, name, price_cents)
+		  SELECT s.id, g, 'Past #' || g, 199 FROM sales s, generate_series(1, s.items) AS g WHERE ` + past, []any{cur.StartsAt}},
+		{`INSERT INTO units (sale_id, item_id, held_by, hold_code, held_until, sold_at)
+		  SELECT s.id, 1 + g % s.items, CASE WHEN s.id % 2 = 0 THEN 'buyer' END,
+		         CASE WHEN s.id % 2 = 0 THEN s.id || '.past' || g END,
+		         CASE WHEN s.id % 2 = 0 THEN s.starts_at ELSE '-infinity' END,
+		         CASE WHEN s.id % 2 = 0 THEN s.starts_at END
+		  FROM sales s, generate_series(0, s.units_total - 1) AS g WHERE ` + past, []any{cur.StartsAt}},
+		{`INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome, code, unit_id, expires_at)
+		  SELECT s.id, 'user' || g, 1, CASE WHEN g <= 20 THEN 'held' ELSE 'sold_out' END::checkout_outcome,
+		         CASE WHEN g <= 20 THEN s.id || '.attempt' || g END, CASE WHEN g <= 20 THEN g END,
+		         CASE WHEN g <= 20 THEN s.starts_at END
+		  FROM sales s, generate_series(1, 500) AS g WHERE ` + past, []any{cur.StartsAt}},
+	} {
+		if _, err := pool.Exec(ctx, step.sql, step.args...); err != nil {
+			t.Fatalf("add %d past sales: %v\n%s", n, err, step.sql)
+		}
+	}
+	if got := apitest.Scalar(t, pool, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'checkout_attempts'::regclass"); got < int64(n) {
+		t.Fatalf("%d partitions of checkout_attempts after adding %d past sales", got, n)
+	}
+}
+
+// checkReadPlans explains the API's reads of sale cur (as the service
+// sends them) and asserts each probes its indexes by cur's id.
+func checkReadPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale) {
+	t.Helper()
+	q := db.New()
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		call func(db.DBTX)
+		want []string
+	}{
+		{"SaleStockGet", func(d db.DBTX) { _, _ = q.SaleStockGet(ctx, d, cur.ID) }, []string{"buyers_pkey"}},
+		{"ItemsListWithFreeUnits", func(d db.DBTX) {
+			_, _ = q.ItemsListWithFreeUnits(ctx, d, db.ItemsListWithFreeUnitsParams{SaleID: cur.ID, AfterItemID: 0, MaxItems: 1000})
+		}, []string{"units_free_by_item"}},
+		{"SaleGetCurrent", func(d db.DBTX) { _, _ = q.SaleGetCurrent(ctx, d) }, nil},
+		{"PurchasesListByUser", func(d db.DBTX) {
+			_, _ = q.PurchasesListByUser(ctx, d, db.PurchasesListByUserParams{SaleID: cur.ID, UserID: "user1"})
+		}, []string{"purchases_sale_user"}},
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, c := range cases {
+		rec := &recorder{}
+		c.call(rec)
+		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+			plan := checkPlan(t, conn.Conn(), cur, 1, c.name, mode, c.want, rec)
+			// Every read of units is an index probe by the sale.
+			plan.walk(func(n *planNode) {
+				if strings.HasPrefix(n.IndexName, "units_") && !strings.Contains(n.IndexCond, "sale_id =") {
+					t.Errorf("%s, %s: reads %s by %q, not by sale", c.name, mode, n.IndexName, n.IndexCond)
+				}
+			})
+		}
+	}
+}
+
+// checkCustomPlansChosen: with many partitions, PostgreSQL plans the code
+// lookups for each sale id they are given (a custom plan that names one
+// partition), rather than keep a generic plan that lists every partition
+// and, on PostgreSQL 15, locks them all at each execution.
+func checkCustomPlansChosen(t *testing.T, pool *pgxpool.Pool, cur sale.Sale) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	rec := &recorder{}
+	_, _ = db.New().PurchasesGetByCodes(ctx, rec, db.PurchasesGetByCodesParams{SaleID: cur.ID, Codes: []string{"x"}})
+	for _, q := range []string{"SET plan_cache_mode = auto", "PREPARE lookup AS " + rec.sql} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		if _, err := conn.Exec(ctx, "DEALLOCATE lookup"); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for i := range 12 {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("EXECUTE lookup(%d, ARRAY['%d.code%d'])", cur.ID-int64(i), cur.ID-int64(i), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var generic, custom int64
+	if err := conn.QueryRow(ctx, "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'lookup'").Scan(&generic, &custom); err != nil {
+		t.Fatal(err)
+	}
+	if generic != 0 || custom != 12 {
+		t.Errorf("PurchasesGetByCodes over 12 executions: %d generic plans, %d custom plans; want a custom plan each time", generic, custom)
+	}
 }
 
 func planDB(t *testing.T, settings sale.Settings) (*pgxpool.Pool, sale.Sale) {
@@ -134,7 +288,7 @@ func checkPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n int) {
 	}
 }
 
-func checkPlan(t *testing.T, conn *pgx.Conn, cur sale.Sale, n int, name, mode string, want []string, rec *recorder) {
+func checkPlan(t *testing.T, conn *pgx.Conn, cur sale.Sale, n int, name, mode string, want []string, rec *recorder) *planNode {
 	t.Helper()
 	ctx := context.Background()
 	for _, q := range []string{"SET plan_cache_mode = " + mode, "PREPARE hot AS " + rec.sql} {
@@ -153,7 +307,10 @@ func checkPlan(t *testing.T, conn *pgx.Conn, cur sale.Sale, n int, name, mode st
 		literals[i] = literal(t, a)
 	}
 	var raw []byte
-	explain := "EXPLAIN (FORMAT JSON) EXECUTE hot(" + strings.Join(literals, ", ") + ")"
+	explain := "EXPLAIN (FORMAT JSON) EXECUTE hot"
+	if len(literals) > 0 {
+		explain += "(" + strings.Join(literals, ", ") + ")"
+	}
 	if err := conn.QueryRow(ctx, explain).Scan(&raw); err != nil {
 		t.Fatalf("%s: explain: %v", name, err)
 	}
@@ -189,6 +346,7 @@ func checkPlan(t *testing.T, conn *pgx.Conn, cur sale.Sale, n int, name, mode st
 		t.Errorf("sale %d, batch of %d, %s, %s: %s (indexes used: %v)\nplan: %s",
 			cur.ID, n, name, mode, strings.Join(problems, "; "), used, pretty)
 	}
+	return &plans[0].Plan
 }
 
 // attemptsPartition is the partition of checkout_attempts that holds the
@@ -219,7 +377,7 @@ func literal(t *testing.T, arg any) string {
 			elems = append(elems, fmt.Sprint(v))
 		}
 		typ = "boolean[]"
-	case float64, int64:
+	case float64, int64, int32:
 		return fmt.Sprint(a)
 	case string:
 		return "'" + strings.ReplaceAll(a, "'", "''") + "'"

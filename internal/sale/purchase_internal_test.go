@@ -3,11 +3,14 @@ package sale
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/testdb"
 )
@@ -62,5 +65,69 @@ func TestCapRefusalFailsOnlyItsOwnPurchase(t *testing.T) {
 	var bought int
 	if err := pool.QueryRow(ctx, "SELECT units_bought FROM buyers WHERE user_id = 'mallory'").Scan(&bought); err != nil || bought != 1 {
 		t.Errorf("mallory's counter: %d %v, want 1", bought, err)
+	}
+}
+
+// A purchase batch may hold codes of two sales (holds outlive their sale's
+// window): each sale's codes are read from its own partition, and every
+// code gets its own answer in its place.
+func TestPurchaseBatchOfTwoSales(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := database.Open(ctx, testdb.New(t), 2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := NewService(pool, Settings{Duration: 24 * time.Hour, Units: 10, Items: 10, PerUserLimit: 5, HoldTTL: time.Hour},
+		5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(s.Close)
+	if err := s.EnsureSales(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	now, err := s.Checkout(ctx, CheckoutRequest{UserID: "nina", ItemID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hold in the next sale, as its checkout will leave it.
+	var later string
+	if err := pool.QueryRow(ctx, `WITH next AS (SELECT id FROM sales WHERE id <> $1),
+		u AS (UPDATE units SET held_by = 'otto', hold_code = (SELECT id FROM next) || '.laterCode',
+		             held_until = now() + interval '1 hour'
+		      WHERE id = (SELECT min(id) FROM units WHERE sale_id = (SELECT id FROM next))
+		      RETURNING id, sale_id, item_id, hold_code, held_until)
+		INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome, code, unit_id, expires_at)
+		SELECT sale_id, 'otto', item_id, 'held', hold_code, id, held_until FROM u RETURNING code`, now.SaleID).Scan(&later); err != nil {
+		t.Fatal(err)
+	}
+	unknown := fmt.Sprintf("%d.neverIssued", now.SaleID)
+	codes := []string{later, now.Code, unknown}
+	if got := bySale(codes); len(got) != 2 || got[0].sale == got[1].sale || !slices.Equal(got[1].at, []int{1, 2}) {
+		t.Fatalf("bySale(%q) = %+v, want the next sale's code apart from the two of sale %d", codes, got, now.SaleID)
+	}
+	res, err := s.purchaseBatch(time.Now().Add(5*time.Second), codes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		user    string
+		outcome db.PurchaseOutcome
+	}{{"otto", db.PurchaseOutcomePurchased}, {"nina", db.PurchaseOutcomePurchased}, {"", db.PurchaseOutcomeCodeNotFound}} {
+		r := res[i]
+		if r.err != nil || r.row.Outcome != want.outcome || (want.user != "" && (r.row.UserID == nil || *r.row.UserID != want.user)) {
+			t.Errorf("code %q: %+v, want %s by %q", codes[i], r, want.outcome, want.user)
+		}
+	}
+}
+
+func TestCodeSale(t *testing.T) {
+	for code, want := range map[string]int64{
+		"12.TcBN4Yx1h4IjllaGlOrybw": 12, "1.x": 1, "9223372036854775807.x": 9223372036854775807,
+		"TcBN4Yx1h4IjllaGlOrybw": 0, ".x": 0, "012.x": 0, "0.x": 0, "-1.x": 0, "+1.x": 0, "1a.x": 0,
+		"9223372036854775808.x": 0, "": 0, "12": 0,
+	} {
+		if got := codeSale(code); got != want {
+			t.Errorf("codeSale(%q) = %d, want %d", code, got, want)
+		}
 	}
 }

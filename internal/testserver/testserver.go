@@ -3,6 +3,7 @@
 package testserver
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -27,11 +28,14 @@ var DefaultSettings = sale.Settings{
 
 // Server is one running instance of the API.
 type Server struct {
-	URL   string // base URL, no trailing slash
-	Pool  *pgxpool.Pool
-	Sales *sale.Service
-	DBURL string
-	API   *httpapi.Server
+	URL  string // base URL, no trailing slash
+	Pool *pgxpool.Pool
+	// ReadPool serves the service's reads (sale.WithReadPool), as
+	// DB_READ_MAX_CONNS does in cmd/server.
+	ReadPool *pgxpool.Pool
+	Sales    *sale.Service
+	DBURL    string
+	API      *httpapi.Server
 }
 
 // Options change what Start does; the zero value starts a server with
@@ -49,6 +53,9 @@ type Options struct {
 	HTTP httpapi.Options
 	// Metrics, when set, instruments the server as cmd/server does.
 	Metrics *metrics.Metrics
+	// ReadPoolSize is the connections of the reads' own pool; default 2,
+	// DB_READ_MAX_CONNS' default.
+	ReadPoolSize int32
 }
 
 // Start runs an API server until the test ends.
@@ -71,11 +78,17 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("testserver: %v", err)
 	}
 	t.Cleanup(pool.Close)
+	readPool, err := database.Open(ctx, dbURL, cmp.Or(opts.ReadPoolSize, 2), opts.DBTimeout)
+	if err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	t.Cleanup(readPool.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	sales := sale.NewService(pool, settings, opts.DBTimeout, log, opts.Metrics.SaleOptions()...)
+	sales := sale.NewService(pool, settings, opts.DBTimeout, log,
+		append(opts.Metrics.SaleOptions(), sale.WithReadPool(readPool))...)
 	opts.Metrics.Watch(pool, sales)
 	t.Cleanup(sales.Close) // before pool.Close, after the HTTP server's
 	if !opts.NoSale {
@@ -91,7 +104,7 @@ func Start(t testing.TB, opts Options) *Server {
 	hs := httptest.NewServer(spectest.Wrap(t, api))
 	t.Cleanup(hs.Close)
 	t.Cleanup(api.StopStreams) // before hs.Close, which waits for every handler
-	return &Server{URL: hs.URL, Pool: pool, Sales: sales, DBURL: dbURL, API: api}
+	return &Server{URL: hs.URL, Pool: pool, ReadPool: readPool, Sales: sales, DBURL: dbURL, API: api}
 }
 
 type testWriter struct{ t testing.TB }
