@@ -303,3 +303,62 @@ func TestMigrationKeepsAttemptsAndCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Making the next sale's partition does not wait for the checkouts of the
+// current one (ATTACH PARTITION takes SHARE UPDATE EXCLUSIVE on
+// checkout_attempts, which a checkout's ROW EXCLUSIVE passes), so none of
+// them waits for it either. Dropping a partition does wait (ACCESS
+// EXCLUSIVE): it gives up after its lock_timeout and drops nothing, and
+// succeeds once the checkouts are done.
+func TestPartitionMaintenanceBesideCheckouts(t *testing.T) {
+	t.Parallel()
+	settings := saletest.DefaultSettings
+	settings.Duration = time.Hour
+	settings.AttemptsRetention = time.Hour
+	e := saletest.New(t, saletest.WithSettings(settings))
+	ctx := context.Background()
+	if _, err := e.Service.EnsureSale(ctx, e.Sale.StartsAt.Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A checkout batch in flight: its attempt stored, its unit claimed,
+	// not committed.
+	tx, err := connect(t, e.URL).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `WITH u AS (UPDATE units SET held_until = held_until
+			WHERE id = (SELECT min(id) FROM units WHERE sale_id = $1) RETURNING id)
+		INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome) VALUES ($1, 'inflight', 1, 'sold_out')`,
+		e.Sale.ID); err != nil {
+		t.Fatal(err)
+	}
+	quick, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	later := e.Sale.EndsAt.Add(time.Hour) // after the next sale
+	if created, err := e.Service.EnsureSale(quick, later); err != nil || !created {
+		t.Fatalf("EnsureSale beside an open checkout: created %v, %v", created, err)
+	}
+	var id int64
+	if err := e.Pool.QueryRow(ctx, "SELECT id FROM sales WHERE starts_at = $1", later).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if p := partitionOf(t, e.Pool, id); p == "" {
+		t.Fatalf("sale %d made without its partition", id)
+	}
+
+	start := time.Now()
+	if ids, err := e.Service.DropOldAttempts(ctx); err == nil || len(ids) != 0 {
+		t.Fatalf("DropOldAttempts beside an open checkout: dropped %v, %v; want it to give up", ids, err)
+	}
+	t.Logf("DropOldAttempts gave up after %v", time.Since(start))
+	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM sales WHERE attempts_dropped_at IS NOT NULL"); n != 0 {
+		t.Fatalf("%d sales marked dropped by a run that gave up", n)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := e.Service.DropOldAttempts(ctx); err != nil || len(ids) != 1 {
+		t.Fatalf("DropOldAttempts once the checkout is done: dropped %v, %v; want the sale of two days ago", ids, err)
+	}
+}
