@@ -36,7 +36,7 @@ type Config struct {
 	PerUserLimit   int           `env:"PER_USER_LIMIT" envDefault:"10"`
 	HoldTTL        time.Duration `env:"HOLD_TTL" envDefault:"10m"`
 	DBMaxConns     int32         `env:"DB_MAX_CONNS" envDefault:"4"`      // checkouts, purchases, the scheduler
-	DBReadMaxConns int32         `env:"DB_READ_MAX_CONNS" envDefault:"2"` // a pool apart for the reads that decide nothing (GET /sales/..., /readyz)
+	DBReadMaxConns int32         `env:"DB_READ_MAX_CONNS" envDefault:"1"` // the reads' own pool: see cmd/server
 	DBTimeout      time.Duration `env:"DB_TIMEOUT" envDefault:"2s"`
 	ShutdownPeriod time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`

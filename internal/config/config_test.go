@@ -17,7 +17,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HTTPAddr != ":8080" || cfg.SaleDuration != time.Hour || cfg.SaleUnits != 10000 || cfg.SaleItems != 10000 ||
-		cfg.PerUserLimit != 10 || cfg.HoldTTL != 10*time.Minute || cfg.DBMaxConns != 4 || cfg.DBReadMaxConns != 2 ||
+		cfg.PerUserLimit != 10 || cfg.HoldTTL != 10*time.Minute || cfg.DBMaxConns != 4 || cfg.DBReadMaxConns != 1 ||
 		cfg.AttemptsRetention != 0 || !strings.Contains(cfg.DatabaseURL, "/flashsale") || cfg.DBPooler != "none" ||
 		cfg.MigrationURL() != cfg.DatabaseURL {
 		t.Fatalf("defaults: %+v", cfg)

@@ -23,7 +23,7 @@ import (
 func TestReadsCannotStarveCheckouts(t *testing.T) {
 	t.Parallel()
 	opts := apitest.WeekLong(sale.Settings{Units: 300, Items: 30, PerUserLimit: 10, HoldTTL: 10 * time.Minute})
-	opts.DBTimeout, opts.ReadPoolSize = time.Second, 2
+	opts.DBTimeout, opts.ReadPoolSize = time.Second, 2 // more than the default, to take them all
 	srv := testserver.Start(t, opts)
 	ctx := context.Background()
 

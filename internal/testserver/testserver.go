@@ -53,7 +53,7 @@ type Options struct {
 	HTTP httpapi.Options
 	// Metrics, when set, instruments the server as cmd/server does.
 	Metrics *metrics.Metrics
-	// ReadPoolSize is the connections of the reads' own pool; default 2,
+	// ReadPoolSize is the connections of the reads' own pool; default 1,
 	// DB_READ_MAX_CONNS' default.
 	ReadPoolSize int32
 }
@@ -78,7 +78,7 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("testserver: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	readPool, err := database.Open(ctx, dbURL, cmp.Or(opts.ReadPoolSize, 2), opts.DBTimeout)
+	readPool, err := database.Open(ctx, dbURL, cmp.Or(opts.ReadPoolSize, 1), opts.DBTimeout)
 	if err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
