@@ -10,10 +10,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/testdb"
 )
+
+// testService is a service on a fresh database with the current and next
+// sale made: 10 units of 10 items each, perUserLimit per user.
+func testService(t *testing.T, perUserLimit int) (*Service, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := database.Open(ctx, testdb.New(t), 2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := NewService(pool, Settings{Duration: 24 * time.Hour, Units: 10, Items: 10, PerUserLimit: perUserLimit, HoldTTL: time.Hour},
+		5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(s.Close)
+	if err := s.EnsureSales(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return s, pool
+}
 
 // When PostgreSQL refuses one purchase of a batch for the cap
 // (buyers_within_limit), the others of the batch are still sold and only
@@ -22,17 +43,7 @@ import (
 func TestCapRefusalFailsOnlyItsOwnPurchase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := database.Open(ctx, testdb.New(t), 2, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s := NewService(pool, Settings{Duration: 24 * time.Hour, Units: 10, Items: 10, PerUserLimit: 1, HoldTTL: time.Hour},
-		5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(s.Close)
-	if err := s.EnsureSales(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	s, pool := testService(t, 1)
 	first, err := s.Checkout(ctx, CheckoutRequest{UserID: "mallory", ItemID: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -74,17 +85,7 @@ func TestCapRefusalFailsOnlyItsOwnPurchase(t *testing.T) {
 func TestPurchaseBatchOfTwoSales(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := database.Open(ctx, testdb.New(t), 2, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s := NewService(pool, Settings{Duration: 24 * time.Hour, Units: 10, Items: 10, PerUserLimit: 5, HoldTTL: time.Hour},
-		5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(s.Close)
-	if err := s.EnsureSales(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	s, pool := testService(t, 5)
 	now, err := s.Checkout(ctx, CheckoutRequest{UserID: "nina", ItemID: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -178,6 +178,13 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatalf("list sales: %v", err)
 	}
+	// Each with its one partition of attempts, however many servers raced.
+	if n := apitest.Scalar(t, a.Pool, `SELECT count(*) FROM sales s WHERE (SELECT count(*) FROM pg_inherits i
+			JOIN pg_class c ON c.oid = i.inhrelid
+			WHERE i.inhparent = 'checkout_attempts'::regclass
+			  AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%L)', s.id)) <> 1`); n != 0 {
+		t.Errorf("%d sales without exactly one partition of checkout_attempts", n)
+	}
 }
 
 func TestEnsureSaleIdempotent(t *testing.T) {
