@@ -37,6 +37,10 @@ type Config struct {
 	HoldTTL        time.Duration `env:"HOLD_TTL" envDefault:"10m"`
 	DBMaxConns     int32         `env:"DB_MAX_CONNS" envDefault:"4"`      // checkouts, purchases, the scheduler
 	DBReadMaxConns int32         `env:"DB_READ_MAX_CONNS" envDefault:"1"` // the reads' own pool: see cmd/server
+	// How old a sale's counts or a page of items may be when answered: the
+	// clients polling them in one process share one read per this long
+	// (0: every request reads the database).
+	ReadMaxAge     time.Duration `env:"READ_MAX_AGE" envDefault:"1s"`
 	DBTimeout      time.Duration `env:"DB_TIMEOUT" envDefault:"2s"`
 	ShutdownPeriod time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
@@ -114,6 +118,8 @@ func (c Config) Validate() error {
 	case c.DBPooler == "transaction" && c.DatabaseMigrationURL == "":
 		return fmt.Errorf("DB_POOLER=transaction needs DATABASE_MIGRATION_URL, a direct connection to the same database: " +
 			"migrations hold a session advisory lock, which a transaction pooler cannot keep")
+	case c.ReadMaxAge < 0:
+		return fmt.Errorf("READ_MAX_AGE must not be negative, got %s", c.ReadMaxAge)
 	case c.DBReadMaxConns < 1:
 		return fmt.Errorf("DB_READ_MAX_CONNS must be positive, got %d", c.DBReadMaxConns)
 	case c.AttemptsRetention < 0:
