@@ -83,8 +83,8 @@ func run() error {
 	// busy, and each busy one costs up to a core of PostgreSQL; on 2 cores,
 	// 16 clients polling the sale and 4 listing items cost a storm about a
 	// tenth of its checkouts with one, a fifth to a third with two.
-	// READ_MAX_AGE then makes such clients share one read per second per
-	// server (sale.WithSharedReads), whatever their number.
+	// READ_MAX_AGE then makes such clients share one read and one encoded
+	// answer per second per server (httpapi), whatever their number.
 	readPool, err := database.Open(ctx, cfg.DatabaseURL, cfg.DBReadMaxConns, cfg.DBTimeout, database.Behind(database.Pooler(cfg.DBPooler)))
 	if err != nil {
 		return err
@@ -99,7 +99,7 @@ func run() error {
 		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
 		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL, IdempotencyKeyTTL: cfg.IdempotencyKeyTTL,
 		AttemptsRetention: cfg.AttemptsRetention,
-	}, cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool), sale.WithSharedReads(cfg.ReadMaxAge))...)
+	}, cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool))...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
 	m.Watch(pool, sales)
 	if m != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -108,15 +109,24 @@ func errorJSON(d errorDetail) []byte {
 	return encodeError(d)
 }
 
-// encodeError encodes as jsonSerializer does: no HTML escaping, a newline.
 func encodeError(d errorDetail) []byte {
+	b, err := encodeJSON(errorBody{Error: d})
+	if err != nil {
+		panic(err) // two strings always encode
+	}
+	return b
+}
+
+// encodeJSON encodes v as jsonSerializer writes it: no HTML escaping, a
+// newline at the end.
+func encodeJSON(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(errorBody{Error: d}); err != nil {
-		panic(err) // two strings always encode
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode answer: %w", err)
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // apiError is the status and body that err is answered with.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/flashsale/flashsale/internal/readshare"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
@@ -152,11 +154,18 @@ type saleJSON struct {
 }
 
 func (s *Server) writeSummary(c echo.Context, id int64) error {
-	sum, err := s.sales.Summary(c.Request().Context(), id)
+	body, err := readshare.Do(s.answers, c.Request().Context(), "sale:"+strconv.FormatInt(id, 10),
+		func(ctx context.Context) ([]byte, error) {
+			sum, err := s.sales.Summary(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return encodeJSON(toSaleJSON(sum))
+		})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toSaleJSON(sum))
+	return c.JSONBlob(http.StatusOK, body)
 }
 
 func toSaleJSON(sum sale.Summary) saleJSON {
@@ -211,19 +220,26 @@ func (s *Server) currentItems(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items, err := s.sales.Items(c.Request().Context(), cur.ID, int32(after), int32(limit))
+	key := fmt.Sprintf("items:%d:%d:%d", cur.ID, after, limit)
+	body, err := readshare.Do(s.answers, c.Request().Context(), key, func(ctx context.Context) ([]byte, error) {
+		items, err := s.sales.Items(ctx, cur.ID, int32(after), int32(limit))
+		if err != nil {
+			return nil, err
+		}
+		out := make([]itemStockJSON, len(items))
+		for i, it := range items {
+			out[i] = itemStockJSON{itemJSON: toItemJSON(it.Item), FreeUnits: it.FreeUnits}
+		}
+		var next *int32 // null on the last page
+		if len(items) == int(limit) {
+			next = &items[len(items)-1].ID
+		}
+		return encodeJSON(map[string]any{"sale_id": cur.ID, "items": out, "next_after": next})
+	})
 	if err != nil {
 		return err
 	}
-	out := make([]itemStockJSON, len(items))
-	for i, it := range items {
-		out[i] = itemStockJSON{itemJSON: toItemJSON(it.Item), FreeUnits: it.FreeUnits}
-	}
-	var next *int32 // null on the last page
-	if len(items) == int(limit) {
-		next = &items[len(items)-1].ID
-	}
-	return c.JSON(http.StatusOK, map[string]any{"sale_id": cur.ID, "items": out, "next_after": next})
+	return c.JSONBlob(http.StatusOK, body)
 }
 
 func (s *Server) userPurchases(c echo.Context) error {

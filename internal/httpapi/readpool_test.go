@@ -101,3 +101,45 @@ func TestReadsCannotStarveCheckouts(t *testing.T) {
 	t.Logf("%d checkouts answered while %d readers got %d answers (%d of them 503)", checkouts, readers,
 		ok.Load()+unavailable.Load(), unavailable.Load())
 }
+
+// With READ_MAX_AGE, the clients polling the sale's counts or an item page
+// share one read and one encoding: here they are all answered while the
+// only read connection is taken, so none of them went to the database.
+// The checkout made meanwhile does not show until the shared answer ages.
+func TestPolledReadsShareOneAnswer(t *testing.T) {
+	t.Parallel()
+	opts := apitest.WeekLong(sale.Settings{Units: 300, Items: 30, PerUserLimit: 10, HoldTTL: 10 * time.Minute})
+	opts.DBTimeout, opts.ReadPoolSize = time.Second, 1
+	opts.HTTP.ReadMaxAge = time.Hour
+	srv := testserver.Start(t, opts)
+	paths := []string{"/sales/current", "/sales/current/items?limit=10"}
+	first := map[string]string{}
+	for _, p := range paths {
+		first[p] = string(apitest.Get(t, srv.URL+p).Raw)
+	}
+	conn, err := srv.ReadPool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	apitest.Held(t, srv.URL, "shared-reader", 1)
+
+	client := loadClient(t, 32)
+	var wg sync.WaitGroup
+	for i := range 64 {
+		p := paths[i%len(paths)]
+		wg.Go(func() {
+			r, err := apitest.Send(client, http.MethodGet, srv.URL+p, "", nil)
+			switch {
+			case err != nil:
+				t.Errorf("GET %s: %v", p, err)
+			case r.Status != http.StatusOK || string(r.Raw) != first[p]:
+				t.Errorf("GET %s with the read connection taken: %d %s, want the shared 200 %s", p, r.Status, r.Raw, first[p])
+			}
+		})
+	}
+	wg.Wait()
+	// A page nobody asked for yet needs the database, and waits for it.
+	apitest.Expect(t, "GET an unshared item page with the read connection taken",
+		apitest.Get(t, srv.URL+"/sales/current/items?after=10&limit=10"), http.StatusServiceUnavailable, "unavailable")
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/readshare"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/salewatch"
 )
@@ -30,6 +31,9 @@ type Server struct {
 	live      liveStreams // events.go
 	// authed is the middleware of the routes that act for a user.
 	authed []echo.MiddlewareFunc
+	// answers shares the encoded answers of the polled reads (a sale's
+	// counts, a page of items) for Options.ReadMaxAge; nil: off.
+	answers *readshare.Reads
 }
 
 // Options are what New needs besides the sale service. The zero value of
@@ -51,6 +55,10 @@ type Options struct {
 	// c.Path() is the route) and after the error handler has answered (so
 	// the status is the one sent): metrics.
 	Middleware []echo.MiddlewareFunc
+	// ReadMaxAge is how old a sale's counts or a page of items may be when
+	// answered (READ_MAX_AGE): clients polling them share one database
+	// read and one encoding per this long. 0 reads and encodes every time.
+	ReadMaxAge time.Duration
 }
 
 // ConfigOptions are the Options the settings ask for: the guards (auth,
@@ -68,6 +76,7 @@ func ConfigOptions(cfg config.Config, version string, log *slog.Logger) (Options
 	}
 	return Options{
 		Version: version, Log: log, Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
+		ReadMaxAge: cfg.ReadMaxAge,
 		Limits: RateLimits{
 			UserRate: cfg.RateLimitUser, UserBurst: cfg.RateLimitUserBurst, IPRate: cfg.RateLimitIP, IPBurst: cfg.RateLimitIPBurst,
 		},
@@ -88,6 +97,7 @@ func newStack(sales *sale.Service, opts Options) *Server {
 		echo: e, sales: sales, version: opts.Version, log: opts.Log,
 		userLimit: newLimiter(opts.Limits.UserRate, opts.Limits.UserBurst),
 		ipLimit:   newLimiter(opts.Limits.IPRate, opts.Limits.IPBurst),
+		answers:   readshare.New(opts.ReadMaxAge),
 	}
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}

@@ -37,7 +37,6 @@ type Option func(*options)
 type options struct {
 	observer Observer
 	readPool *pgxpool.Pool
-	shareFor time.Duration
 }
 
 // WithObserver reports every batch to o.
@@ -49,14 +48,6 @@ func WithObserver(o Observer) Option { return func(opts *options) { opts.observe
 // connections, never for the batches' ones, and the batches never wait for
 // theirs. Close p after the service.
 func WithReadPool(p *pgxpool.Pool) Option { return func(opts *options) { opts.readPool = p } }
-
-// WithSharedReads lets the callers of one display read (Summary, Items)
-// share its answer for up to maxAge in this process, so that polling
-// clients cost the database at most one read of each per maxAge, however
-// many they are. 0 (the default) reads every time.
-func WithSharedReads(maxAge time.Duration) Option {
-	return func(opts *options) { opts.shareFor = maxAge }
-}
 
 func applyOptions(opts []Option) options {
 	var o options

@@ -58,9 +58,7 @@ type Service struct {
 	// a user's purchases, readiness): its own connections (WithReadPool),
 	// so that however many clients read, checkouts and purchases never
 	// wait for a connection behind them. pool when none was given.
-	read *pgxpool.Pool
-	// shared lets display reads share answers (WithSharedReads); nil: off.
-	shared   *sharedReads
+	read     *pgxpool.Pool
 	q        *db.Queries
 	settings Settings
 	timeout  time.Duration
@@ -115,8 +113,7 @@ func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, lo
 		settings.IdempotencyKeyTTL = DefaultIdempotencyKeyTTL
 	}
 	o := applyOptions(opts)
-	s := &Service{pool: pool, read: cmp.Or(o.readPool, pool), q: db.New(), settings: settings, timeout: timeout, log: log,
-		shared: newSharedReads(o.shareFor)}
+	s := &Service{pool: pool, read: cmp.Or(o.readPool, pool), q: db.New(), settings: settings, timeout: timeout, log: log}
 	obs := o.observer
 	workers := int(pool.Config().MaxConns)
 	s.checkouts = newBatcher(workers, timeout, checkoutRequest.batchKey,

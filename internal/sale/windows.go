@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -312,12 +311,6 @@ func (s *Service) Ready(ctx context.Context) error {
 
 // Summary returns sale id with its live counts.
 func (s *Service) Summary(ctx context.Context, id int64) (Summary, error) {
-	return sharedDo(s.shared, ctx, "summary:"+strconv.FormatInt(id, 10), func(ctx context.Context) (Summary, error) {
-		return s.summary(ctx, id)
-	})
-}
-
-func (s *Service) summary(ctx context.Context, id int64) (Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	sale, err := s.q.SaleGetByID(ctx, s.read, id)
@@ -342,13 +335,6 @@ type ItemStock struct {
 
 // Items lists up to limit items of a sale with ids greater than after.
 func (s *Service) Items(ctx context.Context, saleID int64, after, limit int32) ([]ItemStock, error) {
-	key := fmt.Sprintf("items:%d:%d:%d", saleID, after, limit)
-	return sharedDo(s.shared, ctx, key, func(ctx context.Context) ([]ItemStock, error) {
-		return s.items(ctx, saleID, after, limit)
-	})
-}
-
-func (s *Service) items(ctx context.Context, saleID int64, after, limit int32) ([]ItemStock, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	rows, err := s.q.ItemsListWithFreeUnits(ctx, s.read, db.ItemsListWithFreeUnitsParams{

@@ -1,4 +1,10 @@
-package sale
+// Package readshare lets the callers of one read share its answer for a
+// short while within a process: however many clients poll, each distinct
+// read runs at most once per maxAge per server, and callers that arrive
+// while it runs wait for that one run instead of starting their own. For
+// display reads only (a sale's counts, a page of items): nothing that
+// decides a checkout or a purchase may read through it.
+package readshare
 
 import (
 	"context"
@@ -8,43 +14,38 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// sharedReads lets the callers of one display read (a sale's counts, a page
-// of items) share its answer for up to maxAge within a process: however
-// many clients poll, each distinct read reaches the database at most once
-// per maxAge per server, and callers that arrive while it runs wait for
-// that one read instead of starting their own. A checkout or a purchase
-// never reads what it holds: its counts are for display only, at most
-// maxAge old, like the live page's.
-type sharedReads struct {
+// Reads holds the answers shared; a nil *Reads shares nothing.
+type Reads struct {
 	maxAge time.Duration
 	flight singleflight.Group
 
 	mu   sync.Mutex
-	done map[string]sharedRead
+	done map[string]answer
 }
 
-type sharedRead struct {
+type answer struct {
 	value any
 	at    time.Time
 }
 
-// maxSharedReads bounds the answers kept: keys come from clients (item
+// maxAnswers bounds the answers kept: keys come from clients (item
 // page bounds), so when there are more the stale ones go, then all.
-const maxSharedReads = 1024
+const maxAnswers = 1024
 
-func newSharedReads(maxAge time.Duration) *sharedReads {
+// New shares answers for up to maxAge; 0 or less returns nil (no sharing).
+func New(maxAge time.Duration) *Reads {
 	if maxAge <= 0 {
 		return nil
 	}
-	return &sharedReads{maxAge: maxAge, done: make(map[string]sharedRead)}
+	return &Reads{maxAge: maxAge, done: make(map[string]answer)}
 }
 
-// do answers key from a read at most maxAge old, else runs read once for
+// Do answers key from a read at most maxAge old, else runs read once for
 // every caller waiting on key. Errors are not kept: the next caller tries
 // again. read runs detached from any one caller's cancellation (it is
 // bounded by the service's timeout), so a client that goes away does not
 // fail the others waiting on the same read.
-func sharedDo[V any](r *sharedReads, ctx context.Context, key string, read func(context.Context) (V, error)) (V, error) {
+func Do[V any](r *Reads, ctx context.Context, key string, read func(context.Context) (V, error)) (V, error) {
 	if r == nil {
 		return read(ctx)
 	}
@@ -71,7 +72,7 @@ func sharedDo[V any](r *sharedReads, ctx context.Context, key string, read func(
 	}
 }
 
-func (r *sharedReads) fresh(key string) (any, bool) {
+func (r *Reads) fresh(key string) (any, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.done[key]
@@ -81,19 +82,19 @@ func (r *sharedReads) fresh(key string) (any, bool) {
 	return e.value, true
 }
 
-func (r *sharedReads) keep(key string, v any) {
+func (r *Reads) keep(key string, v any) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.done) >= maxSharedReads {
+	if len(r.done) >= maxAnswers {
 		for k, e := range r.done {
 			if now.Sub(e.at) >= r.maxAge {
 				delete(r.done, k)
 			}
 		}
-		if len(r.done) >= maxSharedReads {
+		if len(r.done) >= maxAnswers {
 			clear(r.done)
 		}
 	}
-	r.done[key] = sharedRead{value: v, at: now}
+	r.done[key] = answer{value: v, at: now}
 }
