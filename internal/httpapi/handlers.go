@@ -153,9 +153,17 @@ type saleJSON struct {
 	Buyers         int64     `json:"buyers"`
 }
 
+// writeSummary answers sale id with its counts; id 0 is the current sale.
 func (s *Server) writeSummary(c echo.Context, id int64) error {
 	body, err := readshare.Do(s.answers, c.Request().Context(), "sale:"+strconv.FormatInt(id, 10),
 		func(ctx context.Context) ([]byte, error) {
+			if id == 0 {
+				cur, err := s.sales.Current(ctx)
+				if err != nil {
+					return nil, err
+				}
+				id = cur.ID
+			}
 			sum, err := s.sales.Summary(ctx, id)
 			if err != nil {
 				return nil, err
@@ -177,13 +185,7 @@ func toSaleJSON(sum sale.Summary) saleJSON {
 	}
 }
 
-func (s *Server) currentSale(c echo.Context) error {
-	cur, err := s.sales.Current(c.Request().Context())
-	if err != nil {
-		return err
-	}
-	return s.writeSummary(c, cur.ID)
-}
+func (s *Server) currentSale(c echo.Context) error { return s.writeSummary(c, 0) }
 
 func (s *Server) saleByID(c echo.Context) error {
 	id, err := parsePositive(c.Param("sale_id"), "sale_id")
@@ -216,12 +218,12 @@ func (s *Server) currentItems(c echo.Context) error {
 			return invalid(fmt.Sprintf("limit must be an integer from 1 to %d", maxItemsPage))
 		}
 	}
-	cur, err := s.sales.Current(c.Request().Context())
-	if err != nil {
-		return err
-	}
-	key := fmt.Sprintf("items:%d:%d:%d", cur.ID, after, limit)
+	key := fmt.Sprintf("current-items:%d:%d", after, limit)
 	body, err := readshare.Do(s.answers, c.Request().Context(), key, func(ctx context.Context) ([]byte, error) {
+		cur, err := s.sales.Current(ctx)
+		if err != nil {
+			return nil, err
+		}
 		items, err := s.sales.Items(ctx, cur.ID, int32(after), int32(limit))
 		if err != nil {
 			return nil, err
