@@ -99,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 	fs.IntVar(&b.HotClients, "hot-clients", 0, "more storm clients that send checkouts as one user, hot-user, beside -storm-c (the report's \"others\" row is everyone else)")
 	fs.StringVar(&b.Pick, "pick", loadgen.PickRandom, "herd item choice: random (any item) or untaken (skip items answered item_unavailable)")
 	fs.IntVar(&b.ReadCurrent, "read-current", 16, "reads phase: clients looping on GET /sales/current beside the storm")
+	fs.DurationVar(&b.ReadInterval, "read-interval", 0, "reads phase: each reader's pause between an answer and its next request (0: none, as the issue measured)")
 	fs.IntVar(&b.ReadItems, "read-items", 4, "reads phase: clients looping on GET /sales/current/items?limit=1000 (with -read-current 0: no reads phase)")
 	fs.BoolVar(&b.Baseline, "baseline", true, "also run herd and storm straight at PostgreSQL (the database ceiling)")
 	fs.StringVar(&c.out, "out", "bench/results/latest.json", "JSON report path (empty: none)")

@@ -44,6 +44,9 @@ type Options struct {
 	Reads       bool
 	ReadCurrent int
 	ReadItems   int
+	// ReadInterval is each reader's pause between an answer and its next
+	// request; 0 loops without pause.
+	ReadInterval time.Duration
 
 	// Baseline runs herd and storm straight at PostgreSQL as well.
 	Baseline bool
@@ -326,7 +329,7 @@ func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
 	if opts.Reads && len(sd.urls) > 0 && opts.ReadCurrent+opts.ReadItems > 0 {
 		fmt.Fprintf(opts.Log, "loadgen: %s reads: %d clients for %s beside %d on %s and %d on %s\n", sd.name,
 			opts.StormConcurrency, opts.StormDuration, opts.ReadCurrent, readCurrentPath, opts.ReadItems, readItemsPath)
-		rd := startReaders(ctx, readSpec{urls: sd.urls, current: opts.ReadCurrent, items: opts.ReadItems, timeout: opts.RequestTimeout})
+		rd := startReaders(ctx, readSpec{urls: sd.urls, current: opts.ReadCurrent, items: opts.ReadItems, timeout: opts.RequestTimeout, interval: opts.ReadInterval})
 		cpu = startCPU(sd.pids, dbName, opts.Pooler)
 		rst := runStorm(ctx, sd.driver, storm)
 		rcpu := cpu.stop(rst.elapsed)

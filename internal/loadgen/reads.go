@@ -25,6 +25,9 @@ type readSpec struct {
 	current int      // clients on readCurrentPath
 	items   int      // clients on readItemsPath
 	timeout time.Duration
+	// interval: each client's pause after an answer (a poller's period);
+	// 0 asks again at once.
+	interval time.Duration
 }
 
 // ReadReport is one read endpoint's requests during the reads phase.
@@ -48,7 +51,7 @@ type readers struct {
 
 // startReaders starts spec's clients. They use net/http's client, as a
 // browser or a poller would: keep-alive connections (one per client) and
-// every answer read to the end, without pause between requests.
+// every answer read to the end, then spec.interval's pause, if any.
 func startReaders(ctx context.Context, spec readSpec) *readers {
 	n := spec.current + spec.items
 	r := &readers{
@@ -83,7 +86,14 @@ func startReaders(ctx context.Context, spec readSpec) *readers {
 				t0 := time.Now()
 				res := get(ctx, client, url, &body)
 				st.record(time.Since(t0), res)
-				if res.Err != nil {
+				switch {
+				case spec.interval > 0:
+					select {
+					case <-r.stop:
+						return
+					case <-time.After(spec.interval):
+					}
+				case res.Err != nil:
 					time.Sleep(time.Millisecond) // do not spin on a dead server
 				}
 			}

@@ -40,6 +40,7 @@ type Setup struct {
 	Pick             string  `json:"pick"`
 	ReadCurrent      int     `json:"read_current_clients"`
 	ReadItems        int     `json:"read_items_clients"`
+	ReadIntervalS    float64 `json:"read_interval_s"`
 	BaselineConns    int     `json:"baseline_db_conns,omitempty"`
 	CPUs             int     `json:"cpus"`
 	LogDir           string  `json:"log_dir,omitempty"`
@@ -207,6 +208,9 @@ func (r *Report) configTargets(c *ConfigResult) []TargetResult {
 	}
 	if rd := s.Reads; rd != nil {
 		note := ""
+		if r.Setup.ReadIntervalS > 0 {
+			note = fmt.Sprintf("readers pause %gs between requests", r.Setup.ReadIntervalS)
+		}
 		if r.Setup.ReadCurrent != targetReadCurrent || r.Setup.ReadItems != targetReadItems {
 			note = fmt.Sprintf("measured with %d + %d readers, the target is stated for %d + %d",
 				r.Setup.ReadCurrent, r.Setup.ReadItems, targetReadCurrent, targetReadItems)

@@ -71,7 +71,8 @@ func Bench(ctx context.Context, cfg BenchConfig) (_ *Report, err error) {
 			Spawned: len(cfg.URLs) == 0, Users: cfg.Users, Concurrency: cfg.Concurrency,
 			StormConcurrency: cfg.StormConcurrency, StormDurationS: cfg.StormDuration.Seconds(), Pick: cfg.Pick,
 			Servers: servers, Pooler: pooler, ReadCurrent: cfg.ReadCurrent, ReadItems: cfg.ReadItems,
-			CPUs: runtime.NumCPU(), LogDir: cfg.Spawn.LogDir,
+			ReadIntervalS: cfg.ReadInterval.Seconds(),
+			CPUs:          runtime.NumCPU(), LogDir: cfg.Spawn.LogDir,
 		},
 	}
 	if cfg.Baseline {
