@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -39,15 +38,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("LOG_LEVEL: %w", err)
-	}
 	// The server's logger, buffered the same way: the request log is part
 	// of what a checkout costs.
-	logOut := logging.NewWriter(os.Stderr)
-	defer logOut.Close()
-	log := logging.New(logOut, level)
+	log, closeLog, err := logging.Open(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 	opts, err := httpapi.ConfigOptions(cfg, "httpceiling", log)
 	if err != nil {
 		return err

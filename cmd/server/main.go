@@ -47,13 +47,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("LOG_LEVEL: %w", err)
+	log, closeLog, err := logging.Open(cfg.LogLevel)
+	if err != nil {
+		return err
 	}
-	logOut := logging.NewWriter(os.Stderr)
-	defer logOut.Close()
-	log := logging.New(logOut, level)
+	defer closeLog()
 
 	// Settings read from files are checked before anything connects.
 	apiOpts, err := httpapi.ConfigOptions(cfg, version, log)

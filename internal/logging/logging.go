@@ -3,8 +3,10 @@ package logging
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 )
@@ -66,4 +68,16 @@ func (w *Writer) Close() {
 // New returns a JSON logger on w at level.
 func New(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Open returns the process's logger: JSON on stderr through a Writer, at
+// the level named (LOG_LEVEL: debug, info, warn or error). Call close
+// before exiting, to write out what is buffered.
+func Open(level string) (log *slog.Logger, close func(), err error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	out := NewWriter(os.Stderr)
+	return New(out, l), out.Close, nil
 }
