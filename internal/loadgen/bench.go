@@ -363,7 +363,7 @@ func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
 		storms: storms,
 	})
 	hr := phaseReport(herd, opts.Concurrency, herdCPU)
-	hr.WAL = walDelta(m0.wal, m1.wal, hr.Checkout.Requests+hr.Purchase.Requests)
+	hr.WAL = walDelta(m0.wal, m1.wal, hr.requests())
 	return &SideResult{Sale: info, Herd: hr, Storm: sr, Reads: reads, Invariants: checks}, nil
 }
 

@@ -129,10 +129,7 @@ func combinedCeilings(http *CeilingRun, c *ConfigResult) *Ceilings {
 	bh := c.Baseline.Herd
 	if bh.WallS != nil {
 		out.DBHerdWallS = *bh.WallS
-		out.HerdRequests = bh.Checkout.Requests
-		if bh.Purchase != nil {
-			out.HerdRequests += bh.Purchase.Requests
-		}
+		out.HerdRequests = bh.requests()
 		out.HTTPHerdS = float64(out.HerdRequests) / h
 		out.CombinedHerdWallS = out.DBHerdWallS + out.HTTPHerdS
 		if w := c.Service.Herd.WallS; w != nil && *w > 0 {

@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -123,7 +122,7 @@ func (p *PgBouncer) ServerEnv() []string {
 func (p *PgBouncer) Stop() error {
 	var errs []error
 	if p.cmd != nil {
-		errs = append(errs, p.terminate())
+		errs = append(errs, terminate(p.cmd, p.exited, 10*time.Second))
 		p.cmd = nil
 	}
 	if p.dir != "" {
@@ -131,23 +130,6 @@ func (p *PgBouncer) Stop() error {
 		p.dir = ""
 	}
 	return errors.Join(errs...)
-}
-
-func (p *PgBouncer) terminate() error {
-	select {
-	case <-p.exited:
-		return nil
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		return errors.New("pgbouncer ignored SIGTERM for 10s; killed")
-	}
 }
 
 func findPgBouncer() (string, error) {

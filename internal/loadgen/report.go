@@ -230,11 +230,16 @@ func herdRate(p PhaseReport) float64 {
 	if p.ElapsedS <= 0 {
 		return 0
 	}
+	return float64(p.requests()) / p.ElapsedS
+}
+
+// requests counts the phase's checkouts and purchases.
+func (p PhaseReport) requests() int64 {
 	n := p.Checkout.Requests
 	if p.Purchase != nil {
 		n += p.Purchase.Requests
 	}
-	return float64(n) / p.ElapsedS
+	return n
 }
 
 // WriteJSON writes the report to path, creating its directory.

@@ -297,24 +297,32 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
 // Stop sends SIGTERM (SIGKILL if the process is still running after 20 s)
 // and waits for the process to end.
 func (p *Process) Stop() error {
-	var err error
-	select {
-	case <-p.exited:
-	default:
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-			err = fmt.Errorf("%s (pid %d) ignored SIGTERM for 20s; killed", p.bin, p.PID())
-		}
-	}
+	err := terminate(p.cmd, p.exited, 20*time.Second)
 	if p.logf != nil {
 		_ = p.logf.Close()
 		p.logf = nil
 	}
 	return err
+}
+
+// terminate sends cmd SIGTERM unless it has exited already, and SIGKILL
+// if it is still running after grace; it returns once the process has
+// ended (exited is closed when cmd.Wait returns).
+func terminate(cmd *exec.Cmd, exited <-chan struct{}, grace time.Duration) error {
+	select {
+	case <-exited:
+		return nil
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("%s (pid %d) ignored SIGTERM for %s; killed", filepath.Base(cmd.Path), cmd.Process.Pid, grace)
+	}
 }
 
 func freePort() (int, error) {
