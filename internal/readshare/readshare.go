@@ -53,9 +53,10 @@ func Do[V any](r *Reads, ctx context.Context, key string, read func(context.Cont
 		return v.(V), nil
 	}
 	ch := r.flight.DoChan(key, func() (any, error) {
+		start := time.Now() // an answer's age counts from when its read began
 		v, err := read(context.WithoutCancel(ctx))
 		if err == nil {
-			r.keep(key, v)
+			r.keep(key, v, start)
 		}
 		return v, err
 	})
@@ -82,7 +83,7 @@ func (r *Reads) fresh(key string) (any, bool) {
 	return e.value, true
 }
 
-func (r *Reads) keep(key string, v any) {
+func (r *Reads) keep(key string, v any, at time.Time) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -96,5 +97,5 @@ func (r *Reads) keep(key string, v any) {
 			clear(r.done)
 		}
 	}
-	r.done[key] = answer{value: v, at: now}
+	r.done[key] = answer{value: v, at: at}
 }
