@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flashsale/flashsale/internal/testdb"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 	"github.com/flashsale/flashsale/migrations"
 )
 
@@ -75,7 +75,7 @@ func TestCommands(t *testing.T) {
 		}
 	})
 	t.Run("migrate", func(t *testing.T) {
-		db := []string{"DATABASE_URL=" + testdb.New(t)} // migrated already
+		db := []string{"DATABASE_URL=" + pgtest.New(t)} // migrated already
 		state := func(want string) {
 			t.Helper()
 			code, out, errOut := run(t, db, "migrate", "status")
@@ -101,7 +101,7 @@ func TestCommands(t *testing.T) {
 		// DATABASE_URL names a pooler nobody runs: the command must not
 		// need it.
 		env := []string{"DATABASE_URL=postgres://postgres@127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=1",
-			"DB_POOLER=transaction", "DATABASE_MIGRATION_URL=" + testdb.New(t)}
+			"DB_POOLER=transaction", "DATABASE_MIGRATION_URL=" + pgtest.New(t)}
 		code, out, errOut := run(t, env, "migrate", "up")
 		expect(t, code, out, errOut, 0, "nothing to do")
 		code, out, errOut = run(t, env[:2], "migrate", "status")
@@ -111,7 +111,7 @@ func TestCommands(t *testing.T) {
 		}
 	})
 	t.Run("healthcheck", func(t *testing.T) {
-		u, err := url.Parse(testserver.Start(t, testserver.Options{}).URL)
+		u, err := url.Parse(apitest.Start(t, apitest.Options{}).URL)
 		if err != nil {
 			t.Fatal(err)
 		}

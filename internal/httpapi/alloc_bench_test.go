@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/flashsale/flashsale/internal/testfactory"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 // BenchmarkSoldOutCheckout is the storm's request as the server sees it:
@@ -19,12 +19,12 @@ import (
 //
 //	go test -run '^$' -bench SoldOutCheckout -benchtime 20000x ./internal/httpapi
 func BenchmarkSoldOutCheckout(b *testing.B) {
-	srv := testserver.Start(b, testserver.Options{})
+	srv := apitest.Start(b, apitest.Options{})
 	cur, err := srv.Sales.Current(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
-	testfactory.SellOut(b, srv.Pool, cur.ID)
+	saletest.SellOut(b, srv.Pool, cur.ID)
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(32) // 32 requests per core in flight, so batches form

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 )
 
 type inputCase struct {
@@ -106,7 +106,7 @@ func inputCases(saleID int64, code string) []inputCase {
 
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	saleID := apitest.CurrentSaleID(t, srv.URL)
 	code := apitest.Held(t, srv.URL, "buyer", 1)["code"].(string)
 
@@ -123,10 +123,10 @@ func TestBadInput(t *testing.T) {
 // well-formed one for a missing item must.
 func TestBadCheckoutStoresNoAttempt(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	attempts := func(where string) int64 {
 		t.Helper()
-		return apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts "+where)
+		return pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts "+where)
 	}
 
 	sent := 0

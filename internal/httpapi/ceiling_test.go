@@ -1,17 +1,16 @@
 package httpapi_test
 
 import (
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // TestSoldOutStackAnswersAsTheServer: the HTTP ceiling's checkout answers
@@ -22,13 +21,13 @@ import (
 func TestSoldOutStackAnswersAsTheServer(t *testing.T) {
 	t.Parallel()
 	settings := sale.Settings{Duration: time.Hour, Units: 1, Items: 1, PerUserLimit: 1, HoldTTL: 10 * time.Minute}
-	srv := testserver.Start(t, testserver.Options{Settings: &settings})
+	srv := apitest.Start(t, apitest.Options{Settings: &settings})
 	apitest.Bought(t, srv.URL, apitest.Held(t, srv.URL, "alice", 1))
 
 	// Two checkouts per user, then one every 100 s.
 	limits := httpapi.RateLimits{UserRate: 0.01, UserBurst: 2}
 	ceiling := httptest.NewServer(httpapi.NewSoldOut(httpapi.Options{
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: limits,
+		Log: testutil.Logger(t, slog.LevelWarn), Limits: limits,
 	}))
 	t.Cleanup(ceiling.Close)
 

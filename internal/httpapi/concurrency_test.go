@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // loadClient keeps up to conns connections open, so a burst of requests
@@ -39,7 +40,7 @@ func TestConcurrentCheckoutsNeverOversell(t *testing.T) {
 	)
 	opts := apitest.WeekLong(sale.Settings{Units: units, Items: items, PerUserLimit: limit, HoldTTL: 10 * time.Minute})
 	opts.DBTimeout = stressDBTimeout
-	srv := testserver.Start(t, opts)
+	srv := apitest.Start(t, opts)
 	saleID := apitest.CurrentSaleID(t, srv.URL)
 	client := loadClient(t, workers)
 
@@ -62,7 +63,7 @@ func TestConcurrentCheckoutsNeverOversell(t *testing.T) {
 		err                error
 	}
 	results := make([]result, len(reqs))
-	apitest.Together(workers, len(reqs), func(i int) {
+	testutil.Together(workers, len(reqs), func(i int) {
 		r := &results[i]
 		r.checkout, r.err = apitest.Send(client, http.MethodPost, apitest.CheckoutURL(srv.URL, reqs[i].user, reqs[i].item), "", nil)
 		if r.err == nil && r.checkout.Status == http.StatusCreated {
@@ -115,7 +116,7 @@ func TestConcurrentCheckoutsNeverOversell(t *testing.T) {
 		{"summary: attempts", "SELECT checkout_attempts FROM sale_summary WHERE id = $1", int64(len(reqs))},
 	}
 	for _, c := range checks {
-		if got := apitest.Scalar(t, srv.Pool, c.sql, saleID); got != c.want {
+		if got := pgtest.Scalar(t, srv.Pool, c.sql, saleID); got != c.want {
 			t.Errorf("%s: %d, want %d", c.what, got, c.want)
 		}
 	}
@@ -125,7 +126,7 @@ func TestConcurrentCheckoutsNeverOversell(t *testing.T) {
 	if created != units {
 		t.Errorf("%d holds were answered 201 and bought, want %d", created, units)
 	}
-	if got := apitest.Scalar(t, srv.Pool, "SELECT max_units_per_user FROM sale_summary WHERE id = $1", saleID); got > limit {
+	if got := pgtest.Scalar(t, srv.Pool, "SELECT max_units_per_user FROM sale_summary WHERE id = $1", saleID); got > limit {
 		t.Errorf("summary: max_units_per_user %d, want <= %d", got, limit)
 	}
 }
@@ -133,14 +134,14 @@ func TestConcurrentCheckoutsNeverOversell(t *testing.T) {
 func TestRacingPurchasesOfOneCode(t *testing.T) {
 	t.Parallel()
 	const racers = 20
-	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
+	srv := apitest.Start(t, apitest.WeekLong(apitest.DefaultSettings))
 	hold := apitest.Held(t, srv.URL, "racer", 3)
 
 	client := loadClient(t, racers)
 	code, _ := hold["code"].(string)
 	replies := make([]apitest.Reply, racers)
 	errs := make([]error, racers)
-	apitest.Together(racers, racers, func(i int) {
+	testutil.Together(racers, racers, func(i int) {
 		replies[i], errs[i] = apitest.Send(client, http.MethodPost, apitest.PurchaseURL(srv.URL, code), "", nil)
 	})
 
@@ -154,18 +155,18 @@ func TestRacingPurchasesOfOneCode(t *testing.T) {
 			t.Fatalf("purchase %d answered %v; purchase 0 answered purchase_id %v", i, r.Body, first)
 		}
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases WHERE code = $1", code); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases WHERE code = $1", code); n != 1 {
 		t.Fatalf("%d purchase rows for one code, want 1", n)
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM units WHERE sold_at IS NOT NULL"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM units WHERE sold_at IS NOT NULL"); n != 1 {
 		t.Fatalf("%d units sold, want 1", n)
 	}
 }
 
 func TestUserCapPerSale(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
-	limit := testserver.DefaultSettings.PerUserLimit
+	srv := apitest.Start(t, apitest.WeekLong(apitest.DefaultSettings))
+	limit := apitest.DefaultSettings.PerUserLimit
 
 	var holds []map[string]any
 	for item := 1; item <= limit; item++ {
@@ -191,7 +192,7 @@ func TestUserCapPerSale(t *testing.T) {
 	overCap("with every unit bought")
 
 	apitest.Held(t, srv.URL, "someone-else", limit+1)
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases WHERE user_id = 'greedy'"); n != int64(limit) {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases WHERE user_id = 'greedy'"); n != int64(limit) {
 		t.Fatalf("greedy owns %d units, want %d", n, limit)
 	}
 }

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 )
 
 func TestIndex(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{NoSale: true})
+	srv := apitest.Start(t, apitest.Options{NoSale: true})
 	idx := apitest.GetOK(t, srv.URL+"/")
 	if idx["name"] != "flashsale" || idx["version"] != "test" {
 		t.Fatalf("index: %v", idx)
@@ -39,11 +39,11 @@ func TestIndex(t *testing.T) {
 
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
-	withSale := testserver.Start(t, testserver.Options{})
-	noSale := testserver.Start(t, testserver.Options{NoSale: true})
+	withSale := apitest.Start(t, apitest.Options{})
+	noSale := apitest.Start(t, apitest.Options{NoSale: true})
 
 	// Liveness must not depend on the sale: a server between sales is alive.
-	for _, srv := range []*testserver.Server{withSale, noSale} {
+	for _, srv := range []*apitest.Server{withSale, noSale} {
 		if h := apitest.GetOK(t, srv.URL+"/healthz"); h["status"] != "ok" {
 			t.Errorf("healthz: %v", h)
 		}
@@ -60,8 +60,8 @@ func TestHealthAndReadiness(t *testing.T) {
 
 func TestCurrentSaleCounts(t *testing.T) {
 	t.Parallel()
-	opts := apitest.WeekLong(testserver.DefaultSettings)
-	srv := testserver.Start(t, opts)
+	opts := apitest.WeekLong(apitest.DefaultSettings)
+	srv := apitest.Start(t, opts)
 	set := *opts.Settings
 
 	cur := apitest.GetOK(t, srv.URL+"/sales/current")
@@ -84,7 +84,7 @@ func TestCurrentSaleCounts(t *testing.T) {
 	afterHold := apitest.GetOK(t, srv.URL+"/sales/current")
 	assertCounts(t, afterHold, want)
 	// The attempt count is for psql audits (sale_summary), not the API.
-	if n := apitest.Scalar(t, srv.Pool, "SELECT checkout_attempts FROM sale_summary WHERE id = $1", apitest.Int(t, cur, "id")); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT checkout_attempts FROM sale_summary WHERE id = $1", apitest.Int(t, cur, "id")); n != 1 {
 		t.Fatalf("sale_summary.checkout_attempts = %d after one checkout, want 1", n)
 	}
 
@@ -145,8 +145,8 @@ func walkItems(t *testing.T, base string, limit int) map[int64]map[string]any {
 
 func TestItemsPagination(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
-	set := testserver.DefaultSettings
+	srv := apitest.Start(t, apitest.WeekLong(apitest.DefaultSettings))
+	set := apitest.DefaultSettings
 	perItem := int64(set.Units / set.Items)
 
 	before := walkItems(t, srv.URL, 7)
@@ -178,7 +178,7 @@ func TestItemsPagination(t *testing.T) {
 
 func TestUserPurchases(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
+	srv := apitest.Start(t, apitest.WeekLong(apitest.DefaultSettings))
 	saleID := apitest.CurrentSaleID(t, srv.URL)
 	apitest.Held(t, srv.URL, "erin", 1) // held, never bought: must not be listed
 
@@ -220,7 +220,7 @@ func assertPurchases(t *testing.T, list map[string]any, saleID int64, user strin
 
 func TestItemImage(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	items := apitest.GetOK(t, srv.URL+"/sales/current/items?limit=2")["items"].([]any)
 	if len(items) != 2 {
 		t.Fatalf("want 2 items, got %v", items)
@@ -249,8 +249,8 @@ func TestItemImage(t *testing.T) {
 
 func TestRequestID(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
-	noSale := testserver.Start(t, testserver.Options{NoSale: true})
+	srv := apitest.Start(t, apitest.Options{})
+	noSale := apitest.Start(t, apitest.Options{NoSale: true})
 	image := apitest.GetOK(t, srv.URL+"/sales/current/items?limit=1")["items"].([]any)[0].(map[string]any)["image_url"].(string)
 	replies := map[string]apitest.Reply{
 		"index":          apitest.Get(t, srv.URL+"/"),
@@ -281,7 +281,7 @@ func TestRequestID(t *testing.T) {
 // "/" must be %2F) has to name the same user that checked out.
 func TestUserPurchasesEscapedPath(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
+	srv := apitest.Start(t, apitest.WeekLong(apitest.DefaultSettings))
 	saleID := apitest.CurrentSaleID(t, srv.URL)
 	for user, path := range map[string]string{"zoë": "zo%c3%ab", "team/kim": "team%2Fkim", "zoë 2": "zo%C3%AB%202"} {
 		apitest.Bought(t, srv.URL, apitest.Held(t, srv.URL, user, 6))
@@ -299,7 +299,7 @@ func TestUserPurchasesEscapedPath(t *testing.T) {
 // uptime checkers use it.
 func TestHeadWhereverGet(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	saleID := apitest.CurrentSaleID(t, srv.URL)
 	for _, path := range []string{"/", "/healthz", "/readyz", "/sales/current", "/sales/current/items",
 		fmt.Sprintf("/sales/%d", saleID), "/users/ann/purchases", fmt.Sprintf("/items/%d/1/image.svg", saleID)} {
@@ -321,7 +321,7 @@ func TestHeadWhereverGet(t *testing.T) {
 // anything else is replaced by a generated one, so it is never logged.
 func TestRequestIDFromClient(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	for _, c := range []struct {
 		sent string
 		echo bool

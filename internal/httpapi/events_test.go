@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/httpapi"
-	"github.com/flashsale/flashsale/internal/saletest"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // streamClient has no overall timeout: a stream lasts as long as the test
@@ -122,7 +122,7 @@ func mustOpen(t *testing.T, base string) *sseStream {
 // the next one.
 func TestSaleEventsMatchCurrentSale(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
+	srv := apitest.Start(t, apitest.WeekLong(apitest.DefaultSettings))
 	s := mustOpen(t, srv.URL)
 	ev, err := s.nextSale()
 	if err != nil {
@@ -165,7 +165,7 @@ func TestSaleEventsMatchCurrentSale(t *testing.T) {
 // With no sale open the stream says why, in the API's error body.
 func TestSaleEventsWithoutSale(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{NoSale: true})
+	srv := apitest.Start(t, apitest.Options{NoSale: true})
 	m, err := mustOpen(t, srv.URL).next()
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestThousandWatchersOneReadPerSecond(t *testing.T) {
 		watchers = 1000
 		holds    = 3
 	)
-	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
+	srv := apitest.Start(t, apitest.WeekLong(apitest.DefaultSettings))
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -244,7 +244,7 @@ func TestThousandWatchersOneReadPerSecond(t *testing.T) {
 	for _, s := range streams {
 		s.Close()
 	}
-	apitest.Poll(t, 10*time.Second, func() error {
+	testutil.Poll(t, 10*time.Second, func() error {
 		if w.Watching() {
 			return errors.New("the sale is still read after every client went away")
 		}
@@ -259,7 +259,7 @@ func TestEventStreamTimeoutsAndShutdown(t *testing.T) {
 	t.Parallel()
 	env := saletest.New(t)
 	api := httpapi.New(env.Service, httpapi.Options{
-		Version: "test", Log: slog.New(slog.DiscardHandler), EventHeartbeat: 50 * time.Millisecond,
+		Version: "test", Log: testutil.Logger(t, slog.LevelWarn), EventHeartbeat: 50 * time.Millisecond,
 	})
 	srv := api.HTTPServer("127.0.0.1:0")
 	const timeout = 200 * time.Millisecond // instead of the real 10s and 30s

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 )
 
 // waitPastExpiry returns once the hold's expires_at has passed. PostgreSQL
@@ -19,7 +19,7 @@ func waitPastExpiry(t *testing.T, hold map[string]any) {
 
 func TestHoldExpires(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(sale.Settings{Units: 1, Items: 1, PerUserLimit: 10, HoldTTL: time.Second}))
+	srv := apitest.Start(t, apitest.WeekLong(sale.Settings{Units: 1, Items: 1, PerUserLimit: 10, HoldTTL: time.Second}))
 
 	alice := apitest.Held(t, srv.URL, "alice", 1)
 	apitest.Expect(t, "bob's checkout while alice holds the only unit", apitest.Checkout(t, srv.URL, "bob", 1),
@@ -35,14 +35,14 @@ func TestHoldExpires(t *testing.T) {
 	// Once bob owns the unit, alice's code must stay dead.
 	apitest.Expect(t, "alice's purchase after bob's", apitest.Purchase(t, srv.URL, alice), http.StatusGone, "code_expired")
 
-	if n := apitest.Scalar(t, srv.Pool, `SELECT count(DISTINCT unit_id) FROM checkout_attempts
+	if n := pgtest.Scalar(t, srv.Pool, `SELECT count(DISTINCT unit_id) FROM checkout_attempts
 		WHERE outcome = 'held' AND code = ANY($1)`, []string{alice["code"].(string), bob["code"].(string)}); n != 1 {
 		t.Fatalf("alice and bob held %d different units, want the same one", n)
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases WHERE user_id = 'bob'"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases WHERE user_id = 'bob'"); n != 1 {
 		t.Fatalf("%d purchase rows for bob, want 1", n)
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases"); n != 1 {
 		t.Fatalf("%d purchase rows, want 1", n)
 	}
 }
@@ -51,7 +51,7 @@ func TestHoldExpires(t *testing.T) {
 // her second checkout: so it must stop counting when it expires.
 func TestHoldExpiryFreesUserCap(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(sale.Settings{Units: 2, Items: 2, PerUserLimit: 1, HoldTTL: time.Second}))
+	srv := apitest.Start(t, apitest.WeekLong(sale.Settings{Units: 2, Items: 2, PerUserLimit: 1, HoldTTL: time.Second}))
 
 	first := apitest.Held(t, srv.URL, "alice", 1)
 	apitest.Expect(t, "second checkout while the first hold lives", apitest.Checkout(t, srv.URL, "alice", 2),

@@ -6,13 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
 )
 
 func TestCheckoutThenPurchase(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 
 	hold := apitest.Held(t, srv.URL, "alice", 7)
 	code, _ := hold["code"].(string)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
 )
 
 // The fuzz targets send whatever the fuzzer makes of a request to the real
@@ -21,7 +21,7 @@ import (
 // fuzzAPI is the API of a fresh server, called in process (no socket), so
 // the fuzzer gets thousands of requests a second.
 func fuzzAPI(f *testing.F) http.Handler {
-	return testserver.Start(f, testserver.Options{}).API
+	return apitest.Start(f, apitest.Options{}).API
 }
 
 // wireSafe reports whether s can reach the server in a header: net/http

@@ -17,12 +17,13 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-only"
@@ -62,11 +63,11 @@ func send(t *testing.T, method, url, bearer string, headers ...string) apitest.R
 	return r
 }
 
-func authServer(t *testing.T, v *auth.Verifier) *testserver.Server {
+func authServer(t *testing.T, v *auth.Verifier) *apitest.Server {
 	t.Helper()
 	opts := apitest.WeekLong(sale.Settings{Units: 40, Items: 4, PerUserLimit: 10, HoldTTL: time.Hour})
 	opts.HTTP.Auth = v
-	return testserver.Start(t, opts)
+	return apitest.Start(t, opts)
 }
 
 func TestAuthWithSharedSecret(t *testing.T) {
@@ -129,7 +130,7 @@ func TestAuthWithSharedSecret(t *testing.T) {
 	}
 	// Public reads need no token.
 	apitest.Expect(t, "sale without a token", apitest.Get(t, srv.URL+"/sales/current"), http.StatusOK, "")
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'alice'"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'alice'"); n != 1 {
 		t.Errorf("alice has %d attempts, want 1: refused tokens store nothing", n)
 	}
 }
@@ -193,11 +194,11 @@ func TestRateLimitedCheckoutsAreStored(t *testing.T) {
 	// One token per 1,000 s: on a slow machine the burst may take seconds,
 	// and no token may come back before the read over the limit below.
 	opts.HTTP.Limits = httpapi.RateLimits{IPRate: 0.001, IPBurst: 100}
-	srv := testserver.Start(t, opts)
+	srv := apitest.Start(t, opts)
 	const burst = 1000
 	replies := make([]apitest.Reply, burst)
 	errs := make([]error, burst)
-	apitest.Together(32, burst, func(i int) {
+	testutil.Together(32, burst, func(i int) {
 		replies[i], errs[i] = apitest.Send(apitest.Client, http.MethodPost,
 			apitest.CheckoutURL(srv.URL, fmt.Sprintf("burst-%03d", i), i%30+1), "", nil)
 	})
@@ -222,10 +223,10 @@ func TestRateLimitedCheckoutsAreStored(t *testing.T) {
 	if statuses[http.StatusTooManyRequests] < burst/2 {
 		t.Errorf("only %d of %d answered 429", statuses[http.StatusTooManyRequests], burst)
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts"); n != burst {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts"); n != burst {
 		t.Errorf("%d attempts stored, want %d", n, burst)
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE outcome = 'rate_limited'"); n != int64(statuses[http.StatusTooManyRequests]) {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE outcome = 'rate_limited'"); n != int64(statuses[http.StatusTooManyRequests]) {
 		t.Errorf("%d rate_limited attempts stored, %d answered 429", n, statuses[http.StatusTooManyRequests])
 	}
 	// The address limit covers the other routes too (not health checks).
@@ -239,7 +240,7 @@ func TestUserRateLimit(t *testing.T) {
 	t.Parallel()
 	opts := apitest.WeekLong(sale.Settings{Units: 300, Items: 30, PerUserLimit: 10, HoldTTL: time.Hour})
 	opts.HTTP.Limits = httpapi.RateLimits{UserRate: 1, UserBurst: 3}
-	srv := testserver.Start(t, opts)
+	srv := apitest.Start(t, opts)
 	limited := 0
 	for i := range 10 {
 		r := apitest.Checkout(t, srv.URL, "hot", i+1)
@@ -253,7 +254,7 @@ func TestUserRateLimit(t *testing.T) {
 		t.Errorf("hot user: %d of 10 limited, want at least 6 (burst 3, 1/s)", limited)
 	}
 	apitest.Expect(t, "another user", apitest.Checkout(t, srv.URL, "calm", 1), http.StatusCreated, "")
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'hot' AND outcome = 'rate_limited'"); n != int64(limited) {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'hot' AND outcome = 'rate_limited'"); n != int64(limited) {
 		t.Errorf("%d rate_limited rows, want %d", n, limited)
 	}
 }
@@ -273,7 +274,7 @@ func TestForwardedForFromTrustedProxiesOnly(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			opts := testserver.Options{}
+			opts := apitest.Options{}
 			opts.HTTP.Limits = httpapi.RateLimits{IPRate: 0.001, IPBurst: 1}
 			if c.trusted != "" {
 				nets, err := config.ParseNets([]string{c.trusted})
@@ -282,7 +283,7 @@ func TestForwardedForFromTrustedProxiesOnly(t *testing.T) {
 				}
 				opts.HTTP.TrustedProxies = nets
 			}
-			srv := testserver.Start(t, opts)
+			srv := apitest.Start(t, opts)
 			apitest.Expect(t, "first client", send(t, http.MethodGet, srv.URL+"/sales/current", "", "X-Forwarded-For", "203.0.113.1"), http.StatusOK, "")
 			r := send(t, http.MethodGet, srv.URL+"/sales/current", "", "X-Forwarded-For", "203.0.113.2")
 			if r.Status != c.wantSecond {
@@ -294,9 +295,9 @@ func TestForwardedForFromTrustedProxiesOnly(t *testing.T) {
 
 func TestCORS(t *testing.T) {
 	t.Parallel()
-	opts := testserver.Options{}
+	opts := apitest.Options{}
 	opts.HTTP.CORSOrigins = []string{"https://shop.example"}
-	srv := testserver.Start(t, opts)
+	srv := apitest.Start(t, opts)
 	r := send(t, http.MethodGet, srv.URL+"/sales/current", "", "Origin", "https://shop.example")
 	if r.Header.Get("Access-Control-Allow-Origin") != "https://shop.example" {
 		t.Errorf("allowed origin: headers %v", r.Header)
@@ -310,7 +311,7 @@ func TestCORS(t *testing.T) {
 	if r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("other origin allowed: %v", r.Header)
 	}
-	plain := testserver.Start(t, testserver.Options{})
+	plain := apitest.Start(t, apitest.Options{})
 	r = send(t, http.MethodGet, plain.URL+"/sales/current", "", "Origin", "https://shop.example")
 	if r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("CORS off, yet: %v", r.Header)
@@ -320,7 +321,7 @@ func TestCORS(t *testing.T) {
 // TestOldSystemAliases: the requests the Go + Redis system documented.
 func TestOldSystemAliases(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	apitest.Expect(t, "GET /health", apitest.Get(t, srv.URL+"/health"), http.StatusOK, "")
 	r := apitest.Do(t, http.MethodPost, srv.URL+"/checkout?user_id=user1&item_id=item1", "", nil)
 	apitest.Expect(t, "item_id=item1", r, http.StatusCreated, "")
@@ -341,7 +342,7 @@ func TestOldSystemAliases(t *testing.T) {
 
 func TestOversizedHeadersAnswerJSON(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	r := send(t, http.MethodGet, srv.URL+"/sales/current", "", "X-Padding", strings.Repeat("p", 100<<10))
 	apitest.Expect(t, "100 KB of headers", r, http.StatusRequestHeaderFieldsTooLarge, "request_headers_too_large")
 }

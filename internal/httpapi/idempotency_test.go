@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testdb"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // checkoutWithKey sends a checkout carrying an Idempotency-Key.
@@ -45,9 +45,9 @@ func wantReplay(t *testing.T, what string, first, again apitest.Reply) {
 
 func TestIdempotentCheckout(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(sale.Settings{Units: 20, Items: 2, PerUserLimit: 10, HoldTTL: time.Hour}))
+	srv := apitest.Start(t, apitest.WeekLong(sale.Settings{Units: 20, Items: 2, PerUserLimit: 10, HoldTTL: time.Hour}))
 	attempts := func(user string) int64 {
-		return apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = $1", user)
+		return pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = $1", user)
 	}
 
 	first := mustCheckoutWithKey(t, srv.URL, "ada", 1, "order-1")
@@ -63,7 +63,7 @@ func TestIdempotentCheckout(t *testing.T) {
 	wantReplay(t, "after the purchase", first, mustCheckoutWithKey(t, srv.URL, "ada", 1, "order-1"))
 
 	// Another server on the same database (a restart) knows the key.
-	other := testserver.Start(t, testserver.Options{DBURL: srv.DBURL})
+	other := apitest.Start(t, apitest.Options{DBURL: srv.DBURL})
 	wantReplay(t, "on another server", first, mustCheckoutWithKey(t, other.URL, "ada", 1, "order-1"))
 
 	apitest.Expect(t, "same key, other item", mustCheckoutWithKey(t, srv.URL, "ada", 2, "order-1"),
@@ -90,12 +90,12 @@ func TestIdempotentCheckout(t *testing.T) {
 
 func TestIdempotencyKeyRacingRepeats(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(sale.Settings{Units: 100, Items: 10, PerUserLimit: 10, HoldTTL: time.Hour}))
-	other := testserver.Start(t, testserver.Options{DBURL: srv.DBURL})
+	srv := apitest.Start(t, apitest.WeekLong(sale.Settings{Units: 100, Items: 10, PerUserLimit: 10, HoldTTL: time.Hour}))
+	other := apitest.Start(t, apitest.Options{DBURL: srv.DBURL})
 	const repeats = 50
 	replies := make([]apitest.Reply, repeats)
 	errs := make([]error, repeats)
-	apitest.Together(repeats, repeats, func(i int) {
+	testutil.Together(repeats, repeats, func(i int) {
 		base := srv.URL
 		if i%2 == 1 {
 			base = other.URL // two servers: the key holds across processes
@@ -117,17 +117,17 @@ func TestIdempotencyKeyRacingRepeats(t *testing.T) {
 	if len(codes) != 1 || replayed != repeats-1 {
 		t.Errorf("%d racing repeats gave codes %v and %d replays, want one code and %d replays", repeats, codes, replayed, repeats-1)
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'racer'"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'racer'"); n != 1 {
 		t.Errorf("%d attempts stored, want 1", n)
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM units WHERE held_by = 'racer'"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM units WHERE held_by = 'racer'"); n != 1 {
 		t.Errorf("%d units held, want 1", n)
 	}
 }
 
 func TestIdempotencyKeyExpiry(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, apitest.WeekLong(sale.Settings{Units: 20, Items: 2, PerUserLimit: 10, HoldTTL: time.Hour}))
+	srv := apitest.Start(t, apitest.WeekLong(sale.Settings{Units: 20, Items: 2, PerUserLimit: 10, HoldTTL: time.Hour}))
 	first := mustCheckoutWithKey(t, srv.URL, "eve", 1, "k")
 	apitest.Expect(t, "first", first, http.StatusCreated, "")
 
@@ -151,14 +151,14 @@ func TestIdempotencyKeyExpiry(t *testing.T) {
 	if err := srv.Sales.DeleteExpiredIdempotencyKeys(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM idempotency_keys"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM idempotency_keys"); n != 1 {
 		t.Errorf("%d keys left after the sweep, want 1 (k2)", n)
 	}
 }
 
 func TestIdempotencyKeyMustBeWellFormed(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	for name, key := range map[string]string{
 		"empty":        "",
 		"too long":     strings.Repeat("k", 256),
@@ -172,7 +172,7 @@ func TestIdempotencyKeyMustBeWellFormed(t *testing.T) {
 		apitest.Expect(t, name, r, http.StatusBadRequest, "invalid_request")
 	}
 	apitest.Expect(t, "255 characters", mustCheckoutWithKey(t, srv.URL, "ivy", 1, strings.Repeat("k", 255)), http.StatusCreated, "")
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts"); n != 1 {
 		t.Errorf("%d attempts stored, want 1: malformed requests are refused before the sale", n)
 	}
 }
@@ -181,13 +181,13 @@ func TestIdempotencyKeyMustBeWellFormed(t *testing.T) {
 // was away stored nothing, so its repeat with the key is a fresh attempt.
 func TestIdempotencyKeyAfter503(t *testing.T) {
 	t.Parallel()
-	p, dbURL := throughProxy(t, testdb.New(t))
-	srv := testserver.Start(t, testserver.Options{DBURL: dbURL, DBTimeout: time.Second})
+	p, dbURL := throughProxy(t, pgtest.New(t))
+	srv := apitest.Start(t, apitest.Options{DBURL: dbURL, DBTimeout: time.Second})
 	p.Cut()
 	r, err := checkoutWithKey(srv.URL, "olga", 1, "retry-me")
 	wantFast503(t, "keyed checkout", r, err)
 	p.Restore()
-	apitest.Poll(t, 15*time.Second, func() error {
+	testutil.Poll(t, 15*time.Second, func() error {
 		r := mustCheckoutWithKey(t, srv.URL, "olga", 1, "retry-me")
 		if r.Status == http.StatusServiceUnavailable {
 			return fmt.Errorf("still 503: %s", r.Raw)
@@ -198,7 +198,7 @@ func TestIdempotencyKeyAfter503(t *testing.T) {
 		}
 		return nil
 	})
-	if n := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'olga'"); n != 1 {
+	if n := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'olga'"); n != 1 {
 		t.Errorf("%d attempts, want 1", n)
 	}
 }

@@ -8,16 +8,15 @@ import (
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/httpapi"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
 )
 
 // TestOpenAPIServed: GET /openapi.json answers the embedded document, which
 // is valid OpenAPI 3.1 and describes every route; the index links to it.
 func TestOpenAPIServed(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{NoSale: true})
+	srv := apitest.Start(t, apitest.Options{NoSale: true})
 	if link := apitest.GetOK(t, srv.URL+"/")["openapi"]; link != "/openapi.json" {
 		t.Fatalf(`index "openapi" = %v, want "/openapi.json"`, link)
 	}

@@ -12,10 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/testdb"
-	"github.com/flashsale/flashsale/internal/testproxy"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/testproxy"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // throughProxy returns a proxy in front of dbURL's server and the URL that
@@ -54,8 +54,8 @@ func wantFast503(t *testing.T, what string, r apitest.Reply, err error) {
 // service must recover on its own once the database is back.
 func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
-	p, dbURL := throughProxy(t, testdb.New(t))
-	srv := testserver.Start(t, testserver.Options{DBURL: dbURL, DBTimeout: time.Second})
+	p, dbURL := throughProxy(t, pgtest.New(t))
+	srv := apitest.Start(t, apitest.Options{DBURL: dbURL, DBTimeout: time.Second})
 	saleID := apitest.CurrentSaleID(t, srv.URL)
 	hold := apitest.Held(t, srv.URL, "ivan", 1)
 
@@ -91,7 +91,7 @@ func TestDatabaseOutage(t *testing.T) {
 
 	p.Restore()
 	// Polling, not synchronising: the pool redials on its own schedule.
-	apitest.Poll(t, 15*time.Second, func() error {
+	testutil.Poll(t, 15*time.Second, func() error {
 		r := apitest.Checkout(t, srv.URL, "judy", 5)
 		if r.Status == http.StatusServiceUnavailable {
 			return fmt.Errorf("checkout after the database came back: still 503: %s", r.Raw)

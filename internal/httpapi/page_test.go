@@ -16,8 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
 )
 
 // browserNames are looked up on PATH in this order; the Makefile's browser
@@ -149,7 +148,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // shows matches the API, the form checks out and purchases and the counts
 // follow, errors show the API's message, and it fits a phone.
 func TestSalePageInBrowser(t *testing.T) {
-	srv := testserver.Start(t, apitest.WeekLong(testserver.DefaultSettings))
+	srv := apitest.Start(t, apitest.WeekLong(apitest.DefaultSettings))
 	ctx := newBrowser(t, 60*time.Second)
 
 	cur := apitest.GetOK(t, srv.URL+"/sales/current")
@@ -225,9 +224,9 @@ func TestSalePageInBrowser(t *testing.T) {
 
 // When the sale rolls over, the page shows the new sale and its items.
 func TestSalePageRollover(t *testing.T) {
-	s := testserver.DefaultSettings
+	s := apitest.DefaultSettings
 	s.Duration = 2 * time.Second
-	srv := testserver.Start(t, testserver.Options{Settings: &s})
+	srv := apitest.Start(t, apitest.Options{Settings: &s})
 	// As in the server: the scheduler creates each next sale in time.
 	schedCtx, stop := context.WithCancel(context.Background())
 	scheduled := make(chan struct{})
@@ -247,7 +246,7 @@ func TestSalePageRollover(t *testing.T) {
 // GET / is the page for browsers and the JSON index for everyone else.
 func TestIndexNegotiation(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{NoSale: true})
+	srv := apitest.Start(t, apitest.Options{NoSale: true})
 	for _, c := range []struct {
 		accept string
 		html   bool
@@ -289,7 +288,7 @@ func TestIndexNegotiation(t *testing.T) {
 // API's 404.
 func TestPageFiles(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{NoSale: true})
+	srv := apitest.Start(t, apitest.Options{NoSale: true})
 	for path, ct := range map[string]string{"/page/sale.js": "text/javascript", "/page/sale.css": "text/css"} {
 		r := apitest.Get(t, srv.URL+path)
 		if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), ct) || len(r.Raw) == 0 {

@@ -11,9 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
 )
 
 // Reads (the sale and its counts, the item list, readiness) have a pool of
@@ -24,7 +23,7 @@ func TestReadsCannotStarveCheckouts(t *testing.T) {
 	t.Parallel()
 	opts := apitest.WeekLong(sale.Settings{Units: 300, Items: 30, PerUserLimit: 10, HoldTTL: 10 * time.Minute})
 	opts.DBTimeout, opts.ReadPoolSize = time.Second, 2 // more than the default, to take them all
-	srv := testserver.Start(t, opts)
+	srv := apitest.Start(t, opts)
 	ctx := context.Background()
 
 	var taken []*pgxpool.Conn
@@ -111,7 +110,7 @@ func TestPolledReadsShareOneAnswer(t *testing.T) {
 	opts := apitest.WeekLong(sale.Settings{Units: 300, Items: 30, PerUserLimit: 10, HoldTTL: 10 * time.Minute})
 	opts.DBTimeout, opts.ReadPoolSize = time.Second, 1
 	opts.HTTP.ReadMaxAge = time.Hour
-	srv := testserver.Start(t, opts)
+	srv := apitest.Start(t, opts)
 	paths := []string{"/sales/current", "/sales/current/items?limit=10"}
 	first := map[string]string{}
 	for _, p := range paths {

@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // TestExpiryRacesUnderLoad drives the path where checkout_batch and
@@ -30,7 +31,7 @@ func TestExpiryRacesUnderLoad(t *testing.T) {
 	)
 	opts := apitest.WeekLong(sale.Settings{Units: units, Items: items, PerUserLimit: limit, HoldTTL: ttl})
 	opts.DBTimeout = stressDBTimeout
-	srv := testserver.Start(t, opts)
+	srv := apitest.Start(t, opts)
 	saleID := apitest.CurrentSaleID(t, srv.URL)
 	client := loadClient(t, workers)
 
@@ -50,7 +51,7 @@ func TestExpiryRacesUnderLoad(t *testing.T) {
 	// One log per worker: no locking while the storm runs.
 	logs := make([][]answer, workers)
 	deadline := time.Now().Add(storm)
-	apitest.Together(workers, workers, func(w int) {
+	testutil.Together(workers, workers, func(w int) {
 		for time.Now().Before(deadline) {
 			c := answer{user: fmt.Sprintf("user-%02d", rand.IntN(users)), item: rand.IntN(items) + 1, sent: time.Now()}
 			c.reply, c.err = apitest.Send(client, http.MethodPost, apitest.CheckoutURL(srv.URL, c.user, c.item), "", nil)
@@ -206,7 +207,7 @@ func TestExpiryRacesUnderLoad(t *testing.T) {
 		"around expiry, sent before it: %d bought, %d expired; sent after it: %d bought, %d expired",
 		checkouts, holds, refused, now.ok, now.expired, before.ok, before.expired, after.ok, after.expired)
 
-	sold := apitest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases WHERE sale_id = $1", saleID)
+	sold := pgtest.Scalar(t, srv.Pool, "SELECT count(*) FROM purchases WHERE sale_id = $1", saleID)
 	if sold > units {
 		t.Errorf("%d purchase rows, want at most %d", sold, units)
 	}
@@ -246,13 +247,13 @@ func TestExpiryRacesUnderLoad(t *testing.T) {
 			[]any{expiredCodes}, 0},
 	}
 	for _, c := range checks {
-		if got := apitest.Scalar(t, srv.Pool, c.sql, append([]any{saleID}, c.args...)...); got != c.want {
+		if got := pgtest.Scalar(t, srv.Pool, c.sql, append([]any{saleID}, c.args...)...); got != c.want {
 			t.Errorf("%s: %d, want %d", c.what, got, c.want)
 		}
 	}
 
 	// The point of the test is the race with expiry: make sure it ran.
-	reclaimed := apitest.Scalar(t, srv.Pool, `SELECT count(*) FROM (SELECT unit_id FROM checkout_attempts
+	reclaimed := pgtest.Scalar(t, srv.Pool, `SELECT count(*) FROM (SELECT unit_id FROM checkout_attempts
 		WHERE sale_id = $1 AND outcome = 'held' GROUP BY unit_id HAVING count(*) > 1) twice`, saleID)
 	t.Logf("%d units sold, %d units held more than once", sold, reclaimed)
 	if len(expiredCodes) == 0 {

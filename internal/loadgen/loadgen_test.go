@@ -16,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testdb"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 )
 
 // smokeOptions is a run of a few seconds: a sale of a few hundred units.
@@ -27,7 +27,7 @@ func smokeOptions(t *testing.T) Options {
 		HerdTimeout: time.Minute, RequestTimeout: 10 * time.Second,
 		Baseline: true, BaselineConns: 4,
 		NewBaselineDB: func(context.Context) (string, func(context.Context) error, error) {
-			return testdb.New(t), func(context.Context) error { return nil }, nil // testdb drops it
+			return pgtest.New(t), func(context.Context) error { return nil }, nil // testdb drops it
 		},
 	}
 }
@@ -42,7 +42,7 @@ func smokeSettings() *sale.Settings {
 // checks against the real API on a small sale: every invariant must PASS.
 func TestSmoke(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{Settings: smokeSettings()})
+	srv := apitest.Start(t, apitest.Options{Settings: smokeSettings()})
 	ctx := context.Background()
 	opts := smokeOptions(t)
 	opts.Reads, opts.ReadCurrent, opts.ReadItems = true, 2, 1
@@ -285,7 +285,7 @@ func TestBenchSpawn(t *testing.T) {
 	rep, err := Bench(context.Background(), BenchConfig{
 		Options:  opts,
 		Configs:  []SaleConfig{{Units: 200, Items: 20}, {Units: 100, Items: 100}},
-		AdminURL: testdb.AdminURL(),
+		AdminURL: pgtest.AdminURL(),
 		Spawn:    SpawnConfig{ServerBin: filepath.Join(dir, "server"), Servers: 2, LogDir: logs, ReadyTimeout: time.Minute},
 		Ceiling:  CeilingConfig{Bin: filepath.Join(dir, "httpceiling"), LogDir: logs, ReadyTimeout: time.Minute},
 	})
@@ -324,7 +324,7 @@ func TestBenchSpawn(t *testing.T) {
 			fail("log lacks " + want)
 		}
 	}
-	admin, err := pgx.Connect(context.Background(), testdb.AdminURL())
+	admin, err := pgx.Connect(context.Background(), pgtest.AdminURL())
 	if err != nil {
 		t.Fatal(err)
 	}

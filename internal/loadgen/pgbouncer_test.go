@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 )
 
 // logWriter sends pgbouncer's log to the test's log.
@@ -32,7 +32,7 @@ func TestPgBouncer(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dbURL := testdb.New(t)
+	dbURL := pgtest.New(t)
 	p, err := StartPgBouncer(ctx, dbURL, 1, logWriter{t})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestPgBouncerRejectsBadInput(t *testing.T) {
 			t.Errorf("%s: started", url)
 		}
 	}
-	if _, err := StartPgBouncer(ctx, testdb.AdminURL(), 0, nil); err == nil {
+	if _, err := StartPgBouncer(ctx, pgtest.AdminURL(), 0, nil); err == nil {
 		t.Error("pool size 0: started")
 	}
 }

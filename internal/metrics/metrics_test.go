@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/metrics"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // start runs the API with metrics, and the metrics on their own listener
@@ -24,9 +24,9 @@ import (
 func start(t *testing.T) (*metrics.Metrics, string, string) {
 	t.Helper()
 	m := metrics.New("test")
-	opts := apitest.WeekLong(testserver.DefaultSettings)
+	opts := apitest.WeekLong(apitest.DefaultSettings)
 	opts.Metrics = m
-	api := testserver.Start(t, opts)
+	api := apitest.Start(t, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func TestConcurrentScrapesShareOneSaleRead(t *testing.T) {
 	const scrapes = 50
 	errs := make(chan error, scrapes)
 	began := time.Now()
-	apitest.Together(scrapes, scrapes, func(int) {
+	testutil.Together(scrapes, scrapes, func(int) {
 		f, err := scrape(metricsURL)
 		if err == nil && f["flashsale_current_sale_units"] == nil {
 			err = errors.New("a scrape without flashsale_current_sale_units")

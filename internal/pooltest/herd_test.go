@@ -23,7 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/flashsale/flashsale/internal/loadgen"
-	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 )
 
 // The herd: 1,000 units over 100 items, a cap of 3 per user, 32 shoppers
@@ -310,7 +310,7 @@ func emptyDatabase(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	url, drop, err := loadgen.CreateDatabase(ctx, testdb.AdminURL(), "flashsale_pool_"+randomKey()[:12])
+	url, drop, err := loadgen.CreateDatabase(ctx, pgtest.AdminURL(), "flashsale_pool_"+randomKey()[:12])
 	if err != nil {
 		t.Fatalf("%v (no PostgreSQL? set TEST_DATABASE_URL or run make test)", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"syscall"
@@ -17,7 +16,8 @@ import (
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/loadgen"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // BenchmarkCheckoutModes measures what a pgx query mode costs with no
@@ -41,7 +41,7 @@ func BenchmarkCheckoutModes(b *testing.B) {
 
 func benchCheckout(b *testing.B, mode string, held bool) {
 	ctx := context.Background()
-	url := testdb.New(b)
+	url := pgtest.New(b)
 	var pool *pgxpool.Pool
 	var err error
 	if mode == "pgbouncer" {
@@ -63,7 +63,7 @@ func benchCheckout(b *testing.B, mode string, held bool) {
 	if held {
 		settings.Units, settings.Items = max(b.N, 1000), max(b.N/100, 10)
 	}
-	sales := sale.NewService(pool, settings, 5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sales := sale.NewService(pool, settings, 5*time.Second, testutil.Logger(b, slog.LevelWarn))
 	defer sales.Close()
 	if err := sales.EnsureSales(ctx, time.Now()); err != nil {
 		b.Fatal(err)

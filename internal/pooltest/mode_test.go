@@ -15,7 +15,7 @@ import (
 	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/loadgen"
-	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 )
 
 // startPgBouncer runs pgbouncer in front of dbURL until the test ends; it
@@ -53,7 +53,7 @@ func TestDirectSettingsFailBehindPgBouncer(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p := startPgBouncer(t, testdb.New(t), 1)
+	p := startPgBouncer(t, pgtest.New(t), 1)
 
 	pool, err := database.Open(ctx, p.URL, 2, 5*time.Second)
 	if err == nil {
@@ -101,7 +101,7 @@ func TestTransactionPoolerSettings(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p := startPgBouncer(t, testdb.New(t), 2)
+	p := startPgBouncer(t, pgtest.New(t), 2)
 	pool, err := database.Open(ctx, p.URL, 8, 5*time.Second, database.Behind(database.PoolerTransaction))
 	if err != nil {
 		t.Fatal(err)

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 // A checkout whose caller gave up while it waited in the queue must never
@@ -48,10 +48,10 @@ func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 	if _, err := sales.Checkout(ctx, sale.CheckoutRequest{UserID: "u3", ItemID: 3}); err != nil {
 		t.Fatalf("u3: %v", err)
 	}
-	if n := apitest.Scalar(t, pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'u2'"); n != 0 {
+	if n := pgtest.Scalar(t, pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'u2'"); n != 0 {
 		t.Fatalf("u2's abandoned checkout was stored (%d attempts)", n)
 	}
-	if n := apitest.Scalar(t, pool, "SELECT count(*) FROM units WHERE held_by IS NOT NULL"); n != 2 {
+	if n := pgtest.Scalar(t, pool, "SELECT count(*) FROM units WHERE held_by IS NOT NULL"); n != 2 {
 		t.Fatalf("%d units held, want 2 (u1 and u3)", n)
 	}
 }

@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // connect opens a session outside the service, closed when the test ends.
@@ -48,7 +48,7 @@ func holdUserLock(t *testing.T, e *saletest.Env, user string) (release func()) {
 func waitingForLock(t *testing.T, observer *pgx.Conn, not int32) int32 {
 	t.Helper()
 	var pid int32
-	apitest.Poll(t, 5*time.Second, func() error {
+	testutil.Poll(t, 5*time.Second, func() error {
 		err := observer.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event = 'advisory' AND pid <> $1`, not).Scan(&pid)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/flashsale/flashsale/db"
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 // A sale that another server creates between a batch's lock statement and
@@ -70,7 +70,7 @@ func TestCapHoldsWhenTheSaleAppearsBetweenStatements(t *testing.T) {
 	if err := tx1.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM units WHERE held_by = 'mallory'"); n != 1 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM units WHERE held_by = 'mallory'"); n != 1 {
 		t.Fatalf("mallory holds %d units with a cap of 1", n)
 	}
 }

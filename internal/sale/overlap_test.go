@@ -7,9 +7,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 // TestSalesNeverOverlap: a SALE_DURATION changed while sales of the old
@@ -33,7 +33,7 @@ func TestSalesNeverOverlap(t *testing.T) {
 	if err := longer.Service.EnsureSales(t.Context(), hourly.Sale.StartsAt.Add(30*time.Minute)); err != nil {
 		t.Fatalf("EnsureSales must keep going past an overlap: %v", err)
 	}
-	if after := apitest.Scalar(t, hourly.Pool, "SELECT count(*) FROM sales WHERE tstzrange(starts_at, ends_at) && tstzrange($1, $2)",
+	if after := pgtest.Scalar(t, hourly.Pool, "SELECT count(*) FROM sales WHERE tstzrange(starts_at, ends_at) && tstzrange($1, $2)",
 		hourly.Sale.StartsAt, hourly.Sale.EndsAt); after != 1 {
 		t.Errorf("%d sales overlap the current hour, want 1", after)
 	}

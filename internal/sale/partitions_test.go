@@ -13,12 +13,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/saletest"
-	"github.com/flashsale/flashsale/internal/testdb"
-	"github.com/flashsale/flashsale/internal/testfactory"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // partitionOf names the partition of checkout_attempts whose bound is sale
@@ -62,15 +61,15 @@ func TestAttemptsPartitionPerSale(t *testing.T) {
 		}
 	}
 
-	runScheduler(t, e.Service) // 2 s windows: the sales after these
-	first := testfactory.Hold(t, e, "ann", 1)
-	apitest.Poll(t, 5*time.Second, func() error {
+	saletest.RunScheduler(t, e.Service) // 2 s windows: the sales after these
+	first := saletest.Hold(t, e, "ann", 1)
+	testutil.Poll(t, 5*time.Second, func() error {
 		if cur, err := e.Service.Current(ctx); err != nil || cur.ID == first.SaleID {
 			return fmt.Errorf("current sale %+v (%v), want one after %d", cur, err, first.SaleID)
 		}
 		return nil
 	})
-	second := testfactory.Hold(t, e, "ann", 2)
+	second := saletest.Hold(t, e, "ann", 2)
 	if second.SaleID == first.SaleID {
 		t.Fatalf("both holds in sale %d", first.SaleID)
 	}
@@ -104,7 +103,7 @@ func TestAttemptsPartitionPerSale(t *testing.T) {
 
 	// The hold of the first sale is bought during the second, its attempt
 	// read from the first sale's partition.
-	p := testfactory.Buy(t, e, first)
+	p := saletest.Buy(t, e, first)
 	if p.SaleID != first.SaleID || p.Item.ID != 1 {
 		t.Fatalf("purchase of the first sale's hold: %+v", p)
 	}
@@ -148,7 +147,7 @@ func TestAttemptsRetention(t *testing.T) {
 		UNION ALL SELECT NULL, 'early', 1, 'no_active_sale'`); err != nil {
 		t.Fatal(err)
 	}
-	testfactory.Hold(t, e, "cara", 1) // in the current sale
+	saletest.Hold(t, e, "cara", 1) // in the current sale
 
 	// Two servers at once; one that gives up on the lock is retried, as
 	// the scheduler's next run would.
@@ -194,18 +193,18 @@ func TestAttemptsRetention(t *testing.T) {
 		}
 	}
 	for _, id := range append(recent, e.Sale.ID) {
-		if n := apitest.Scalar(t, e.Pool, "SELECT checkout_attempts FROM sale_summary WHERE id = $1", id); n < 1 {
+		if n := pgtest.Scalar(t, e.Pool, "SELECT checkout_attempts FROM sale_summary WHERE id = $1", id); n < 1 {
 			t.Errorf("sale %d: %d attempts, want its attempts kept", id, n)
 		}
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE sale_id IS NULL"); n != 1 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE sale_id IS NULL"); n != 1 {
 		t.Errorf("%d attempts without a sale, want 1 kept", n)
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM sales WHERE attempts_dropped_at IS NOT NULL"); n != int64(len(old)) {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM sales WHERE attempts_dropped_at IS NOT NULL"); n != int64(len(old)) {
 		t.Errorf("%d sales marked dropped, want %d", n, len(old))
 	}
 	// The current and next sale keep their partitions, and take checkouts.
-	testfactory.Purchase(t, e, "dan", 2)
+	saletest.Purchase(t, e, "dan", 2)
 	var nextID int64
 	if err := e.Pool.QueryRow(ctx, "SELECT id FROM sales WHERE starts_at = $1", e.Sale.EndsAt).Scan(&nextID); err != nil {
 		t.Fatal(err)
@@ -220,7 +219,7 @@ func TestAttemptsRetention(t *testing.T) {
 // sale) keep working: bought, refused to another user, expired.
 func TestMigrationKeepsAttemptsAndCodes(t *testing.T) {
 	t.Parallel()
-	url := testdb.New(t)
+	url := pgtest.New(t)
 	ctx := context.Background()
 	pool, err := database.Open(ctx, url, 2, 5*time.Second)
 	if err != nil {
@@ -261,12 +260,12 @@ func TestMigrationKeepsAttemptsAndCodes(t *testing.T) {
 		{"SELECT units_held FROM sale_summary WHERE id = 1", 1},
 		{"SELECT units_available FROM sale_summary WHERE id = 1", 3},
 	} {
-		if got := apitest.Scalar(t, pool, c.sql); got != c.want {
+		if got := pgtest.Scalar(t, pool, c.sql); got != c.want {
 			t.Errorf("after the migration, %s: %d, want %d", c.sql, got, c.want)
 		}
 	}
 
-	svc := sale.NewService(pool, saletest.DefaultSettings, 5*time.Second, slog.New(slog.DiscardHandler))
+	svc := sale.NewService(pool, saletest.DefaultSettings, 5*time.Second, testutil.Logger(t, slog.LevelWarn))
 	t.Cleanup(svc.Close)
 	if _, err := svc.Purchase(ctx, "legacyLiveCode", "bob"); !errors.Is(err, sale.ErrNotCodeHolder) {
 		t.Errorf("bob buying ann's old code: %v, want ErrNotCodeHolder", err)
@@ -288,7 +287,7 @@ func TestMigrationKeepsAttemptsAndCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := apitest.Scalar(t, pool, "SELECT id FROM checkout_attempts WHERE code = $1", h.Code); n != 6 {
+	if n := pgtest.Scalar(t, pool, "SELECT id FROM checkout_attempts WHERE code = $1", h.Code); n != 6 {
 		t.Errorf("the first attempt after the migration has id %d, want 6", n)
 	}
 
@@ -296,7 +295,7 @@ func TestMigrationKeepsAttemptsAndCodes(t *testing.T) {
 	if _, err := database.DownTo(ctx, pool, 4); err != nil {
 		t.Fatal(err)
 	}
-	if n := apitest.Scalar(t, pool, "SELECT count(*) FROM checkout_attempts"); n != 6 {
+	if n := pgtest.Scalar(t, pool, "SELECT count(*) FROM checkout_attempts"); n != 6 {
 		t.Errorf("after rolling back: %d attempts, want 6", n)
 	}
 	if _, err := database.Up(ctx, pool); err != nil {
@@ -352,7 +351,7 @@ func TestPartitionMaintenanceBesideCheckouts(t *testing.T) {
 		t.Fatalf("DropOldAttempts beside an open checkout: dropped %v, %v; want it to give up", ids, err)
 	}
 	t.Logf("DropOldAttempts gave up after %v", time.Since(start))
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM sales WHERE attempts_dropped_at IS NOT NULL"); n != 0 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM sales WHERE attempts_dropped_at IS NOT NULL"); n != 0 {
 		t.Fatalf("%d sales marked dropped by a run that gave up", n)
 	}
 	if err := tx.Commit(ctx); err != nil {

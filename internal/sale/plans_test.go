@@ -14,10 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/db"
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/saletest"
-	"github.com/flashsale/flashsale/internal/testfactory"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 // The hot queries must use the index meant for them from the first request
@@ -55,7 +54,7 @@ func TestHotQueriesUseTheirIndexes(t *testing.T) {
 		// Every unit sold, and 300,000 stored attempts: what a sale looks
 		// like after its herd and a storm. Written straight in SQL, and
 		// deliberately not analyzed.
-		testfactory.SellOut(t, pool, cur.ID)
+		saletest.SellOut(t, pool, cur.ID)
 		if _, err := pool.Exec(ctx, `INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome)
 			SELECT $1, 'user' || (g % 5000), 1 + g % 100, 'sold_out' FROM generate_series(1, 300000) AS g`, cur.ID); err != nil {
 			t.Fatal(err)
@@ -135,7 +134,7 @@ func addPastSales(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n, units int)
 			t.Fatalf("add %d past sales: %v\n%s", n, err, step.sql)
 		}
 	}
-	if got := apitest.Scalar(t, pool, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'checkout_attempts'::regclass"); got < int64(n) {
+	if got := pgtest.Scalar(t, pool, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'checkout_attempts'::regclass"); got < int64(n) {
 		t.Fatalf("%d partitions of checkout_attempts after adding %d past sales", got, n)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"testing"
@@ -14,7 +13,8 @@ import (
 
 	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/database"
-	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // testService is a service on a fresh database with the current and next
@@ -22,13 +22,13 @@ import (
 func testService(t *testing.T, perUserLimit int) (*Service, *pgxpool.Pool) {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := database.Open(ctx, testdb.New(t), 2, 5*time.Second)
+	pool, err := database.Open(ctx, pgtest.New(t), 2, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
 	s := NewService(pool, Settings{Duration: 24 * time.Hour, Units: 10, Items: 10, PerUserLimit: perUserLimit, HoldTTL: time.Hour},
-		5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		5*time.Second, testutil.Logger(t, slog.LevelWarn))
 	t.Cleanup(s.Close)
 	if err := s.EnsureSales(ctx, time.Now()); err != nil {
 		t.Fatal(err)

@@ -12,10 +12,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/db"
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/saletest"
-	"github.com/flashsale/flashsale/internal/testfactory"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // These tests race the service itself, without HTTP: the answers counted
@@ -48,7 +48,7 @@ func storedOutcomes(t *testing.T, pool *pgxpool.Pool, saleID int64) map[db.Check
 	t.Helper()
 	out := map[db.CheckoutOutcome]int64{}
 	for _, o := range db.AllCheckoutOutcomeValues() {
-		out[o] = apitest.Scalar(t, pool, "SELECT count(*) FROM checkout_attempts WHERE sale_id = $1 AND outcome = $2", saleID, o)
+		out[o] = pgtest.Scalar(t, pool, "SELECT count(*) FROM checkout_attempts WHERE sale_id = $1 AND outcome = $2", saleID, o)
 	}
 	return out
 }
@@ -96,7 +96,7 @@ func checkInvariants(t *testing.T, pool *pgxpool.Pool, saleID int64) {
 			WHERE b.units_bought IS DISTINCT FROM p.n`},
 	}
 	for _, c := range checks {
-		if n := apitest.Scalar(t, pool, c.sql, saleID); n != 0 {
+		if n := pgtest.Scalar(t, pool, c.sql, saleID); n != 0 {
 			t.Errorf("%s: %d", c.what, n)
 		}
 	}
@@ -104,7 +104,7 @@ func checkInvariants(t *testing.T, pool *pgxpool.Pool, saleID int64) {
 
 func sold(t *testing.T, pool *pgxpool.Pool, saleID int64) int64 {
 	t.Helper()
-	return apitest.Scalar(t, pool, "SELECT count(*) FROM units WHERE sale_id = $1 AND sold_at IS NOT NULL", saleID)
+	return pgtest.Scalar(t, pool, "SELECT count(*) FROM units WHERE sale_id = $1 AND sold_at IS NOT NULL", saleID)
 }
 
 // The whole sale under a crowd: hundreds of goroutines check out and buy
@@ -156,7 +156,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 	}
 	results := make([]result, len(reqs))
 	var calls, holds atomic.Int64
-	apitest.Together(workers, len(reqs), func(i int) {
+	testutil.Together(workers, len(reqs), func(i int) {
 		r := &results[i]
 		calls.Add(1)
 		here, there := services[i%2], services[(i+1)%2]
@@ -223,10 +223,10 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 	if answered[db.CheckoutOutcomeHeld] != units || int64(len(purchaseIDs)) != units {
 		t.Errorf("%d holds answered and %d bought, want %d", answered[db.CheckoutOutcomeHeld], len(purchaseIDs), units)
 	}
-	if n := apitest.Scalar(t, env.Pool, "SELECT count(*) FROM purchases WHERE sale_id = $1", saleID); n != int64(len(purchaseIDs)) {
+	if n := pgtest.Scalar(t, env.Pool, "SELECT count(*) FROM purchases WHERE sale_id = $1", saleID); n != int64(len(purchaseIDs)) {
 		t.Errorf("%d purchase rows, %d purchases answered", n, len(purchaseIDs))
 	}
-	if n := apitest.Scalar(t, env.Pool, "SELECT count(*) FROM checkout_attempts"); n != calls.Load() {
+	if n := pgtest.Scalar(t, env.Pool, "SELECT count(*) FROM checkout_attempts"); n != calls.Load() {
 		t.Errorf("%d checkout attempts stored for %d Checkout calls", n, calls.Load())
 	}
 	compareOutcomes(t, answered, storedOutcomes(t, env.Pool, saleID))
@@ -262,7 +262,7 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 	// else buys: only the cap can refuse.
 	holds := make([]sale.Hold, racers)
 	errs := make([]error, racers)
-	apitest.Together(racers, racers, func(i int) {
+	testutil.Together(racers, racers, func(i int) {
 		holds[i], errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: user, ItemID: int64(i%items + 1)})
 	})
 	answered := map[db.CheckoutOutcome]int64{}
@@ -290,7 +290,7 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 	bought := make([]sale.Purchase, len(held))
 	boughtErrs := make([]error, len(held))
 	moreErrs := make([]error, more)
-	apitest.Together(len(held)+more, len(held)+more, func(i int) {
+	testutil.Together(len(held)+more, len(held)+more, func(i int) {
 		if i < len(held) {
 			bought[i], boughtErrs[i] = svc.Purchase(ctx, held[i].Code, "")
 			return
@@ -312,7 +312,7 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 	if maxCount != int64(limit) {
 		t.Errorf("the last purchase answered user_purchases %d, want %d", maxCount, limit)
 	}
-	if n := apitest.Scalar(t, env.Pool, "SELECT units_bought FROM buyers WHERE sale_id = $1 AND user_id = $2", saleID, user); n != int64(limit) {
+	if n := pgtest.Scalar(t, env.Pool, "SELECT units_bought FROM buyers WHERE sale_id = $1 AND user_id = $2", saleID, user); n != int64(limit) {
 		t.Errorf("buyers counter %d, want %d", n, limit)
 	}
 	answered[db.CheckoutOutcomeUserLimitReached] += more
@@ -331,7 +331,7 @@ func TestBuyersCapIsEnforcedByTheDatabase(t *testing.T) {
 	if env.Sale.PerUserLimit != 3 {
 		t.Fatalf("sale %+v, want a cap of 3", env.Sale)
 	}
-	p := testfactory.Purchase(t, env, "capped", 1)
+	p := saletest.Purchase(t, env, "capped", 1)
 	if p.UserPurchases != 1 {
 		t.Fatalf("first purchase answered user_purchases %d", p.UserPurchases)
 	}
@@ -374,7 +374,7 @@ func TestBuyersCapIsEnforcedByTheDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := apitest.Scalar(t, env.Pool, "SELECT count(*) FROM buyers WHERE sale_id = $1 AND units_bought = 1", saleID); n != 1 {
+	if n := pgtest.Scalar(t, env.Pool, "SELECT count(*) FROM buyers WHERE sale_id = $1 AND units_bought = 1", saleID); n != 1 {
 		t.Errorf("%d buyers with one unit after the refused writes, want only capped's", n)
 	}
 	checkInvariants(t, env.Pool, saleID)
@@ -397,7 +397,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	// Early user e holds all 10 units of item e+1: nothing else competes.
 	early := make([]sale.Hold, units)
 	earlyErrs := make([]error, units)
-	apitest.Together(workers, int(units), func(i int) {
+	testutil.Together(workers, int(units), func(i int) {
 		e := i / limit
 		early[i], earlyErrs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("early-%02d", e), ItemID: int64(e%items + 1)})
 	})
@@ -409,7 +409,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	if _, err := svc.Checkout(ctx, sale.CheckoutRequest{UserID: "late-comer", ItemID: 1}); !errors.Is(err, sale.ErrSoldOut) {
 		t.Fatalf("checkout with every unit held: %v, want ErrSoldOut", err)
 	}
-	if n := testfactory.ExpireHolds(t, env.Pool, saleID); n != units {
+	if n := saletest.ExpireHolds(t, env.Pool, saleID); n != units {
 		t.Fatalf("ExpireHolds moved %d holds, want %d", n, units)
 	}
 
@@ -440,7 +440,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	late := make([]sale.Hold, len(reqs))
 	lateErrs := make([]error, len(reqs))
 	oldErrs := make([]error, units)
-	apitest.Together(workers, len(ops), func(i int) {
+	testutil.Together(workers, len(ops), func(i int) {
 		if k := ops[i]; k < 0 {
 			_, oldErrs[-k-1] = svc.Purchase(ctx, early[-k-1].Code, "")
 		} else {
@@ -473,7 +473,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	compareOutcomes(t, answered, storedOutcomes(t, env.Pool, saleID))
 
 	bought := make([]error, len(held))
-	apitest.Together(workers, len(held), func(i int) { _, bought[i] = svc.Purchase(ctx, held[i].Code, "") })
+	testutil.Together(workers, len(held), func(i int) { _, bought[i] = svc.Purchase(ctx, held[i].Code, "") })
 	for i, err := range bought {
 		if err != nil {
 			t.Fatalf("purchase of re-held unit %d: %v", i, err)
@@ -482,7 +482,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	if n := sold(t, env.Pool, saleID); n != units {
 		t.Errorf("%d units sold, want %d", n, units)
 	}
-	if n := apitest.Scalar(t, env.Pool, "SELECT count(*) FROM purchases WHERE sale_id = $1 AND user_id LIKE 'early-%'", saleID); n != 0 {
+	if n := pgtest.Scalar(t, env.Pool, "SELECT count(*) FROM purchases WHERE sale_id = $1 AND user_id LIKE 'early-%'", saleID); n != 0 {
 		t.Errorf("%d purchases by holders whose holds expired", n)
 	}
 	checkInvariants(t, env.Pool, saleID)
@@ -499,16 +499,16 @@ func TestRaceSoldOutStorm(t *testing.T) {
 	units, items, limit := int64(env.Settings.Units), env.Settings.Items, int64(env.Settings.PerUserLimit)
 	ctx := t.Context()
 
-	testfactory.Purchase(t, env, "alice", 1)
-	expired := testfactory.Hold(t, env, "carol", 2)
-	if n := testfactory.ExpireHolds(t, env.Pool, saleID); n != 1 {
+	saletest.Purchase(t, env, "alice", 1)
+	expired := saletest.Hold(t, env, "carol", 2)
+	if n := saletest.ExpireHolds(t, env.Pool, saleID); n != 1 {
 		t.Fatalf("ExpireHolds moved %d holds, want carol's", n)
 	}
-	live := testfactory.Hold(t, env, "bob", 3)
+	live := saletest.Hold(t, env, "bob", 3)
 
-	got := testfactory.SellOut(t, env.Pool, saleID)
+	got := saletest.SellOut(t, env.Pool, saleID)
 	free := units - 2 // all but alice's purchase and bob's hold
-	if want := (testfactory.SoldOut{Units: units - 1, Holds: 1, Buyers: (free + limit - 1) / limit}); got != want {
+	if want := (saletest.SoldOut{Units: units - 1, Holds: 1, Buyers: (free + limit - 1) / limit}); got != want {
 		t.Fatalf("SellOut sold %+v, want %+v", got, want)
 	}
 	checkInvariants(t, env.Pool, saleID)
@@ -522,7 +522,7 @@ func TestRaceSoldOutStorm(t *testing.T) {
 
 	before := storedOutcomes(t, env.Pool, saleID)
 	errs := make([]error, storm)
-	apitest.Together(storm, storm, func(i int) {
+	testutil.Together(storm, storm, func(i int) {
 		_, errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: fmt.Sprintf("storm-%03d", i%50), ItemID: int64(i%items + 1)})
 	})
 	for i, err := range errs {
@@ -555,7 +555,7 @@ func TestRaceNoActiveSale(t *testing.T) {
 		t.Fatalf("WithoutSales gave sale %+v", env.Sale)
 	}
 	errs := make([]error, racers)
-	apitest.Together(racers, racers, func(i int) {
+	testutil.Together(racers, racers, func(i int) {
 		_, errs[i] = env.Service.Checkout(t.Context(), sale.CheckoutRequest{UserID: fmt.Sprintf("early-bird-%02d", i%10), ItemID: int64(i%5 + 1)})
 	})
 	for i, err := range errs {
@@ -563,11 +563,11 @@ func TestRaceNoActiveSale(t *testing.T) {
 			t.Fatalf("checkout %d: %v, want ErrNoActiveSale", i, err)
 		}
 	}
-	if n := apitest.Scalar(t, env.Pool, `SELECT count(*) FROM checkout_attempts
+	if n := pgtest.Scalar(t, env.Pool, `SELECT count(*) FROM checkout_attempts
 		WHERE outcome = 'no_active_sale' AND sale_id IS NULL AND code IS NULL AND unit_id IS NULL`); n != racers {
 		t.Errorf("%d no_active_sale attempts stored for %d answers", n, racers)
 	}
-	if n := apitest.Scalar(t, env.Pool, "SELECT count(*) FROM checkout_attempts"); n != racers {
+	if n := pgtest.Scalar(t, env.Pool, "SELECT count(*) FROM checkout_attempts"); n != racers {
 		t.Errorf("%d attempts stored for %d checkouts", n, racers)
 	}
 }

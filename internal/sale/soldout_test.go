@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/saletest"
-	"github.com/flashsale/flashsale/internal/testfactory"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 // While a sale is sold out the service tries the short query first; when a
@@ -21,7 +20,7 @@ func TestSoldOutShortWayFallsBackWhenAUnitFreesUp(t *testing.T) {
 	e := saletest.New(t, saletest.WithUnits(20), saletest.WithItems(2), saletest.WithDBTimeout(time.Second))
 	ctx := context.Background()
 	for i := range 20 {
-		testfactory.Hold(t, e, fmt.Sprintf("holder-%d", i/10), int64(1+i%2))
+		saletest.Hold(t, e, fmt.Sprintf("holder-%d", i/10), int64(1+i%2))
 	}
 	// Sold out: this answer sets the hint, the next one takes the short way,
 	// which takes no user lock: it answers while another session holds
@@ -34,7 +33,7 @@ func TestSoldOutShortWayFallsBackWhenAUnitFreesUp(t *testing.T) {
 		t.Fatalf("checkout of a sold-out sale while late's lock is taken: %v, want ErrSoldOut without waiting", err)
 	}
 	release()
-	if n := testfactory.ExpireHolds(t, e.Pool, e.Sale.ID); n != 20 {
+	if n := saletest.ExpireHolds(t, e.Pool, e.Sale.ID); n != 20 {
 		t.Fatalf("%d holds expired, want 20", n)
 	}
 	h, err := e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "late", ItemID: 2})
@@ -44,10 +43,10 @@ func TestSoldOutShortWayFallsBackWhenAUnitFreesUp(t *testing.T) {
 	if h.Item.ID != 2 || h.Code == "" {
 		t.Fatalf("hold %+v", h)
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'late'"); n != 3 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'late'"); n != 3 {
 		t.Fatalf("%d attempts stored for late, want 3 (two sold_out, one held)", n)
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'late' AND outcome = 'held'"); n != 1 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'late' AND outcome = 'held'"); n != 1 {
 		t.Fatalf("%d held attempts for late, want 1", n)
 	}
 }
@@ -59,7 +58,7 @@ func TestSoldOutWithKeysAndRateLimits(t *testing.T) {
 	t.Parallel()
 	e := saletest.New(t, saletest.WithUnits(20), saletest.WithItems(2))
 	ctx := context.Background()
-	testfactory.SellOut(t, e.Pool, e.Sale.ID)
+	saletest.SellOut(t, e.Pool, e.Sale.ID)
 	if _, err := e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "first", ItemID: 1}); !errors.Is(err, sale.ErrSoldOut) {
 		t.Fatalf("first checkout: %v, want ErrSoldOut (sets the hint)", err)
 	}
@@ -74,10 +73,10 @@ func TestSoldOutWithKeysAndRateLimits(t *testing.T) {
 	if _, err := e.Service.Checkout(ctx, limited); !errors.Is(err, sale.ErrRateLimited) {
 		t.Fatalf("rate-limited checkout: %v, want ErrRateLimited", err)
 	}
-	if got := apitest.Scalar(t, e.Pool, `SELECT count(*) FROM checkout_attempts WHERE user_id = 'kim'`); got != 2 {
+	if got := pgtest.Scalar(t, e.Pool, `SELECT count(*) FROM checkout_attempts WHERE user_id = 'kim'`); got != 2 {
 		t.Errorf("%d attempts of kim, want 2 (sold_out, rate_limited)", got)
 	}
-	if got := apitest.Scalar(t, e.Pool, `SELECT count(*) FROM idempotency_keys WHERE user_id = 'kim' AND outcome = 'sold_out'`); got != 1 {
+	if got := pgtest.Scalar(t, e.Pool, `SELECT count(*) FROM idempotency_keys WHERE user_id = 'kim' AND outcome = 'sold_out'`); got != 1 {
 		t.Errorf("%d kept answers, want 1", got)
 	}
 }
@@ -93,10 +92,10 @@ func TestRateLimitedCheckoutTakesNoLock(t *testing.T) {
 	if !errors.Is(err, sale.ErrRateLimited) {
 		t.Fatalf("rate-limited checkout while busy's lock is held: %v, want ErrRateLimited without waiting", err)
 	}
-	if got := apitest.Scalar(t, e.Pool, `SELECT count(*) FROM checkout_attempts WHERE user_id = 'busy' AND outcome = 'rate_limited' AND sale_id = $1`, e.Sale.ID); got != 1 {
+	if got := pgtest.Scalar(t, e.Pool, `SELECT count(*) FROM checkout_attempts WHERE user_id = 'busy' AND outcome = 'rate_limited' AND sale_id = $1`, e.Sale.ID); got != 1 {
 		t.Errorf("%d rate_limited attempts, want 1", got)
 	}
-	if got := apitest.Scalar(t, e.Pool, `SELECT count(*) FROM units WHERE held_by = 'busy'`); got != 0 {
+	if got := pgtest.Scalar(t, e.Pool, `SELECT count(*) FROM units WHERE held_by = 'busy'`); got != 0 {
 		t.Errorf("%d units held by busy, want 0", got)
 	}
 }

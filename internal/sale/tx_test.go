@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 // When PostgreSQL kills the connection a batch runs on, before its COMMIT
@@ -43,7 +43,7 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("checkout on a killed connection: %v, want its retry to succeed", err)
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'kim' AND outcome = 'held'"); n != 1 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'kim' AND outcome = 'held'"); n != 1 {
 		t.Fatalf("%d held attempts stored for kim, want 1", n)
 	}
 
@@ -64,7 +64,7 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 	if p.UserPurchases != 1 || p.UserID != "kim" {
 		t.Fatalf("purchase: %+v", p)
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM purchases WHERE user_id = 'kim'"); n != 1 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM purchases WHERE user_id = 'kim'"); n != 1 {
 		t.Fatalf("%d purchases stored for kim, want 1", n)
 	}
 }
@@ -80,10 +80,10 @@ func TestBatchPastItsDeadlineStoresNothing(t *testing.T) {
 	if !errors.Is(err, sale.ErrUnavailable) || errors.Is(err, sale.ErrOutcomeUnknown) {
 		t.Fatalf("checkout waiting past its deadline: %v, want ErrUnavailable with nothing stored", err)
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'lee'"); n != 0 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM checkout_attempts WHERE user_id = 'lee'"); n != 0 {
 		t.Fatalf("%d attempts stored for a checkout answered unavailable", n)
 	}
-	if n := apitest.Scalar(t, e.Pool, "SELECT count(*) FROM units WHERE held_by = 'lee'"); n != 0 {
+	if n := pgtest.Scalar(t, e.Pool, "SELECT count(*) FROM units WHERE held_by = 'lee'"); n != 0 {
 		t.Fatalf("%d units held for a checkout answered unavailable", n)
 	}
 	if _, err := e.Service.Checkout(context.Background(), sale.CheckoutRequest{UserID: "lee", ItemID: 1}); err != nil {

@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/saletest"
 	"github.com/flashsale/flashsale/internal/salewatch"
-	"github.com/flashsale/flashsale/internal/testfactory"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // TestTenThousandWatchersOneReadPerSecond: 10,000 watchers cost the
@@ -62,7 +61,7 @@ func TestTenThousandWatchersOneReadPerSecond(t *testing.T) {
 
 	wait(t, &seen[0], "every watcher's first snapshot")
 	for h := 1; h <= rounds; h++ {
-		testfactory.Hold(t, env, fmt.Sprintf("user-%d", h), int64(h))
+		saletest.Hold(t, env, fmt.Sprintf("user-%d", h), int64(h))
 		wait(t, &seen[h], fmt.Sprintf("every watcher to see units_held = %d", h))
 	}
 	elapsed := time.Since(start)
@@ -98,14 +97,14 @@ func TestReadsOnlyWhileWatched(t *testing.T) {
 	sub := w.Subscribe()
 	receive(t, sub)
 	sub.Close()
-	apitest.Poll(t, 5*time.Second, func() error {
+	testutil.Poll(t, 5*time.Second, func() error {
 		if w.Watching() {
 			return errors.New("still reading after the last watcher left")
 		}
 		return nil
 	})
 	reads := w.Reads()
-	testfactory.Hold(t, env, "user-1", 1) // a change no one watches
+	saletest.Hold(t, env, "user-1", 1) // a change no one watches
 	if got := w.Reads(); got != reads {
 		t.Fatalf("%d reads with no watcher, want %d", got, reads)
 	}
@@ -128,7 +127,7 @@ func TestFirstSnapshotWithoutChange(t *testing.T) {
 	sub.Close()
 	// Until the last read is older than the interval it would be sent as
 	// it is; after, the next read must be, changed or not.
-	apitest.Poll(t, 5*time.Second, func() error {
+	testutil.Poll(t, 5*time.Second, func() error {
 		if w.Watching() || time.Since(last.ReadAt) <= interval {
 			return errors.New("the last read is still fresh")
 		}

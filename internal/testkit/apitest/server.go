@@ -1,11 +1,10 @@
 // Package testserver starts the real HTTP API on a loopback port against a
 // fresh database, for tests of any package.
-package testserver
+package apitest
 
 import (
 	"cmp"
 	"context"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
@@ -17,8 +16,9 @@ import (
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/metrics"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/spectest"
-	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/spectest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // Settings a test gets unless it says otherwise: a one-hour sale of 300 units.
@@ -70,7 +70,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	dbURL := opts.DBURL
 	if dbURL == "" {
-		dbURL = testdb.New(t)
+		dbURL = pgtest.New(t)
 	}
 	ctx := context.Background()
 	pool, err := database.Open(ctx, dbURL, 8, opts.DBTimeout)
@@ -83,10 +83,7 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("testserver: %v", err)
 	}
 	t.Cleanup(readPool.Close)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
+	log := testutil.Logger(t, slog.LevelWarn)
 	sales := sale.NewService(pool, settings, opts.DBTimeout, log,
 		append(opts.Metrics.SaleOptions(), sale.WithReadPool(readPool))...)
 	opts.Metrics.Watch(pool, sales)
@@ -106,7 +103,3 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Cleanup(api.StopStreams) // before hs.Close, which waits for every handler
 	return &Server{URL: hs.URL, Pool: pool, ReadPool: readPool, Sales: sales, DBURL: dbURL, API: api}
 }
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flashsale/flashsale/internal/apitest"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
 )
 
 // TestServerAnswersOutsideTheRoutes sends the real server what the other
@@ -16,7 +15,7 @@ import (
 // the document does not describe; the statuses are checked here too.
 func TestServerAnswersOutsideTheRoutes(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{})
+	srv := apitest.Start(t, apitest.Options{})
 	big := strings.Repeat("x", 17<<10)
 	for _, c := range []struct {
 		method, path, body string

@@ -1,7 +1,7 @@
 // Package testdb hands each test its own PostgreSQL database, cloned from a
 // migrated template, so tests that race real connections run in parallel
 // and leave nothing behind.
-package testdb
+package pgtest
 
 import (
 	"context"

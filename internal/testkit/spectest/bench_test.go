@@ -3,7 +3,7 @@ package spectest_test
 import (
 	"testing"
 
-	"github.com/flashsale/flashsale/internal/spectest"
+	"github.com/flashsale/flashsale/internal/testkit/spectest"
 )
 
 // BenchmarkCheck is the CPU the wrapper adds to each request of a test

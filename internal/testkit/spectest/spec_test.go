@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/flashsale/flashsale/internal/spectest"
+	"github.com/flashsale/flashsale/internal/testkit/spectest"
 )
 
 func load(t *testing.T) *spectest.Spec {

@@ -8,7 +8,7 @@
 //
 // Every helper fails the test on error, so call them from the test's own
 // goroutine, never from goroutines it starts.
-package testfactory
+package saletest
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/saletest"
 )
 
 // DB is what the SQL helpers need: a *pgxpool.Pool, a *pgx.Conn or a
@@ -29,7 +28,7 @@ type DB interface {
 }
 
 // Hold checks item out for user in the current sale and returns the hold.
-func Hold(t testing.TB, env *saletest.Env, user string, item int64) sale.Hold {
+func Hold(t testing.TB, env *Env, user string, item int64) sale.Hold {
 	t.Helper()
 	h, err := env.Service.Checkout(t.Context(), sale.CheckoutRequest{UserID: user, ItemID: item})
 	if err != nil {
@@ -39,7 +38,7 @@ func Hold(t testing.TB, env *saletest.Env, user string, item int64) sale.Hold {
 }
 
 // Buy purchases a hold.
-func Buy(t testing.TB, env *saletest.Env, h sale.Hold) sale.Purchase {
+func Buy(t testing.TB, env *Env, h sale.Hold) sale.Purchase {
 	t.Helper()
 	p, err := env.Service.Purchase(t.Context(), h.Code, "")
 	if err != nil {
@@ -49,7 +48,7 @@ func Buy(t testing.TB, env *saletest.Env, h sale.Hold) sale.Purchase {
 }
 
 // Purchase checks item out for user and buys it.
-func Purchase(t testing.TB, env *saletest.Env, user string, item int64) sale.Purchase {
+func Purchase(t testing.TB, env *Env, user string, item int64) sale.Purchase {
 	t.Helper()
 	return Buy(t, env, Hold(t, env, user, item))
 }

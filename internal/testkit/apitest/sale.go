@@ -1,17 +1,13 @@
 package apitest
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testserver"
 )
 
 func CheckoutURL(base, user string, item int) string {
@@ -56,17 +52,7 @@ func CurrentSaleID(t testing.TB, base string) int64 {
 // WeekLong is the server options for a sale of s in a week-long window, for
 // tests that compare answers or counts across requests: in an hourly window
 // a request could straddle the boundary and land in the next sale.
-func WeekLong(s sale.Settings) testserver.Options {
+func WeekLong(s sale.Settings) Options {
 	s.Duration = 7 * 24 * time.Hour
-	return testserver.Options{Settings: &s}
-}
-
-// Scalar runs a query that returns one integer.
-func Scalar(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int64 {
-	t.Helper()
-	var n int64
-	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
+	return Options{Settings: &s}
 }

@@ -5,8 +5,8 @@ package saletest
 
 import (
 	"context"
-	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +14,8 @@ import (
 
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testdb"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // DefaultSettings are a sale small enough to sell out in a test: 300 units
@@ -106,7 +107,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	}
 	url := c.url
 	if url == "" {
-		url = testdb.New(t)
+		url = pgtest.New(t)
 	}
 	ctx := context.Background()
 	pool, err := database.Open(ctx, url, c.poolSize, c.dbTimeout)
@@ -114,7 +115,7 @@ func New(t testing.TB, opts ...Option) *Env {
 		t.Fatalf("saletest: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	svc := sale.NewService(pool, c.settings, c.dbTimeout, logger(t))
+	svc := sale.NewService(pool, c.settings, c.dbTimeout, testutil.Logger(t, slog.LevelInfo))
 	// Registered after pool.Close, so it runs before it (cleanups run last
 	// in, first out).
 	t.Cleanup(svc.Close)
@@ -138,18 +139,16 @@ func New(t testing.TB, opts ...Option) *Env {
 	return env
 }
 
-// logger discards the service's logs unless the test runs with -v, where
-// they show up next to the test's own output.
-func logger(t testing.TB) *slog.Logger {
-	if !testing.Verbose() {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+// RunScheduler runs every service's scheduler until the test ends, and
+// waits for each to return before the test's pools close.
+func RunScheduler(t testing.TB, services ...*sale.Service) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, s := range services {
+		wg.Go(func() { s.RunScheduler(ctx) })
 	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, nil))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
 }

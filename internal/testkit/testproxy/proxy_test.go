@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/testproxy"
+	"github.com/flashsale/flashsale/internal/testkit/testproxy"
 )
 
 // echoServer answers every line with itself, so a test sees whether bytes

@@ -1,4 +1,4 @@
-package sale_test
+package httpapi_test
 
 import (
 	"context"
@@ -8,30 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/flashsale/internal/apitest"
 	"github.com/flashsale/flashsale/internal/sale"
-	"github.com/flashsale/flashsale/internal/testserver"
+	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
-
-// runScheduler runs every service's scheduler until the test ends, and
-// waits for each to return before the test's pools close.
-func runScheduler(t *testing.T, services ...*sale.Service) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, s := range services {
-		wg.Go(func() { s.RunScheduler(ctx) })
-	}
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-}
 
 // nextSale waits until /sales/current answers a sale other than cur.
 func nextSale(t *testing.T, base string, cur map[string]any) map[string]any {
 	t.Helper()
 	var next map[string]any
-	apitest.Poll(t, 10*time.Second, func() error {
+	testutil.Poll(t, 10*time.Second, func() error {
 		if next = apitest.GetOK(t, base+"/sales/current"); next["id"] == cur["id"] {
 			return fmt.Errorf("no sale after %v: /sales/current still answers it", cur["id"])
 		}
@@ -43,8 +31,8 @@ func nextSale(t *testing.T, base string, cur map[string]any) map[string]any {
 func TestRollover(t *testing.T) {
 	t.Parallel()
 	settings := sale.Settings{Duration: 2 * time.Second, Units: 20, Items: 5, PerUserLimit: 2, HoldTTL: time.Minute}
-	srv := testserver.Start(t, testserver.Options{Settings: &settings})
-	runScheduler(t, srv.Sales)
+	srv := apitest.Start(t, apitest.Options{Settings: &settings})
+	saletest.RunScheduler(t, srv.Sales)
 	const user = "roller"
 	heldIn := func(item int, saleID float64) map[string]any {
 		t.Helper()
@@ -97,7 +85,7 @@ func TestRollover(t *testing.T) {
 		t.Fatalf("sale %v: %v, want 2 units sold", n, sum)
 	}
 
-	if stray := apitest.Scalar(t, srv.Pool, `SELECT count(*) FROM checkout_attempts a JOIN sales s ON s.id = a.sale_id
+	if stray := pgtest.Scalar(t, srv.Pool, `SELECT count(*) FROM checkout_attempts a JOIN sales s ON s.id = a.sale_id
 		WHERE a.created_at < s.starts_at OR a.created_at >= s.ends_at`); stray != 0 {
 		t.Fatalf("%d checkout attempts landed in a sale whose window did not contain them", stray)
 	}
@@ -107,8 +95,8 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 	t.Parallel()
 	const callers = 20
 	settings := sale.Settings{Duration: time.Second, Units: 200, Items: 7, PerUserLimit: 2, HoldTTL: time.Minute}
-	a := testserver.Start(t, testserver.Options{Settings: &settings, NoSale: true})
-	b := testserver.Start(t, testserver.Options{Settings: &settings, NoSale: true, DBURL: a.DBURL})
+	a := apitest.Start(t, apitest.Options{Settings: &settings, NoSale: true})
+	b := apitest.Start(t, apitest.Options{Settings: &settings, NoSale: true, DBURL: a.DBURL})
 	ctx := context.Background()
 
 	now := time.Now()
@@ -133,7 +121,7 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 	}
 	count := func() int64 {
 		t.Helper()
-		return apitest.Scalar(t, a.Pool, "SELECT count(*) FROM sales")
+		return pgtest.Scalar(t, a.Pool, "SELECT count(*) FROM sales")
 	}
 	if n := count(); n != 2 {
 		t.Fatalf("%d concurrent EnsureSales made %d sales, want the current and the next", 2*callers, n)
@@ -141,8 +129,8 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 
 	// Both schedulers then race at every boundary; sales for two more windows
 	// mean both have crossed two boundaries.
-	runScheduler(t, a.Sales, b.Sales)
-	apitest.Poll(t, 10*time.Second, func() error {
+	saletest.RunScheduler(t, a.Sales, b.Sales)
+	testutil.Poll(t, 10*time.Second, func() error {
 		if n := count(); n < 4 {
 			return fmt.Errorf("%d sales, want 4: the current and next, and two more windows", n)
 		}
@@ -179,7 +167,7 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 		t.Fatalf("list sales: %v", err)
 	}
 	// Each with its one partition of attempts, however many servers raced.
-	if n := apitest.Scalar(t, a.Pool, `SELECT count(*) FROM sales s WHERE (SELECT count(*) FROM pg_inherits i
+	if n := pgtest.Scalar(t, a.Pool, `SELECT count(*) FROM sales s WHERE (SELECT count(*) FROM pg_inherits i
 			JOIN pg_class c ON c.oid = i.inhrelid
 			WHERE i.inhparent = 'checkout_attempts'::regclass
 			  AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%L)', s.id)) <> 1`); n != 0 {
@@ -189,9 +177,9 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 
 func TestEnsureSaleIdempotent(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{NoSale: true})
+	srv := apitest.Start(t, apitest.Options{NoSale: true})
 	ctx := context.Background()
-	d := testserver.DefaultSettings.Duration
+	d := apitest.DefaultSettings.Duration
 	start := sale.WindowStart(time.Now(), d).Add(3 * d)
 
 	for i, want := range []bool{true, false} {
@@ -202,8 +190,8 @@ func TestEnsureSaleIdempotent(t *testing.T) {
 	}
 	var sales, units int64
 	err := srv.Pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM sales), (SELECT count(*) FROM units)").Scan(&sales, &units)
-	if err != nil || sales != 1 || units != int64(testserver.DefaultSettings.Units) {
+	if err != nil || sales != 1 || units != int64(apitest.DefaultSettings.Units) {
 		t.Fatalf("after two EnsureSale: %d sales, %d units (%v), want 1 sale of %d units",
-			sales, units, err, testserver.DefaultSettings.Units)
+			sales, units, err, apitest.DefaultSettings.Units)
 	}
 }
