@@ -56,6 +56,36 @@ var (
 	}
 )
 
+// CheckoutOutcomes names every outcome a checkout can be stored with.
+func CheckoutOutcomes() []string { return outcomeNames(db.AllCheckoutOutcomeValues()) }
+
+// PurchaseOutcomes names every outcome a purchase can be decided with.
+func PurchaseOutcomes() []string { return outcomeNames(db.AllPurchaseOutcomeValues()) }
+
+func outcomeNames[O ~string](all []O) []string {
+	out := make([]string, len(all))
+	for i, o := range all {
+		out[i] = string(o)
+	}
+	return out
+}
+
+// Outcome names the refusal err stands for as the database and the API
+// name it ("sold_out", "code_expired", ...), or "" when err is none of them.
+func Outcome(err error) string {
+	for o, e := range checkoutErrors {
+		if errors.Is(err, e) {
+			return string(o)
+		}
+	}
+	for o, e := range purchaseErrors {
+		if errors.Is(err, e) {
+			return string(o)
+		}
+	}
+	return ""
+}
+
 func checkoutError(o db.CheckoutOutcome) error { return outcomeError(checkoutErrors, o) }
 func purchaseError(o db.PurchaseOutcome) error { return outcomeError(purchaseErrors, o) }
 
