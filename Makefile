@@ -8,7 +8,7 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test fuzz vet fmt-check sqlc-check compose-check browser pgbouncer generate bench db-stop clean psql migrate-status
+.PHONY: run build test fuzz vet fmt-check sqlc-check layout-check compose-check browser pgbouncer generate bench db-stop clean psql migrate-status
 
 run: build
 	@url="$$(go run ./cmd/devdb ensure -url '$(DATABASE_URL)')" && DATABASE_URL="$$url" exec ./bin/server
@@ -16,7 +16,7 @@ run: build
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/server ./cmd/server
 
-test: vet fmt-check sqlc-check compose-check browser pgbouncer
+test: vet fmt-check sqlc-check layout-check compose-check browser pgbouncer
 	@url="$$(go run ./cmd/devdb ensure -url '$(TEST_DATABASE_URL)')" && \
 		TEST_DATABASE_URL="$$url" go test -race -count=1 -timeout 20m ./... && \
 		$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) TEST_DATABASE_URL="$$url"
@@ -70,6 +70,13 @@ pgbouncer:
 
 generate:
 	go tool sqlc generate
+
+# Fails when a package other than internal/sale/store, or its tests,
+# imports the generated code (db/): the store is its one door.
+layout-check:
+	@out="$$(go list -f '{{.ImportPath}}: {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | \
+		grep -E ' github.com/flashsale/flashsale/db( |$$)' | cut -d: -f1 | grep -vx 'github.com/flashsale/flashsale/internal/sale/store')"; \
+		if [ -n "$$out" ]; then echo "only internal/sale/store may import github.com/flashsale/flashsale/db; these do too:"; echo "$$out"; exit 1; fi
 
 # Fails on an invalid compose file. First compose-go, the library Compose v2
 # loads files with, pinned in go.mod (cmd/composecheck): it needs nothing

@@ -16,8 +16,7 @@ WITH sale AS MATERIALIZED (
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
-    FROM (SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
-    WHERE latest.ends_at > now()
+    FROM current_sale AS latest
 ),
 decided AS (
     SELECT r.ord, r.user_id, ($1::bigint[])[r.ord] AS item_id, s.id AS sale_id,
@@ -39,9 +38,9 @@ SELECT d.ord::integer AS ord, d.outcome, d.sale_id FROM decided d
 `
 
 type CheckoutAttemptsInsertIfSoldOutParams struct {
-	ItemIds     []int64
+	ItemIDs     []int64
 	RateLimited []bool
-	UserIds     []string
+	UserIDs     []string
 }
 
 type CheckoutAttemptsInsertIfSoldOutRow struct {
@@ -61,7 +60,7 @@ type CheckoutAttemptsInsertIfSoldOutRow struct {
 // idempotency key never come here: their key is read under their user's
 // lock.
 func (q *Queries) CheckoutAttemptsInsertIfSoldOut(ctx context.Context, db DBTX, arg CheckoutAttemptsInsertIfSoldOutParams) ([]CheckoutAttemptsInsertIfSoldOutRow, error) {
-	rows, err := db.Query(ctx, checkoutAttemptsInsertIfSoldOut, arg.ItemIds, arg.RateLimited, arg.UserIds)
+	rows, err := db.Query(ctx, checkoutAttemptsInsertIfSoldOut, arg.ItemIDs, arg.RateLimited, arg.UserIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +86,7 @@ WITH sale AS MATERIALIZED (
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
-    FROM (SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
-    WHERE latest.ends_at > now()
+    FROM current_sale AS latest
 ),
 req AS (
     SELECT r.ord, r.user_id, ($1::bigint[])[r.ord] AS item_id, ($2::text[])[r.ord] AS code,
@@ -183,7 +181,7 @@ kept AS (
     -- An expired answer not yet deleted gives way to the new one.
     INSERT INTO idempotency_keys AS k (user_id, key, item_id, sale_id, outcome, code, hold_expires_at, expires_at)
     SELECT d.user_id, d.idem_key, d.item_id, d.sale_id, d.outcome, d.code, d.expires_at,
-           now() + make_interval(secs => $6::float8)
+           now() + $6::interval
     FROM decided d
     WHERE d.idem_key IS NOT NULL AND d.outcome NOT IN ('no_active_sale', 'rate_limited')
     ON CONFLICT (user_id, key) DO UPDATE
@@ -205,12 +203,12 @@ ORDER BY ord
 `
 
 type CheckoutsDecideParams struct {
-	ItemIds                  []int64
-	Codes                    []string
-	IdempotencyKeys          []string
-	RateLimited              []bool
-	UserIds                  []string
-	IdempotencyKeyTtlSeconds float64
+	ItemIDs           []int64
+	Codes             []string
+	IdempotencyKeys   []string
+	RateLimited       []bool
+	UserIDs           []string
+	IdempotencyKeyTTL time.Duration
 }
 
 type CheckoutsDecideRow struct {
@@ -226,7 +224,7 @@ type CheckoutsDecideRow struct {
 }
 
 // A checkout batch is two statements sent in one pipeline inside one READ
-// COMMITTED transaction (internal/sale/tx.go):
+// COMMITTED transaction (internal/sale/store/tx.go):
 //
 //	UserLocksTakeForCheckout (queries/user_locks.sql) -> CheckoutsDecide,
 //
@@ -276,12 +274,12 @@ type CheckoutsDecideRow struct {
 // hash a whole table (every unit or item) for a batch of 64.
 func (q *Queries) CheckoutsDecide(ctx context.Context, db DBTX, arg CheckoutsDecideParams) ([]CheckoutsDecideRow, error) {
 	rows, err := db.Query(ctx, checkoutsDecide,
-		arg.ItemIds,
+		arg.ItemIDs,
 		arg.Codes,
 		arg.IdempotencyKeys,
 		arg.RateLimited,
-		arg.UserIds,
-		arg.IdempotencyKeyTtlSeconds,
+		arg.UserIDs,
+		arg.IdempotencyKeyTTL,
 	)
 	if err != nil {
 		return nil, err

@@ -8,8 +8,6 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type CheckoutOutcome string
@@ -177,6 +175,18 @@ type CheckoutAttemptsNoSale struct {
 	CreatedAt time.Time
 }
 
+type CurrentSale struct {
+	ID                int64
+	StartsAt          time.Time
+	EndsAt            time.Time
+	UnitsTotal        int32
+	Items             int32
+	PerUserLimit      int32
+	HoldTTL           time.Duration
+	CreatedAt         time.Time
+	AttemptsDroppedAt *time.Time
+}
+
 type IdempotencyKey struct {
 	UserID        string
 	Key           string
@@ -214,7 +224,7 @@ type Sale struct {
 	UnitsTotal        int32
 	Items             int32
 	PerUserLimit      int32
-	HoldTtl           pgtype.Interval
+	HoldTTL           time.Duration
 	CreatedAt         time.Time
 	AttemptsDroppedAt *time.Time
 }

@@ -7,13 +7,15 @@ package db
 
 import (
 	"context"
+
+	"time"
 )
 
 const checkoutAttemptsDropOld = `-- name: CheckoutAttemptsDropOld :many
 WITH old AS (
     SELECT s.id FROM sales s
     WHERE s.attempts_dropped_at IS NULL
-      AND s.ends_at + s.hold_ttl + make_interval(secs => $1::float8) <= now()
+      AND s.ends_at + s.hold_ttl + $1::interval <= now()
     ORDER BY s.id
     LIMIT $2::integer
     FOR UPDATE SKIP LOCKED
@@ -25,8 +27,8 @@ RETURNING s.id, checkout_attempts_partition_drop(s.id)::boolean AS had_partition
 `
 
 type CheckoutAttemptsDropOldParams struct {
-	RetentionSeconds float64
-	MaxSales         int32
+	Retention time.Duration
+	MaxSales  int32
 }
 
 type CheckoutAttemptsDropOldRow struct {
@@ -41,7 +43,7 @@ type CheckoutAttemptsDropOldRow struct {
 // is dropped only for the rows this statement updates (RETURNING runs per
 // updated row, after its lock).
 func (q *Queries) CheckoutAttemptsDropOld(ctx context.Context, db DBTX, arg CheckoutAttemptsDropOldParams) ([]CheckoutAttemptsDropOldRow, error) {
-	rows, err := db.Query(ctx, checkoutAttemptsDropOld, arg.RetentionSeconds, arg.MaxSales)
+	rows, err := db.Query(ctx, checkoutAttemptsDropOld, arg.Retention, arg.MaxSales)
 	if err != nil {
 		return nil, err
 	}
@@ -68,11 +70,9 @@ SELECT checkout_attempts_partition_create($1::bigint)::boolean AS created
 // checkout_attempts has one partition per sale (migrations/00005). These
 // queries decide which partitions exist; the two functions they call only
 // make or drop the partition of the sale they are given.
-// Makes the partition of the sale's attempts unless it exists. EnsureSale
-// sends it in the transaction that creates the sale, so no checkout can
-// find the sale without its partition; and for every sale it finds made
-// already, which costs one catalog lookup when the partition is there (a
-// sale made by a server from before 00005 gets its partition then).
+// Makes the partition of the sale's attempts unless it exists. It is sent
+// in the transaction that creates the sale, so no checkout can find the
+// sale without its partition.
 func (q *Queries) CheckoutAttemptsPartitionCreate(ctx context.Context, db DBTX, saleID int64) (bool, error) {
 	row := db.QueryRow(ctx, checkoutAttemptsPartitionCreate, saleID)
 	var created bool

@@ -12,9 +12,6 @@ import (
 
 const checkoutHolderByCode = `-- name: CheckoutHolderByCode :one
 SELECT a.user_id FROM checkout_attempts a WHERE a.sale_id = $1::bigint AND a.code = $2::text
-UNION ALL
-SELECT u.held_by FROM units u WHERE u.hold_code = $2::text AND u.held_by IS NOT NULL
-LIMIT 1
 `
 
 type CheckoutHolderByCodeParams struct {
@@ -23,10 +20,8 @@ type CheckoutHolderByCodeParams struct {
 }
 
 // The user a code was issued to, read from the partition of the sale the
-// code names (sale_id), or, for a code from before codes named their sale
-// (migration 00005), from the unit that still carries it: a code that no
-// longer has its unit can sell nothing. A code's attempt row never
-// changes, so this may be read before the purchase's transaction.
+// code names (sale_id). A code's attempt row never changes, so this may be
+// read before the purchase's transaction.
 func (q *Queries) CheckoutHolderByCode(ctx context.Context, db DBTX, arg CheckoutHolderByCodeParams) (string, error) {
 	row := db.QueryRow(ctx, checkoutHolderByCode, arg.SaleID, arg.Code)
 	var user_id string
@@ -56,8 +51,8 @@ found AS (
 SELECT req.ord::integer AS ord,
        CASE
            WHEN f.ord IS NOT NULL THEN 'purchased'
-           WHEN coalesce((SELECT true FROM checkout_attempts a WHERE a.sale_id = $1::bigint AND a.code = req.code),
-                         (SELECT true FROM units u WHERE u.hold_code = req.code)) THEN 'code_expired'
+           WHEN (SELECT true FROM checkout_attempts a WHERE a.sale_id = $1::bigint AND a.code = req.code)
+               THEN 'code_expired'
            ELSE 'code_not_found'
        END::purchase_outcome AS outcome,
        f.purchase_id, f.sale_id, f.user_id, f.item_id, f.item_name, f.price_cents, f.purchased_at, f.user_purchases
@@ -85,13 +80,12 @@ type PurchasesGetByCodesRow struct {
 }
 
 // One row per code (ord: its 1-based position) of the codes of one sale
-// (sale_id: the sale they name, see internal/sale codeSale; the service
+// (sale_id: the sale they name, see internal/sale/code.go; the service
 // sends one statement per sale of the batch, so only that sale's partition
 // of checkout_attempts is read): the purchase made with it, by this
 // transaction or an earlier one (a repeat answers with the first
 // purchase), or why there is none. A code was issued, and is now
-// code_expired, when its checkout attempt is there, or when a unit still
-// carries it (a code from before codes named their sale: migration 00005).
+// code_expired, when its checkout attempt is there.
 // user_purchases is the buyer's counter: what the user owns in the sale,
 // this purchase included. Each lookup is a lateral or scalar subquery, one
 // index probe per code: as plain joins (or EXISTS, which the planner may
@@ -190,7 +184,7 @@ FOR UPDATE
 `
 
 // A purchase batch is four statements sent in one pipeline inside one READ
-// COMMITTED transaction (internal/sale/tx.go):
+// COMMITTED transaction (internal/sale/store/tx.go):
 //
 //	UnitsLockHeld -> UserLocksTakeForCodes -> UnitsSell -> PurchasesGetByCodes.
 //

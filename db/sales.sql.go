@@ -132,7 +132,7 @@ func (q *Queries) SaleGetByID(ctx context.Context, db DBTX, id int64) (Sale, err
 		&i.UnitsTotal,
 		&i.Items,
 		&i.PerUserLimit,
-		&i.HoldTtl,
+		&i.HoldTTL,
 		&i.CreatedAt,
 		&i.AttemptsDroppedAt,
 	)
@@ -153,7 +153,7 @@ func (q *Queries) SaleGetByStart(ctx context.Context, db DBTX, startsAt time.Tim
 		&i.UnitsTotal,
 		&i.Items,
 		&i.PerUserLimit,
-		&i.HoldTtl,
+		&i.HoldTTL,
 		&i.CreatedAt,
 		&i.AttemptsDroppedAt,
 	)
@@ -161,17 +161,13 @@ func (q *Queries) SaleGetByStart(ctx context.Context, db DBTX, startsAt time.Tim
 }
 
 const saleGetCurrent = `-- name: SaleGetCurrent :one
-SELECT latest.id, latest.starts_at, latest.ends_at, latest.units_total, latest.items, latest.per_user_limit, latest.hold_ttl, latest.created_at, latest.attempts_dropped_at FROM (
-    SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
-) AS latest
-WHERE latest.ends_at > now()
+SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM current_sale
 `
 
-// The sale whose window contains the database's now, by the rule checkout
-// uses: the latest sale started, if it has not ended.
-func (q *Queries) SaleGetCurrent(ctx context.Context, db DBTX) (Sale, error) {
+// The sale whose window contains the database's now (the current_sale view).
+func (q *Queries) SaleGetCurrent(ctx context.Context, db DBTX) (CurrentSale, error) {
 	row := db.QueryRow(ctx, saleGetCurrent)
-	var i Sale
+	var i CurrentSale
 	err := row.Scan(
 		&i.ID,
 		&i.StartsAt,
@@ -179,7 +175,7 @@ func (q *Queries) SaleGetCurrent(ctx context.Context, db DBTX) (Sale, error) {
 		&i.UnitsTotal,
 		&i.Items,
 		&i.PerUserLimit,
-		&i.HoldTtl,
+		&i.HoldTTL,
 		&i.CreatedAt,
 		&i.AttemptsDroppedAt,
 	)
@@ -189,18 +185,18 @@ func (q *Queries) SaleGetCurrent(ctx context.Context, db DBTX) (Sale, error) {
 const saleInsert = `-- name: SaleInsert :one
 INSERT INTO sales (starts_at, ends_at, units_total, items, per_user_limit, hold_ttl)
 VALUES ($1::timestamptz, $2::timestamptz, $3::integer, $4::integer,
-        $5::integer, make_interval(secs => $6::float8))
+        $5::integer, $6::interval)
 ON CONFLICT (starts_at) DO NOTHING
 RETURNING id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at
 `
 
 type SaleInsertParams struct {
-	StartsAt       time.Time
-	EndsAt         time.Time
-	UnitsTotal     int32
-	Items          int32
-	PerUserLimit   int32
-	HoldTtlSeconds float64
+	StartsAt     time.Time
+	EndsAt       time.Time
+	UnitsTotal   int32
+	Items        int32
+	PerUserLimit int32
+	HoldTTL      time.Duration
 }
 
 // Creates a sale window unless one with the same start exists; the loser of
@@ -212,7 +208,7 @@ func (q *Queries) SaleInsert(ctx context.Context, db DBTX, arg SaleInsertParams)
 		arg.UnitsTotal,
 		arg.Items,
 		arg.PerUserLimit,
-		arg.HoldTtlSeconds,
+		arg.HoldTTL,
 	)
 	var i Sale
 	err := row.Scan(
@@ -222,7 +218,7 @@ func (q *Queries) SaleInsert(ctx context.Context, db DBTX, arg SaleInsertParams)
 		&i.UnitsTotal,
 		&i.Items,
 		&i.PerUserLimit,
-		&i.HoldTtl,
+		&i.HoldTTL,
 		&i.CreatedAt,
 		&i.AttemptsDroppedAt,
 	)
@@ -253,7 +249,8 @@ ANALYZE units, items, sales
 
 // A sale's units arrive in one INSERT, and a table has no statistics for
 // rows ANALYZE has not seen: the planner would then look a free unit up
-// through the whole-sale index and filter by item (1 ms instead of 0.08).
+// through the whole-sale index and filter by item, an order of magnitude
+// slower per checkout (docs/benchmark.md).
 // Run after a sale is created and at start-up, so plans are right from
 // the first request; autovacuum keeps them right as the sale goes on.
 func (q *Queries) SaleTablesAnalyze(ctx context.Context, db DBTX) error {

@@ -1,5 +1,5 @@
 -- A checkout batch is two statements sent in one pipeline inside one READ
--- COMMITTED transaction (internal/sale/tx.go):
+-- COMMITTED transaction (internal/sale/store/tx.go):
 --   UserLocksTakeForCheckout (queries/user_locks.sql) -> CheckoutsDecide,
 -- or, while the sale looks sold out, CheckoutAttemptsInsertIfSoldOut alone.
 -- Each statement finds the current sale itself (parameters are fixed when
@@ -52,8 +52,7 @@ WITH sale AS MATERIALIZED (
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
-    FROM (SELECT * FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
-    WHERE latest.ends_at > now()
+    FROM current_sale AS latest
 ),
 req AS (
     SELECT r.ord, r.user_id, (@item_ids::bigint[])[r.ord] AS item_id, (@codes::text[])[r.ord] AS code,
@@ -148,7 +147,7 @@ kept AS (
     -- An expired answer not yet deleted gives way to the new one.
     INSERT INTO idempotency_keys AS k (user_id, key, item_id, sale_id, outcome, code, hold_expires_at, expires_at)
     SELECT d.user_id, d.idem_key, d.item_id, d.sale_id, d.outcome, d.code, d.expires_at,
-           now() + make_interval(secs => @idempotency_key_ttl_seconds::float8)
+           now() + @idempotency_key_ttl::interval
     FROM decided d
     WHERE d.idem_key IS NOT NULL AND d.outcome NOT IN ('no_active_sale', 'rate_limited')
     ON CONFLICT (user_id, key) DO UPDATE
@@ -184,8 +183,7 @@ WITH sale AS MATERIALIZED (
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
-    FROM (SELECT * FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1) AS latest
-    WHERE latest.ends_at > now()
+    FROM current_sale AS latest
 ),
 decided AS (
     SELECT r.ord, r.user_id, (@item_ids::bigint[])[r.ord] AS item_id, s.id AS sale_id,

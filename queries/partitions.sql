@@ -3,11 +3,9 @@
 -- make or drop the partition of the sale they are given.
 
 -- name: CheckoutAttemptsPartitionCreate :one
--- Makes the partition of the sale's attempts unless it exists. EnsureSale
--- sends it in the transaction that creates the sale, so no checkout can
--- find the sale without its partition; and for every sale it finds made
--- already, which costs one catalog lookup when the partition is there (a
--- sale made by a server from before 00005 gets its partition then).
+-- Makes the partition of the sale's attempts unless it exists. It is sent
+-- in the transaction that creates the sale, so no checkout can find the
+-- sale without its partition.
 SELECT checkout_attempts_partition_create(@sale_id::bigint)::boolean AS created;
 
 -- name: LockTimeoutSetLocal :exec
@@ -25,7 +23,7 @@ SELECT set_config('lock_timeout', @timeout::text, true);
 WITH old AS (
     SELECT s.id FROM sales s
     WHERE s.attempts_dropped_at IS NULL
-      AND s.ends_at + s.hold_ttl + make_interval(secs => @retention_seconds::float8) <= now()
+      AND s.ends_at + s.hold_ttl + @retention::interval <= now()
     ORDER BY s.id
     LIMIT @max_sales::integer
     FOR UPDATE SKIP LOCKED

@@ -1,5 +1,5 @@
 -- A purchase batch is four statements sent in one pipeline inside one READ
--- COMMITTED transaction (internal/sale/tx.go):
+-- COMMITTED transaction (internal/sale/store/tx.go):
 --   UnitsLockHeld -> UserLocksTakeForCodes -> UnitsSell -> PurchasesGetByCodes.
 -- A code is the key of its request: the batcher never puts one code twice in
 -- a batch, so racing repeats of a code run one after the other.
@@ -53,13 +53,12 @@ ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought 
 
 -- name: PurchasesGetByCodes :many
 -- One row per code (ord: its 1-based position) of the codes of one sale
--- (sale_id: the sale they name, see internal/sale codeSale; the service
+-- (sale_id: the sale they name, see internal/sale/code.go; the service
 -- sends one statement per sale of the batch, so only that sale's partition
 -- of checkout_attempts is read): the purchase made with it, by this
 -- transaction or an earlier one (a repeat answers with the first
 -- purchase), or why there is none. A code was issued, and is now
--- code_expired, when its checkout attempt is there, or when a unit still
--- carries it (a code from before codes named their sale: migration 00005).
+-- code_expired, when its checkout attempt is there.
 -- user_purchases is the buyer's counter: what the user owns in the sale,
 -- this purchase included. Each lookup is a lateral or scalar subquery, one
 -- index probe per code: as plain joins (or EXISTS, which the planner may
@@ -86,8 +85,8 @@ found AS (
 SELECT req.ord::integer AS ord,
        CASE
            WHEN f.ord IS NOT NULL THEN 'purchased'
-           WHEN coalesce((SELECT true FROM checkout_attempts a WHERE a.sale_id = @sale_id::bigint AND a.code = req.code),
-                         (SELECT true FROM units u WHERE u.hold_code = req.code)) THEN 'code_expired'
+           WHEN (SELECT true FROM checkout_attempts a WHERE a.sale_id = @sale_id::bigint AND a.code = req.code)
+               THEN 'code_expired'
            ELSE 'code_not_found'
        END::purchase_outcome AS outcome,
        f.purchase_id, f.sale_id, f.user_id, f.item_id, f.item_name, f.price_cents, f.purchased_at, f.user_purchases
@@ -104,11 +103,6 @@ ORDER BY p.id;
 
 -- name: CheckoutHolderByCode :one
 -- The user a code was issued to, read from the partition of the sale the
--- code names (sale_id), or, for a code from before codes named their sale
--- (migration 00005), from the unit that still carries it: a code that no
--- longer has its unit can sell nothing. A code's attempt row never
--- changes, so this may be read before the purchase's transaction.
-SELECT a.user_id FROM checkout_attempts a WHERE a.sale_id = @sale_id::bigint AND a.code = @code::text
-UNION ALL
-SELECT u.held_by FROM units u WHERE u.hold_code = @code::text AND u.held_by IS NOT NULL
-LIMIT 1;
+-- code names (sale_id). A code's attempt row never changes, so this may be
+-- read before the purchase's transaction.
+SELECT a.user_id FROM checkout_attempts a WHERE a.sale_id = @sale_id::bigint AND a.code = @code::text;

@@ -3,7 +3,7 @@
 -- a race between servers waits for the winner's commit and gets no row.
 INSERT INTO sales (starts_at, ends_at, units_total, items, per_user_limit, hold_ttl)
 VALUES (@starts_at::timestamptz, @ends_at::timestamptz, @units_total::integer, @items::integer,
-        @per_user_limit::integer, make_interval(secs => @hold_ttl_seconds::float8))
+        @per_user_limit::integer, @hold_ttl::interval)
 ON CONFLICT (starts_at) DO NOTHING
 RETURNING *;
 
@@ -36,12 +36,8 @@ SELECT * FROM sales WHERE id = @id;
 SELECT * FROM sales WHERE starts_at = @starts_at;
 
 -- name: SaleGetCurrent :one
--- The sale whose window contains the database's now, by the rule checkout
--- uses: the latest sale started, if it has not ended.
-SELECT latest.* FROM (
-    SELECT * FROM sales WHERE starts_at <= now() ORDER BY starts_at DESC LIMIT 1
-) AS latest
-WHERE latest.ends_at > now();
+-- The sale whose window contains the database's now (the current_sale view).
+SELECT * FROM current_sale;
 
 -- name: SaleStockGet :one
 SELECT * FROM sale_stock WHERE id = @id;
@@ -77,7 +73,8 @@ ORDER BY p.item_id;
 -- name: SaleTablesAnalyze :exec
 -- A sale's units arrive in one INSERT, and a table has no statistics for
 -- rows ANALYZE has not seen: the planner would then look a free unit up
--- through the whole-sale index and filter by item (1 ms instead of 0.08).
+-- through the whole-sale index and filter by item, an order of magnitude
+-- slower per checkout (docs/benchmark.md).
 -- Run after a sale is created and at start-up, so plans are right from
 -- the first request; autovacuum keeps them right as the sale goes on.
 ANALYZE units, items, sales;

@@ -2,14 +2,19 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/sale"
 )
 
 // Config is the whole configuration; every field has a default that makes
@@ -53,8 +58,9 @@ type Config struct {
 	// :9464 inside a container on a private network).
 	MetricsAddr string `env:"METRICS_ADDR"`
 
-	// How long the answer to a checkout with an Idempotency-Key is kept.
-	IdempotencyKeyTTL time.Duration `env:"IDEMPOTENCY_KEY_TTL" envDefault:"24h"`
+	// How long the answer to a checkout with an Idempotency-Key is kept;
+	// unset, the service's default (sale.DefaultIdempotencyKeyTTL).
+	IdempotencyKeyTTL time.Duration `env:"IDEMPOTENCY_KEY_TTL"`
 	// AttemptsRetention, when positive, drops the stored checkout attempts
 	// of each sale once it ended (and its last hold expired) that long ago:
 	// one partition of checkout_attempts per sale, dropped whole. 0 keeps
@@ -93,6 +99,7 @@ func Load() (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read configuration: %w", err)
 	}
+	cfg.IdempotencyKeyTTL = cmp.Or(cfg.IdempotencyKeyTTL, sale.DefaultIdempotencyKeyTTL)
 	return cfg, cfg.Validate()
 }
 
@@ -113,8 +120,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("HOLD_TTL must be at least 1ms, got %s", c.HoldTTL)
 	case c.DBMaxConns < 1:
 		return fmt.Errorf("DB_MAX_CONNS must be positive, got %d", c.DBMaxConns)
-	case c.DBPooler != "none" && c.DBPooler != "transaction":
-		return fmt.Errorf("DB_POOLER must be none or transaction, got %q", c.DBPooler)
+	case !slices.Contains(database.Poolers, database.Pooler(c.DBPooler)):
+		return fmt.Errorf("DB_POOLER must be one of %v, got %q", database.Poolers, c.DBPooler)
 	case c.DBPooler == "transaction" && c.DatabaseMigrationURL == "":
 		return fmt.Errorf("DB_POOLER=transaction needs DATABASE_MIGRATION_URL, a direct connection to the same database: " +
 			"migrations hold a session advisory lock, which a transaction pooler cannot keep")

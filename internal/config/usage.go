@@ -1,15 +1,25 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"strings"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/flashsale/flashsale/internal/sale"
 )
 
 // Setting is one environment variable the server reads.
 type Setting struct {
 	Name    string
 	Default string // "" when unset means off
+}
+
+// serviceDefaults are the defaults Load takes from the service, which
+// states them once.
+var serviceDefaults = map[string]string{
+	"IDEMPOTENCY_KEY_TTL": strings.TrimSuffix(sale.DefaultIdempotencyKeyTTL.String(), "0m0s"),
 }
 
 // Settings lists the variables of Config in order, from its tags, so that
@@ -21,7 +31,7 @@ func Settings() ([]Setting, error) {
 	}
 	out := make([]Setting, len(params))
 	for i, p := range params {
-		out[i] = Setting{Name: p.Key, Default: p.DefaultValue}
+		out[i] = Setting{Name: p.Key, Default: cmp.Or(p.DefaultValue, serviceDefaults[p.Key])}
 	}
 	return out, nil
 }

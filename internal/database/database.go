@@ -16,7 +16,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/flashsale/flashsale/db"
+	"github.com/flashsale/flashsale/internal/sale/store"
 	"github.com/flashsale/flashsale/migrations"
 )
 
@@ -110,9 +110,9 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 // only UTF-8 stores every user id the API accepts, and a batch holding one
 // that the encoding cannot store would fail for every request in it.
 func CheckServer(ctx context.Context, pool *pgxpool.Pool) error {
-	enc, err := db.New().ServerEncodingGet(ctx, pool)
+	enc, err := store.ServerEncoding(ctx, pool)
 	if err != nil {
-		return fmt.Errorf("read server_encoding: %w", err)
+		return err
 	}
 	if enc != "UTF8" {
 		return fmt.Errorf("the database's encoding is %s; flashsale needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')", enc)

@@ -275,7 +275,7 @@ func runSide(ctx context.Context, opts Options, sd side) (*SideResult, error) {
 	}
 	info := SaleInfo{
 		ID: row.ID, Units: int64(row.UnitsTotal), Items: int64(row.Items), PerUserLimit: int64(row.PerUserLimit),
-		HoldTTLS: (time.Duration(row.HoldTtl.Microseconds) * time.Microsecond).Seconds(), SoldBefore: state0.unitsSold,
+		HoldTTLS: row.HoldTTL.Seconds(), SoldBefore: state0.unitsSold,
 	}
 	if state0.unitsSold > 0 {
 		fmt.Fprintf(opts.Log, "loadgen: %s: warning: sale %d is not fresh, %d of %d units were sold before the run\n",

@@ -30,7 +30,7 @@ func TestAbandonedCheckoutNeverRuns(t *testing.T) {
 	}()
 	// u1's batch is running once its connection waits for the lock (seen
 	// from a third connection: the service's only one is busy).
-	waitingForLock(t, connect(t, e.URL), 0)
+	pgtest.WaitingForLock(t, pgtest.Connect(t, e.URL), 0)
 
 	// u2's client goes away (a cancellation, not a deadline: the batch
 	// would otherwise inherit the deadline and be cancelled too).

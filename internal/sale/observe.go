@@ -4,9 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/flashsale/flashsale/db"
+	"github.com/flashsale/flashsale/internal/sale/store"
 )
 
 // Observer hears about every checkout and purchase batch once, on the
@@ -31,35 +29,9 @@ type Observer struct {
 	PurchaseOutcome func(outcome string, n int)
 }
 
-// Option changes what NewService builds.
-type Option func(*options)
-
-type options struct {
-	observer Observer
-	readPool *pgxpool.Pool
-}
-
-// WithObserver reports every batch to o.
-func WithObserver(o Observer) Option { return func(opts *options) { opts.observer = o } }
-
-// WithReadPool sends the reads that decide nothing (GET /sales/...,
-// /users/.../purchases, readiness, the live page's counts) to p instead of
-// the pool of checkouts and purchases. Reads then wait for p's
-// connections, never for the batches' ones, and the batches never wait for
-// theirs. Close p after the service.
-func WithReadPool(p *pgxpool.Pool) Option { return func(opts *options) { opts.readPool = p } }
-
-func applyOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
-
 // checkoutOutcome names what a checkout came to; an answer replayed under
 // an idempotency key decided nothing new and is counted apart.
-func checkoutOutcome(r db.CheckoutsDecideRow) string {
+func checkoutOutcome(r store.CheckoutResult) string {
 	switch {
 	case r.KeyReused:
 		return "idempotency_key_reused"
@@ -72,7 +44,7 @@ func checkoutOutcome(r db.CheckoutsDecideRow) string {
 func purchaseOutcome(r purchaseResult) string {
 	switch {
 	case r.err == nil:
-		return string(r.row.Outcome)
+		return string(r.Outcome)
 	case errors.Is(r.err, ErrUserLimit):
 		return "user_limit_reached"
 	default:

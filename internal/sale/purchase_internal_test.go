@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/sale/store"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
@@ -63,14 +62,14 @@ func TestCapRefusalFailsOnlyItsOwnPurchase(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, err := s.purchaseBatch(time.Now().Add(5*time.Second), []string{"past-the-cap", victor.Code})
+	res, err := s.purchaseBatch(time.Now().Add(5*time.Second), parseCodes(t, "past-the-cap", victor.Code))
 	if err != nil {
 		t.Fatalf("the batch failed as a whole: %v", err)
 	}
 	if !errors.Is(res[0].err, ErrUserLimit) {
 		t.Errorf("purchase past the cap: %+v, want ErrUserLimit", res[0])
 	}
-	if res[1].err != nil || res[1].row.Outcome != "purchased" {
+	if res[1].err != nil || res[1].Outcome != store.Purchased {
 		t.Errorf("victor's purchase in the same batch: %+v, want purchased", res[1])
 	}
 	var bought int
@@ -103,19 +102,16 @@ func TestPurchaseBatchOfTwoSales(t *testing.T) {
 	}
 	unknown := fmt.Sprintf("%d.neverIssued", now.SaleID)
 	codes := []string{later, now.Code, unknown}
-	if got := bySale(codes); len(got) != 2 || got[0].sale == got[1].sale || !slices.Equal(got[1].at, []int{1, 2}) {
-		t.Fatalf("bySale(%q) = %+v, want the next sale's code apart from the two of sale %d", codes, got, now.SaleID)
-	}
-	res, err := s.purchaseBatch(time.Now().Add(5*time.Second), codes)
+	res, err := s.purchaseBatch(time.Now().Add(5*time.Second), parseCodes(t, codes...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range []struct {
 		user    string
-		outcome db.PurchaseOutcome
-	}{{"otto", db.PurchaseOutcomePurchased}, {"nina", db.PurchaseOutcomePurchased}, {"", db.PurchaseOutcomeCodeNotFound}} {
+		outcome store.Outcome
+	}{{"otto", store.Purchased}, {"nina", store.Purchased}, {"", store.CodeNotFound}} {
 		r := res[i]
-		if r.err != nil || r.row.Outcome != want.outcome || (want.user != "" && (r.row.UserID == nil || *r.row.UserID != want.user)) {
+		if r.err != nil || r.Outcome != want.outcome || r.Purchase.UserID != want.user {
 			t.Errorf("code %q: %+v, want %s by %q", codes[i], r, want.outcome, want.user)
 		}
 	}
@@ -131,4 +127,17 @@ func TestCodeSale(t *testing.T) {
 			t.Errorf("codeSale(%q) = %d, want %d", code, got, want)
 		}
 	}
+}
+
+func parseCodes(t *testing.T, codes ...string) []store.Code {
+	t.Helper()
+	out := make([]store.Code, len(codes))
+	for i, code := range codes {
+		c, err := parseCode(code)
+		if err != nil {
+			t.Fatalf("parseCode(%q): %v", code, err)
+		}
+		out[i] = c
+	}
+	return out
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 	"github.com/flashsale/flashsale/internal/testkit/saletest"
@@ -24,30 +23,20 @@ import (
 
 // outcomeOf names a checkout's answer as checkout_attempts.outcome stores
 // it; ok is false for an answer that is no outcome (a failure).
-func outcomeOf(err error) (o db.CheckoutOutcome, ok bool) {
+func outcomeOf(err error) (o string, ok bool) {
 	if err == nil {
-		return db.CheckoutOutcomeHeld, true
+		return "held", true
 	}
-	for o, e := range map[db.CheckoutOutcome]error{
-		db.CheckoutOutcomeSoldOut:          sale.ErrSoldOut,
-		db.CheckoutOutcomeItemUnavailable:  sale.ErrItemUnavailable,
-		db.CheckoutOutcomeUserLimitReached: sale.ErrUserLimit,
-		db.CheckoutOutcomeItemNotFound:     sale.ErrItemNotFound,
-		db.CheckoutOutcomeNoActiveSale:     sale.ErrNoActiveSale,
-	} {
-		if errors.Is(err, e) {
-			return o, true
-		}
-	}
-	return "", false
+	o = sale.Outcome(err)
+	return o, o != ""
 }
 
 // storedOutcomes counts the sale's attempts of each outcome, every outcome
 // present (zero when none).
-func storedOutcomes(t *testing.T, pool *pgxpool.Pool, saleID int64) map[db.CheckoutOutcome]int64 {
+func storedOutcomes(t *testing.T, pool *pgxpool.Pool, saleID int64) map[string]int64 {
 	t.Helper()
-	out := map[db.CheckoutOutcome]int64{}
-	for _, o := range db.AllCheckoutOutcomeValues() {
+	out := map[string]int64{}
+	for _, o := range sale.CheckoutOutcomes() {
 		out[o] = pgtest.Scalar(t, pool, "SELECT count(*) FROM checkout_attempts WHERE sale_id = $1 AND outcome = $2", saleID, o)
 	}
 	return out
@@ -56,9 +45,9 @@ func storedOutcomes(t *testing.T, pool *pgxpool.Pool, saleID int64) map[db.Check
 // compareOutcomes fails unless the service answered each outcome exactly as
 // many times as it stored it: an answer without its row, or a row without
 // its answer, breaks "every attempt is stored, committed before the answer".
-func compareOutcomes(t *testing.T, answered, stored map[db.CheckoutOutcome]int64) {
+func compareOutcomes(t *testing.T, answered, stored map[string]int64) {
 	t.Helper()
-	for _, o := range db.AllCheckoutOutcomeValues() {
+	for _, o := range sale.CheckoutOutcomes() {
 		if answered[o] != stored[o] {
 			t.Errorf("outcome %s: answered %d times, stored %d times", o, answered[o], stored[o])
 		}
@@ -176,7 +165,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 		r.bought, r.boughtErr = here.Purchase(ctx, r.hold.Code, "")
 	})
 
-	answered := map[db.CheckoutOutcome]int64{}
+	answered := map[string]int64{}
 	purchaseIDs := map[int64]bool{}
 	repeats := 0
 	for i, r := range results {
@@ -220,8 +209,8 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 	} else if got != units {
 		t.Errorf("%d units sold, want all %d: demand was enough for every unit", got, units)
 	}
-	if answered[db.CheckoutOutcomeHeld] != units || int64(len(purchaseIDs)) != units {
-		t.Errorf("%d holds answered and %d bought, want %d", answered[db.CheckoutOutcomeHeld], len(purchaseIDs), units)
+	if answered["held"] != units || int64(len(purchaseIDs)) != units {
+		t.Errorf("%d holds answered and %d bought, want %d", answered["held"], len(purchaseIDs), units)
 	}
 	if n := pgtest.Scalar(t, env.Pool, "SELECT count(*) FROM purchases WHERE sale_id = $1", saleID); n != int64(len(purchaseIDs)) {
 		t.Errorf("%d purchase rows, %d purchases answered", n, len(purchaseIDs))
@@ -231,7 +220,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 	}
 	compareOutcomes(t, answered, storedOutcomes(t, env.Pool, saleID))
 	checkInvariants(t, env.Pool, saleID)
-	if answered[db.CheckoutOutcomeUserLimitReached] == 0 {
+	if answered["user_limit_reached"] == 0 {
 		t.Errorf("no checkout was refused for the cap, so the race against it was not exercised")
 	}
 	if repeats == 0 {
@@ -265,11 +254,11 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 	testutil.Together(racers, racers, func(i int) {
 		holds[i], errs[i] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: user, ItemID: int64(i%items + 1)})
 	})
-	answered := map[db.CheckoutOutcome]int64{}
+	answered := map[string]int64{}
 	var held []sale.Hold
 	for i, err := range errs {
 		o, ok := outcomeOf(err)
-		if !ok || (o != db.CheckoutOutcomeHeld && o != db.CheckoutOutcomeUserLimitReached) {
+		if !ok || (o != "held" && o != "user_limit_reached") {
 			t.Fatalf("checkout %d: %v, want a hold or ErrUserLimit", i, err)
 		}
 		answered[o]++
@@ -277,7 +266,7 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 			held = append(held, holds[i])
 		}
 	}
-	if len(held) != limit || answered[db.CheckoutOutcomeUserLimitReached] != racers-int64(limit) {
+	if len(held) != limit || answered["user_limit_reached"] != racers-int64(limit) {
 		t.Fatalf("%d concurrent checkouts by one user answered %v, want %d held and the rest refused for the cap",
 			racers, answered, limit)
 	}
@@ -315,7 +304,7 @@ func TestRaceOneUserStopsAtCap(t *testing.T) {
 	if n := pgtest.Scalar(t, env.Pool, "SELECT units_bought FROM buyers WHERE sale_id = $1 AND user_id = $2", saleID, user); n != int64(limit) {
 		t.Errorf("buyers counter %d, want %d", n, limit)
 	}
-	answered[db.CheckoutOutcomeUserLimitReached] += more
+	answered["user_limit_reached"] += more
 	compareOutcomes(t, answered, storedOutcomes(t, env.Pool, saleID))
 	checkInvariants(t, env.Pool, saleID)
 }
@@ -452,7 +441,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 			t.Fatalf("purchase with expired code %d: %v, want ErrCodeExpired", i, err)
 		}
 	}
-	answered := map[db.CheckoutOutcome]int64{db.CheckoutOutcomeSoldOut: 1, db.CheckoutOutcomeHeld: units}
+	answered := map[string]int64{"sold_out": 1, "held": units}
 	var held []sale.Hold
 	for i, err := range lateErrs {
 		o, ok := outcomeOf(err)
@@ -531,7 +520,7 @@ func TestRaceSoldOutStorm(t *testing.T) {
 		}
 	}
 	after := storedOutcomes(t, env.Pool, saleID)
-	if n := after[db.CheckoutOutcomeSoldOut] - before[db.CheckoutOutcomeSoldOut]; n != storm {
+	if n := after["sold_out"] - before["sold_out"]; n != storm {
 		t.Errorf("%d sold_out attempts stored for %d answers", n, storm)
 	}
 	sum, err := svc.Summary(ctx, saleID)

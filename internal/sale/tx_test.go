@@ -20,7 +20,7 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 	t.Parallel()
 	e := saletest.New(t, saletest.WithPoolSize(1))
 	ctx := context.Background()
-	observer := connect(t, e.URL)
+	observer := pgtest.Connect(t, e.URL)
 	release := holdUserLock(t, e, "kim")
 
 	done := make(chan error, 1)
@@ -30,13 +30,13 @@ func TestBatchOnKilledConnectionIsRetried(t *testing.T) {
 		hold, err = e.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "kim", ItemID: 1})
 		done <- err
 	}()
-	first := waitingForLock(t, observer, 0)
+	first := pgtest.WaitingForLock(t, observer, 0)
 	var killed bool
 	if err := observer.QueryRow(ctx, "SELECT pg_terminate_backend($1)", first).Scan(&killed); err != nil || !killed {
 		t.Fatalf("terminate backend %d: %v %v", first, killed, err)
 	}
 	// The retry waits for the same lock on a new connection.
-	if second := waitingForLock(t, observer, first); second == first {
+	if second := pgtest.WaitingForLock(t, observer, first); second == first {
 		t.Fatalf("retry on the killed backend %d", first)
 	}
 	release()

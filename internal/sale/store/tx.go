@@ -1,10 +1,9 @@
-package sale
+package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,50 +14,49 @@ import (
 	"github.com/flashsale/flashsale/db"
 )
 
-// This file owns the transactions of checkout and purchase batches. A batch
-// is one READ COMMITTED transaction whose statements are named sqlc queries,
-// sent as one pgx pipeline: BEGIN, the queries and COMMIT reach PostgreSQL
-// in one write, so a batch costs about one round trip and one commit.
+// A batch is one READ COMMITTED transaction whose statements are generated
+// queries sent as one pgx pipeline: BEGIN, the statements and COMMIT reach
+// PostgreSQL in one write, so a batch costs about one round trip and one
+// commit.
 //
-// sqlc cannot put different queries into one pgx.Batch, so the body of a
-// transaction is a function of a db.DBTX that runs twice: first against
-// queueDBTX, which queues each generated query's SQL and arguments and
-// returns nothing, then, once the batch is sent, against resultsDBTX, which
-// hands each generated method the next result of the batch to scan with its
-// own generated code. A body must therefore call the same queries in the
-// same order whatever they return; it cannot branch on a result.
-
-// Errors of a batch transaction that decide how its callers are answered.
-var (
-	// errNotStored: PostgreSQL rolled the transaction back (an error came
-	// back before COMMIT's result, so COMMIT was skipped) or never got it.
-	errNotStored = errors.New("batch rolled back, nothing stored")
-)
+// sqlc cannot put different queries into one pgx.Batch, so each statement
+// is a call of a generated method on a db.DBTX, made twice: first on a
+// DBTX that only queues the query's SQL and arguments, then, once the
+// batch is sent, on one that hands the method the query's own result to
+// scan with its generated code.
+//
+// A stmt is one such call. It stores what it scans in variables of the
+// caller, which hold the results once the batch has committed; on the
+// queueing pass it gets zero values and must not act on them. The
+// statements of a batch are a list fixed before anything is sent, so no
+// statement can depend on another's result: what would need to is one
+// statement (CTEs), as the queries are written.
+type stmt func(tx db.DBTX) error
 
 // commitGrace is how long a batch may run past its earliest caller's
 // deadline to report what PostgreSQL really did: at the deadline a cancel
 // request goes out, and a statement it cancels rolls the transaction back;
-// a COMMIT already executing finishes and is answered. Half of DB_TIMEOUT,
-// and never so short that a healthy commit cannot make it.
+// a COMMIT already executing finishes and is answered. Half of the
+// database timeout, and never so short that a healthy commit cannot make it.
 func commitGrace(timeout time.Duration) time.Duration {
 	return max(timeout/2, 100*time.Millisecond)
 }
 
-// inTx runs body as one pipelined READ COMMITTED transaction on a
-// connection of pool, until deadline (plus a grace to learn the outcome of
-// a COMMIT already sent). When the transaction failed before COMMIT took
-// effect because its connection broke (PostgreSQL killed the backend, the
-// connection went stale), it is retried once on another connection, so a
-// single lost connection costs its callers nothing.
-func inTx(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body func(db.DBTX) error) error {
-	err := inTxOnce(pool, deadline, grace, body)
+// inTx runs stmts as one pipelined READ COMMITTED transaction on a
+// connection of the write pool, until deadline (plus a grace to learn the
+// outcome of a COMMIT already sent). When the transaction failed before
+// COMMIT took effect because its connection broke (PostgreSQL killed the
+// backend, the connection went stale), it is retried once on another
+// connection, so a single lost connection costs its callers nothing.
+func (s *Store) inTx(deadline time.Time, what string, stmts ...stmt) error {
+	err := inTxOnce(s.pool, deadline, s.grace, stmts)
 	if errors.Is(err, errNotStored) && brokenConnection(err) && time.Now().Before(deadline) {
-		err = inTxOnce(pool, deadline, grace, body)
+		err = inTxOnce(s.pool, deadline, s.grace, stmts)
 	}
-	return err
+	return wrap(err, what)
 }
 
-func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body func(db.DBTX) error) error {
+func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, stmts []stmt) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	conn, err := pool.Acquire(ctx)
@@ -79,8 +77,11 @@ func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body 
 
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	if err := body(queueDBTX{b}); err != nil {
-		return fmt.Errorf("%w: queue batch: %w", errNotStored, err)
+	queue := queueDBTX{b}
+	for _, st := range stmts {
+		if err := st(queue); err != nil {
+			return fmt.Errorf("%w: queue batch: %w", errNotStored, err)
+		}
 	}
 	b.Queue("COMMIT")
 
@@ -102,7 +103,12 @@ func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body 
 	_, err = br.Exec()
 	if err == nil {
 		stage = "statements"
-		err = body(resultsDBTX{br})
+		results := resultsDBTX{br}
+		for _, st := range stmts {
+			if err = st(results); err != nil {
+				break
+			}
+		}
 	}
 	committed := false
 	if err == nil {
@@ -134,43 +140,9 @@ func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, body 
 	return classify(stage, err)
 }
 
-// classify tells a transaction that surely did not commit from one whose
-// outcome is unknown. PostgreSQL skips the rest of a pipeline after an
-// error, so an error it reported for a statement before COMMIT means
-// nothing was stored, and so does one it reported for COMMIT itself, unless
-// it says the connection is going away (the commit may have happened just
-// before: with synchronous replication PostgreSQL even says so). A failure
-// pgx reports as safe to retry means nothing was sent. A connection that
-// broke without an answer leaves the outcome unknown.
-func classify(stage string, err error) error {
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr) && stage == "COMMIT" && goingAway(pgErr):
-	case errors.As(err, &pgErr) || pgconn.SafeToRetry(err):
-		return fmt.Errorf("%w: %s: %w", errNotStored, stage, err)
-	}
-	return fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, stage, err)
-}
-
-// goingAway reports errors that end the connection: connection exceptions
-// (08) and operator intervention (57: terminated, shutting down).
-func goingAway(pgErr *pgconn.PgError) bool {
-	return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57") && pgErr.Code != "57014"
-}
-
-// brokenConnection reports whether err came from the connection rather than
-// from the statements: only such a failure is worth a retry elsewhere.
-func brokenConnection(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return goingAway(pgErr)
-	}
-	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && unreachable(err)
-}
-
 // queueDBTX queues every query on a batch instead of running it. The
-// generated methods then see no rows and return zero values, which the
-// body must ignore on this pass.
+// generated methods then see no rows and return zero values, which a stmt
+// must ignore on this pass.
 type queueDBTX struct{ b *pgx.Batch }
 
 func (q queueDBTX) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {

@@ -1,4 +1,4 @@
-package sale_test
+package store_test
 
 import (
 	"context"
@@ -19,19 +19,19 @@ func TestCapHoldsWhenTheSaleAppearsBetweenStatements(t *testing.T) {
 	e := saletest.New(t, saletest.WithoutSales(), saletest.WithPerUserLimit(1))
 	ctx := context.Background()
 	q := db.New()
-	observer := connect(t, e.URL)
-	tx0, err := connect(t, e.URL).Begin(ctx)
+	observer := pgtest.Connect(t, e.URL)
+	tx0, err := pgtest.Connect(t, e.URL).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx1, err := connect(t, e.URL).Begin(ctx)
+	tx1, err := pgtest.Connect(t, e.URL).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	users := []string{"mallory"}
 	decide := func(tx db.DBTX, item int64, code string) db.CheckoutOutcome {
 		t.Helper()
-		rows, err := q.CheckoutsDecide(ctx, tx, db.CheckoutsDecideParams{UserIds: users, ItemIds: []int64{item}, Codes: []string{code}})
+		rows, err := q.CheckoutsDecide(ctx, tx, db.CheckoutsDecideParams{UserIDs: users, ItemIDs: []int64{item}, Codes: []string{code}})
 		if err != nil || len(rows) != 1 {
 			t.Fatalf("decide: %v %v", rows, err)
 		}
@@ -57,7 +57,7 @@ func TestCapHoldsWhenTheSaleAppearsBetweenStatements(t *testing.T) {
 		_, err := q.UserLocksTakeForCheckout(ctx, tx1, users)
 		locked <- err
 	}()
-	waitingForLock(t, observer, 0)
+	pgtest.WaitingForLock(t, observer, 0)
 	if err := tx0.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,54 @@
+package sale
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/flashsale/flashsale/internal/database"
+)
+
+// The reads decide nothing and go to the read pool (WithReadPool).
+
+// Current returns the sale open now by the database's clock.
+func (s *Service) Current(ctx context.Context) (Sale, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	sale, err := s.store.CurrentSale(ctx)
+	return sale, notFound(err, ErrNoActiveSale)
+}
+
+// Ready reports why this instance cannot serve, or nil: the database must
+// answer with every migration applied, and a sale must be open.
+func (s *Service) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := database.Ready(ctx, s.store.ReadPool()); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	_, err := s.Current(ctx)
+	return err
+}
+
+// Summary returns sale id with its live counts.
+func (s *Service) Summary(ctx context.Context, id int64) (Summary, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	sum, err := s.store.SaleSummary(ctx, id)
+	return sum, notFound(err, ErrSaleNotFound)
+}
+
+// Items lists up to limit items of a sale with ids greater than after.
+func (s *Service) Items(ctx context.Context, saleID int64, after, limit int32) ([]ItemStock, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	items, err := s.store.Items(ctx, saleID, after, limit)
+	return items, unavailable(err)
+}
+
+// Item returns one item of a sale.
+func (s *Service) Item(ctx context.Context, saleID int64, itemID int32) (Item, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	item, err := s.store.Item(ctx, saleID, itemID)
+	return item, notFound(err, ErrItemNotFound)
+}

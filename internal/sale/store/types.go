@@ -1,0 +1,95 @@
+package store
+
+import (
+	"time"
+
+	"github.com/flashsale/flashsale/db"
+)
+
+// Sale is one sale window and the settings it was created with. None of it
+// changes after creation.
+type Sale struct {
+	ID           int64
+	StartsAt     time.Time
+	EndsAt       time.Time
+	UnitsTotal   int32
+	Items        int32
+	PerUserLimit int32
+	HoldTTL      time.Duration
+}
+
+// Summary is a sale with its live counts (the sale_stock view).
+type Summary struct {
+	Sale
+	UnitsSold       int64
+	UnitsHeld       int64
+	UnitsAvailable  int64
+	Buyers          int64
+	MaxUnitsPerUser int64
+}
+
+// Item is one product of a sale.
+type Item struct {
+	SaleID     int64
+	ID         int32
+	Name       string
+	PriceCents int32
+}
+
+// ItemStock is an item with the number of its units free right now.
+type ItemStock struct {
+	Item
+	FreeUnits int64
+}
+
+// Purchase is a sold unit.
+type Purchase struct {
+	ID          int64
+	SaleID      int64
+	UserID      string
+	Item        Item
+	Code        string
+	PurchasedAt time.Time
+	// UserPurchases is how many units the user owns in the sale, this one included.
+	UserPurchases int64
+}
+
+// Outcome is what a checkout or a purchase came to, as the checkout_outcome
+// and purchase_outcome enums name it.
+type Outcome string
+
+// The outcomes; TestOutcomesMatchTheEnums ties them to the enums.
+const (
+	Held             Outcome = "held"
+	NoActiveSale     Outcome = "no_active_sale"
+	ItemNotFound     Outcome = "item_not_found"
+	ItemUnavailable  Outcome = "item_unavailable"
+	SoldOut          Outcome = "sold_out"
+	UserLimitReached Outcome = "user_limit_reached"
+	RateLimited      Outcome = "rate_limited"
+
+	Purchased    Outcome = "purchased"
+	CodeNotFound Outcome = "code_not_found"
+	CodeExpired  Outcome = "code_expired"
+)
+
+// CheckoutOutcomes lists every outcome a checkout can be stored with.
+func CheckoutOutcomes() []Outcome { return outcomes(db.AllCheckoutOutcomeValues()) }
+
+// PurchaseOutcomes lists every outcome a purchase can be decided with.
+func PurchaseOutcomes() []Outcome { return outcomes(db.AllPurchaseOutcomeValues()) }
+
+func outcomes[O ~string](all []O) []Outcome {
+	out := make([]Outcome, len(all))
+	for i, o := range all {
+		out[i] = Outcome(o)
+	}
+	return out
+}
+
+func saleFromRow(r db.Sale) Sale {
+	return Sale{
+		ID: r.ID, StartsAt: r.StartsAt, EndsAt: r.EndsAt, UnitsTotal: r.UnitsTotal, Items: r.Items,
+		PerUserLimit: r.PerUserLimit, HoldTTL: r.HoldTTL,
+	}
+}
