@@ -1,23 +1,31 @@
-// Package testfactory puts a sale into the state a test starts from, with
+// The factory puts a sale into the state a test starts from, with
 // sensible defaults, so the test states only what matters to it.
 //
 // Hold, Buy and Purchase go through the service, so the rows they leave
-// are exactly what a client would leave. ExpireHolds and SellOut write SQL
-// directly: they stand in for time passing and for a crowd having bought,
-// which a test cannot wait for; they keep every invariant of the schema.
+// are exactly what a client would leave. SellOut stands in for a crowd
+// having bought, through the same queries without the service's batcher.
+// ExpireHolds writes SQL directly: it stands in for time passing, which a
+// test cannot wait for, and keeps every invariant of the schema.
 //
 // Every helper fails the test on error, so call them from the test's own
 // goroutine, never from goroutines it starts.
+
 package saletest
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/sale/store"
 )
 
 // DB is what the SQL helpers need: a *pgxpool.Pool, a *pgx.Conn or a
@@ -32,7 +40,7 @@ func Hold(t testing.TB, env *Env, user string, item int64) sale.Hold {
 	t.Helper()
 	h, err := env.Service.Checkout(t.Context(), sale.CheckoutRequest{UserID: user, ItemID: item})
 	if err != nil {
-		t.Fatalf("testfactory: checkout of item %d by %q: %v", item, user, err)
+		t.Fatalf("saletest: checkout of item %d by %q: %v", item, user, err)
 	}
 	return h
 }
@@ -42,7 +50,7 @@ func Buy(t testing.TB, env *Env, h sale.Hold) sale.Purchase {
 	t.Helper()
 	p, err := env.Service.Purchase(t.Context(), h.Code, "")
 	if err != nil {
-		t.Fatalf("testfactory: purchase of %q's hold on item %d: %v", h.UserID, h.Item.ID, err)
+		t.Fatalf("saletest: purchase of %q's hold on item %d: %v", h.UserID, h.Item.ID, err)
 	}
 	return p
 }
@@ -67,7 +75,7 @@ func ExpireHolds(t testing.TB, db DB, saleID int64) int64 {
 	tag, err := db.Exec(t.Context(), `UPDATE units SET held_until = now() - interval '1 millisecond'
 		WHERE sale_id = $1 AND held_by IS NOT NULL AND sold_at IS NULL AND held_until > now()`, saleID)
 	if err != nil {
-		t.Fatalf("testfactory: expire holds of sale %d: %v", saleID, err)
+		t.Fatalf("saletest: expire holds of sale %d: %v", saleID, err)
 	}
 	return tag.RowsAffected()
 }
@@ -84,112 +92,106 @@ type SoldOut struct {
 	Buyers int64
 }
 
-// sellOutSQL sells every unsold unit of sale $1 in one statement, leaving
-// the rows a crowd of real purchases would:
-//   - a unit under a live hold is sold to its holder with the hold's code
-//     (its checkout attempt already exists; checkout counted the hold
-//     against the cap, so buying it keeps the holder within it);
-//   - a free unit (never held, or its hold expired) gets a generated buyer
-//     and a fresh code like the service's (the sale's id, a dot, 128 random
-//     bits in base64url), with
-//     the checkout attempt that would have held it, so every purchase code
-//     resolves to its attempt as a real one does. Buyers are
-//     sellout-<sale>-<first unit id>, per_user_limit units each: unique
-//     across calls, since a sold unit never comes back.
-//
-// Volatile gen_random_uuid() keeps fresh from being inlined, so every CTE
-// reading it sees the same codes.
-const sellOutSQL = `
-WITH sale AS (
-    SELECT id, per_user_limit, hold_ttl FROM sales WHERE id = $1
-),
-unsold AS (
-    SELECT u.id, u.item_id, u.held_by IS NOT NULL AND u.held_until > now() AS live, u.held_by, u.hold_code
-    FROM units u
-    WHERE u.sale_id = $1 AND u.sold_at IS NULL
-),
-numbered AS (
-    SELECT o.id, o.item_id, (row_number() OVER (ORDER BY o.id) - 1) / s.per_user_limit AS grp
-    FROM unsold o CROSS JOIN sale s
-    WHERE NOT o.live
-),
-fresh AS (
-    SELECT n.id, n.item_id,
-           'sellout-' || $1::bigint || '-' || min(n.id) OVER (PARTITION BY n.grp) AS user_id,
-           $1::bigint || '.' ||
-           rtrim(translate(encode(decode(replace(gen_random_uuid()::text, '-', ''), 'hex'), 'base64'),
-                 '+/', '-_'), '=') AS code
-    FROM numbered n
-),
-sold AS (
-    SELECT o.id, o.item_id, o.held_by AS user_id, o.hold_code AS code, false AS is_fresh FROM unsold o WHERE o.live
-    UNION ALL
-    SELECT f.id, f.item_id, f.user_id, f.code, true FROM fresh f
-),
-units_sold AS (
-    UPDATE units u
-    SET held_by = s.user_id, hold_code = s.code, sold_at = now(),
-        held_until = CASE WHEN s.is_fresh THEN now() + sale.hold_ttl ELSE u.held_until END
-    FROM sold s CROSS JOIN sale
-    WHERE u.id = s.id
-    RETURNING u.id
-),
-attempts AS (
-    INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome, code, unit_id, expires_at)
-    SELECT $1, s.user_id, s.item_id, 'held', s.code, s.id, now() + sale.hold_ttl
-    FROM sold s CROSS JOIN sale
-    WHERE s.is_fresh
-    ORDER BY s.id
-    RETURNING id
-),
-bought AS (
-    INSERT INTO purchases (sale_id, user_id, item_id, unit_id, code, price_cents)
-    SELECT $1, s.user_id, s.item_id, s.id, s.code, i.price_cents
-    FROM sold s
-    JOIN items i ON i.sale_id = $1 AND i.item_id = s.item_id
-    ORDER BY s.id
-    RETURNING user_id
-),
-counted AS (
-    INSERT INTO buyers (sale_id, user_id, units_bought, per_user_limit)
-    SELECT $1, b.user_id, count(*), sale.per_user_limit
-    FROM bought b CROSS JOIN sale
-    GROUP BY b.user_id, sale.per_user_limit
-    ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought + excluded.units_bought
-    RETURNING user_id
-)
-SELECT (SELECT count(*) FROM units_sold),
-       (SELECT count(*) FROM sold WHERE NOT is_fresh),
-       (SELECT count(DISTINCT user_id) FROM fresh),
-       (SELECT count(*) FROM bought),
-       (SELECT count(*) FROM attempts),
-       (SELECT count(*) FROM counted)`
-
-// SellOut sells every remaining unit of the sale directly in SQL, for tests
-// that need a sold-out sale (the sold-out storm, query plans over a full
-// sale) without thousands of checkouts. Call it while nothing else writes
-// the sale. The rows it adds count like real ones: purchases, buyers, and
-// the checkout attempts of the generated buyers.
-func SellOut(t testing.TB, db DB, saleID int64) SoldOut {
+// SellOut sells every remaining unit of sale saleID, which must be the
+// current sale, through the queries a crowd's checkouts and purchases run
+// (the store's batches, without HTTP or the service's batcher): each live
+// hold is bought by its holder with its code, and every free unit is
+// checked out and bought by generated buyers, each filled up to the cap.
+// It is for tests that need a sold-out sale (the sold-out storm, query
+// plans over a full sale) without thousands of requests. Call it while
+// nothing else writes the sale.
+func SellOut(t testing.TB, pool *pgxpool.Pool, saleID int64) SoldOut {
 	t.Helper()
+	ctx := t.Context()
+	st := store.New(pool, nil, time.Minute)
 	var out SoldOut
-	var bought, attempts, counted int64
-	err := db.QueryRow(t.Context(), sellOutSQL, saleID).Scan(&out.Units, &out.Holds, &out.Buyers, &bought, &attempts, &counted)
+
+	var held []string
+	rows, err := pool.Query(ctx, `SELECT hold_code FROM units
+		WHERE sale_id = $1 AND sold_at IS NULL AND held_until > now() ORDER BY id`, saleID)
+	if err == nil {
+		held, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
 	if err != nil {
-		t.Fatalf("testfactory: sell out sale %d: %v", saleID, err)
+		t.Fatalf("saletest: live holds of sale %d: %v", saleID, err)
 	}
-	if bought != out.Units || attempts != out.Units-out.Holds {
-		t.Fatalf("testfactory: sell out sale %d: %d units sold, %d purchases, %d attempts for %d fresh units",
-			saleID, out.Units, bought, attempts, out.Units-out.Holds)
+	out.Holds = sell(t, st, saleID, held)
+
+	var items []int64
+	var limit, first int64
+	if err := pool.QueryRow(ctx, `SELECT s.per_user_limit, coalesce(min(u.id), 0) FROM sales s
+		LEFT JOIN units u ON u.sale_id = s.id AND u.sold_at IS NULL
+		WHERE s.id = $1 GROUP BY s.per_user_limit`, saleID).Scan(&limit, &first); err != nil {
+		t.Fatalf("saletest: sale %d: %v", saleID, err)
 	}
-	// A unit the statement did not see (inserted or unsold meanwhile)
-	// would leave the sale not sold out, which the test relies on.
+	rows, err = pool.Query(ctx, `SELECT item_id FROM units WHERE sale_id = $1 AND sold_at IS NULL ORDER BY id`, saleID)
+	if err == nil {
+		items, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	}
+	if err != nil {
+		t.Fatalf("saletest: free units of sale %d: %v", saleID, err)
+	}
+	if len(items) > 0 {
+		// Buyer k%buyers takes request k: no buyer past the cap, and the
+		// names are new on every call (a sold unit never comes back).
+		buyers := (int64(len(items)) + limit - 1) / limit
+		reqs := make([]store.CheckoutRequest, len(items))
+		for k, item := range items {
+			reqs[k] = store.CheckoutRequest{
+				UserID: fmt.Sprintf("sellout-%d-%d-%d", saleID, first, int64(k)%buyers), ItemID: item, Code: rand.Text(),
+			}
+		}
+		var codes []string
+		for batch := range slices.Chunk(reqs, batchSize) {
+			res, err := st.CheckoutsDecide(time.Now().Add(time.Minute), batch, time.Hour)
+			if err != nil {
+				t.Fatalf("saletest: check out the free units of sale %d: %v", saleID, err)
+			}
+			for i, r := range res {
+				if r.Outcome != store.Held || r.SaleID != saleID {
+					t.Fatalf("saletest: checkout of a free unit of item %d: %s in sale %d, want held in sale %d (is it the current sale?)",
+						batch[i].ItemID, r.Outcome, r.SaleID, saleID)
+				}
+				codes = append(codes, r.Code)
+			}
+		}
+		out.Buyers = buyers
+		sell(t, st, saleID, codes)
+	}
+	out.Units = out.Holds + int64(len(items))
+
+	// A unit the factory did not see (inserted or unsold meanwhile) would
+	// leave the sale not sold out, which the test relies on.
 	var left int64
-	if err := db.QueryRow(t.Context(), "SELECT count(*) FROM units WHERE sale_id = $1 AND sold_at IS NULL", saleID).Scan(&left); err != nil {
-		t.Fatalf("testfactory: count unsold units of sale %d: %v", saleID, err)
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM units WHERE sale_id = $1 AND sold_at IS NULL", saleID).Scan(&left); err != nil {
+		t.Fatalf("saletest: count unsold units of sale %d: %v", saleID, err)
 	}
 	if left != 0 {
-		t.Fatalf("testfactory: sale %d still has %d unsold units after SellOut", saleID, left)
+		t.Fatalf("saletest: sale %d still has %d unsold units after SellOut", saleID, left)
 	}
 	return out
+}
+
+// batchSize is the service's largest batch.
+const batchSize = 64
+
+// sell buys the units held under codes of sale saleID and returns how many.
+func sell(t testing.TB, st *store.Store, saleID int64, codes []string) int64 {
+	t.Helper()
+	for batch := range slices.Chunk(codes, batchSize) {
+		cs := make([]store.Code, len(batch))
+		for i, c := range batch {
+			cs[i] = store.Code{Sale: saleID, Code: c}
+		}
+		res, err := st.PurchasesSell(time.Now().Add(time.Minute), cs)
+		if err != nil {
+			t.Fatalf("saletest: buy units of sale %d: %v", saleID, err)
+		}
+		for i, r := range res {
+			if r.Outcome != store.Purchased {
+				t.Fatalf("saletest: purchase with code %q: %s, want purchased", batch[i], r.Outcome)
+			}
+		}
+	}
+	return int64(len(codes))
 }
