@@ -68,29 +68,14 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 		// it later.
 		cfg.ConnConfig.RuntimeParams["client_connection_check_interval"] = "1s"
 	case PoolerTransaction:
-		// PgBouncer refuses a startup packet with parameters it does not
-		// track, so client_connection_check_interval is the pooler's to set
-		// on its server connections (connect_query; see
-		// internal/loadgen/pgbouncer.go).
-		//
-		// pgx's default mode prepares named statements once per connection
-		// and reuses them; behind a transaction pooler the next transaction
-		// may run on a PostgreSQL session that never saw them, or that
-		// already has them from another client ("prepared statement ...
-		// already exists"). PgBouncer 1.21+ can track them
-		// (max_prepared_statements), 1.18 cannot. Cache-describe sends each
-		// statement as the unnamed one, with its parameter and result types
-		// learned once per connection: still one round trip, and the same
-		// binary values typed by PostgreSQL as today, at the price of
-		// PostgreSQL parsing and planning every execution (about twice its
-		// CPU per checkout: internal/pooltest's BenchmarkCheckoutModes).
-		// Exec costs PostgreSQL the same but sends text typed from Go's
-		// types; the simple protocol also quotes every value into the SQL
-		// text on the client and sends a batch as one multi-statement
-		// string, a path internal/sale's batches are not tested on. A mode
-		// named in the URL
-		// (default_query_exec_mode) wins, for a pooler that tracks
-		// prepared statements.
+		// PgBouncer refuses startup parameters it does not track, so
+		// client_connection_check_interval is the pooler's connect_query.
+		// Named prepared statements do not survive a transaction pooler
+		// (1.18 cannot track them): cache-describe sends each statement
+		// unnamed, still in one round trip with values typed by PostgreSQL.
+		// The modes compared: docs/operating.md, under PgBouncer. A mode
+		// named in the URL (default_query_exec_mode) wins, for a pooler
+		// that tracks prepared statements.
 		if !strings.Contains(url, "default_query_exec_mode") {
 			cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 		}
