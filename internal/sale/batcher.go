@@ -14,7 +14,7 @@ import (
 const maxBatch = 64
 
 // batcher groups concurrent requests into one transaction whose queries
-// take them as arrays (see tx.go), so that under load many requests share
+// take them as arrays (see store/tx.go), so that under load many requests share
 // one round trip and one commit (group commit), while every caller still
 // waits for the commit of its own request. Nothing is decided here: a batch
 // is just a list handed to PostgreSQL. A worker takes whatever has queued
@@ -31,7 +31,8 @@ type batcher[In, Out any] struct {
 	stopped sync.Once
 	workers sync.WaitGroup
 	// run answers a batch in one transaction, bounded by deadline: one Out
-	// per In, same order.
+	// per In, same order. The service's are checkoutBatch and
+	// purchaseBatch (set in NewService).
 	run func(deadline time.Time, ins []In) ([]Out, error)
 	// key names what may appear once per batch.
 	key func(In) string
