@@ -1,6 +1,6 @@
-// Package apitest is the client side of the HTTP API's tests: requests, the
-// checks every answer gets, and the checkout and purchase steps tests build
-// on. Tests of several packages drive the API, so it cannot be a _test file.
+// Package apitest runs the real HTTP API for tests (Start) and is their
+// client side: requests, the checks every answer gets, and the checkout
+// and purchase steps tests build on. Tests of several packages drive the API, so it cannot be a _test file.
 package apitest
 
 import (

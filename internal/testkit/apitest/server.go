@@ -1,5 +1,3 @@
-// Package testserver starts the real HTTP API on a loopback port against a
-// fresh database, for tests of any package.
 package apitest
 
 import (
@@ -58,7 +56,8 @@ type Options struct {
 	ReadPoolSize int32
 }
 
-// Start runs an API server until the test ends.
+// Start runs the real HTTP API on a loopback port against a fresh
+// database (or opts.DBURL) until the test ends, for tests of any package.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	settings := DefaultSettings
@@ -75,12 +74,12 @@ func Start(t testing.TB, opts Options) *Server {
 	ctx := context.Background()
 	pool, err := database.Open(ctx, dbURL, 8, opts.DBTimeout)
 	if err != nil {
-		t.Fatalf("testserver: %v", err)
+		t.Fatalf("apitest: %v", err)
 	}
 	t.Cleanup(pool.Close)
 	readPool, err := database.Open(ctx, dbURL, cmp.Or(opts.ReadPoolSize, 1), opts.DBTimeout)
 	if err != nil {
-		t.Fatalf("testserver: %v", err)
+		t.Fatalf("apitest: %v", err)
 	}
 	t.Cleanup(readPool.Close)
 	log := testutil.Logger(t, slog.LevelWarn)
@@ -90,7 +89,7 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Cleanup(sales.Close) // before pool.Close, after the HTTP server's
 	if !opts.NoSale {
 		if err := sales.EnsureSales(ctx, time.Now()); err != nil {
-			t.Fatalf("testserver: create sales: %v", err)
+			t.Fatalf("apitest: create sales: %v", err)
 		}
 	}
 	hopts := opts.HTTP

@@ -1,6 +1,6 @@
 // Package saletest gives a test a ready sale.Service on a fresh database in
 // one line, so tests of the rules call the service directly instead of
-// going through HTTP (internal/testserver is for tests of the API).
+// going through HTTP (apitest.Start is for tests of the API).
 package saletest
 
 import (
@@ -42,7 +42,7 @@ const (
 type Env struct {
 	Service *sale.Service
 	// Pool is the service's own pool, for assertions in SQL and for
-	// test setup that bypasses the rules (see internal/testfactory).
+	// test setup that bypasses the rules (see factory.go).
 	Pool *pgxpool.Pool
 	// URL of the test's database, for extra connections (a session that
 	// holds a lock, a second service on the same database).

@@ -11,7 +11,7 @@ import (
 
 // TestServerAnswersOutsideTheRoutes sends the real server what the other
 // suites do not: paths and methods the document lacks, HEAD where only POST
-// is, a body on a GET. testserver's wrapper fails the test on any answer
+// is, a body on a GET. apitest.Start's wrapper fails the test on any answer
 // the document does not describe; the statuses are checked here too.
 func TestServerAnswersOutsideTheRoutes(t *testing.T) {
 	t.Parallel()
