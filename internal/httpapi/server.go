@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -31,8 +32,15 @@ type Server struct {
 	live      liveStreams // events.go
 	// authed is the middleware of the routes that act for a user.
 	authed []echo.MiddlewareFunc
-	// answers shares the encoded answers of the polled reads (a sale's
-	// counts, a page of items) for Options.ReadMaxAge; nil: off.
+	// current is the process's shared read of the current sale, asked
+	// for answers at most readMaxAge old.
+	current    *salewatch.Current
+	readMaxAge time.Duration
+	// currentEncoded is GET /sales/current's body for current's latest
+	// snapshot.
+	currentEncoded atomic.Pointer[encodedSale]
+	// answers shares the encoded answers of the other polled reads (a
+	// sale by id, a page of items) for readMaxAge; nil: off.
 	answers *readshare.Reads
 }
 
@@ -59,6 +67,9 @@ type Options struct {
 	// answered (READ_MAX_AGE): clients polling them share one database
 	// read and one encoding per this long. 0 reads and encodes every time.
 	ReadMaxAge time.Duration
+	// Current is the process's shared read of the current sale, which the
+	// metrics use too; nil: New makes one of its own.
+	Current *salewatch.Current
 }
 
 // ConfigOptions are the Options the settings ask for: the guards (auth,
@@ -95,9 +106,10 @@ func newStack(sales *sale.Service, opts Options) *Server {
 	e.HidePort = true
 	s := &Server{
 		echo: e, sales: sales, version: opts.Version, log: opts.Log,
-		userLimit: newLimiter(opts.Limits.UserRate, opts.Limits.UserBurst),
-		ipLimit:   newLimiter(opts.Limits.IPRate, opts.Limits.IPBurst),
-		answers:   readshare.New(opts.ReadMaxAge),
+		userLimit:  newLimiter(opts.Limits.UserRate, opts.Limits.UserBurst),
+		ipLimit:    newLimiter(opts.Limits.IPRate, opts.Limits.IPBurst),
+		answers:    readshare.New(opts.ReadMaxAge),
+		readMaxAge: opts.ReadMaxAge,
 	}
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
@@ -147,7 +159,11 @@ func newStack(sales *sale.Service, opts Options) *Server {
 // New builds the router with its middleware.
 func New(sales *sale.Service, opts Options) *Server {
 	s := newStack(sales, opts)
-	s.live = newLiveStreams(salewatch.New(sales, time.Second), opts.EventHeartbeat)
+	s.current = opts.Current
+	if s.current == nil {
+		s.current = salewatch.NewCurrent(sales)
+	}
+	s.live = newLiveStreams(salewatch.NewWatcher(s.current, time.Second), opts.EventHeartbeat)
 	e, authed := s.echo, s.authed
 
 	// HEAD wherever GET is: uptime checkers use it. net/http sends no body
