@@ -193,12 +193,10 @@ func New(sales *sale.Service, opts Options) *Server {
 const slowRequest = time.Second
 
 // requestLogLevel: a request answered as it should be (2xx, 4xx) is
-// logged at debug level unless it was slow. During a sale that is tens of
-// thousands of lines a second, which cost the server about a tenth of its
-// CPU and the operator gigabytes of logs an hour, and say nothing the
-// database (every checkout attempt is stored) and the metrics do not.
-// Failures are always logged: 503 (database away, no sale yet) as a
-// warning, other 5xx as errors.
+// logged at debug level unless it was slow: at a sale's request rate those
+// lines cost CPU and disk, and say nothing the database (every checkout
+// attempt is stored) and the metrics do not. Failures are always logged:
+// 503 (database away, no sale yet) as a warning, other 5xx as errors.
 func requestLogLevel(v middleware.RequestLoggerValues) slog.Level {
 	switch {
 	case v.Status == http.StatusServiceUnavailable:

@@ -68,7 +68,7 @@ func (l *Latest[V]) readAndKeep(ctx context.Context) (V, time.Time, error) {
 	v, err := l.read(ctx)
 	if err == nil {
 		l.mu.Lock()
-		if began.After(l.began) { // reads with maxAge 0 may overlap
+		if !began.Before(l.began) { // reads with maxAge 0 may overlap
 			l.last, l.began = v, began
 		}
 		l.mu.Unlock()

@@ -27,7 +27,7 @@ type Snapshot struct {
 }
 
 // Watcher is the once-per-interval reader and its watchers. Its zero value
-// is not usable; call New.
+// is not usable; call New or NewWatcher.
 type Watcher struct {
 	current  *Current
 	interval time.Duration
