@@ -22,6 +22,7 @@ import (
 	"github.com/flashsale/flashsale/internal/logging"
 	"github.com/flashsale/flashsale/internal/metrics"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/salewatch"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -73,16 +74,7 @@ func run() error {
 	if err := migrate(ctx, cfg, pool); err != nil {
 		return err
 	}
-	// The reads that decide nothing (GET /sales/..., the item list, a
-	// user's purchases, /readyz, the live page's counts) get connections
-	// of their own, DB_READ_MAX_CONNS: however many clients read, they
-	// wait for these, and checkouts and purchases never wait behind them.
-	// One by default: clients looping on reads keep every read connection
-	// busy, and each busy one costs up to a core of PostgreSQL; on 2 cores,
-	// 16 clients polling the sale and 4 listing items cost a storm about a
-	// tenth of its checkouts with one, a fifth to a third with two.
-	// READ_MAX_AGE then makes such clients share one read and one encoded
-	// answer per second per server (httpapi), whatever their number.
+	// Reads that decide nothing get their own pool: checkouts and purchases never wait behind them.
 	readPool, err := database.Open(ctx, cfg.DatabaseURL, cfg.DBReadMaxConns, cfg.DBTimeout, database.Behind(database.Pooler(cfg.DBPooler)))
 	if err != nil {
 		return err
@@ -99,7 +91,10 @@ func run() error {
 		AttemptsRetention: cfg.AttemptsRetention,
 	}, cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool))...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
-	m.Watch(pool, sales)
+	// The API's polled reads, its event streams and the metrics share one
+	// read of the current sale.
+	current := salewatch.NewCurrent(sales)
+	m.Watch(pool, current)
 	if m != nil {
 		stopMetrics, err := serveMetrics(m, cfg.MetricsAddr, log)
 		if err != nil {
@@ -116,7 +111,7 @@ func run() error {
 		sales.RunScheduler(ctx)
 	}()
 
-	apiOpts.Middleware = m.Middleware()
+	apiOpts.Middleware, apiOpts.Current = m.Middleware(), current
 	api := httpapi.New(sales, apiOpts)
 	if cfg.PprofAddr != "" {
 		// The profiler gets its own listener so it is never exposed with the API.

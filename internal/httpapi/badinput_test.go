@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/apitest"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 )
@@ -41,12 +42,12 @@ func inputCases(saleID int64, code string) []inputCase {
 	const post, get, ok, created, bad = http.MethodPost, http.MethodGet, http.StatusOK, http.StatusCreated, http.StatusBadRequest
 	const jsonCT, invalid = "application/json", "invalid_request"
 	big := `{"user_id":"big","id":1,"pad":"` + strings.Repeat("x", 17<<10) + `"}`
-	long := strings.Repeat("a", 65)
+	long := strings.Repeat("a", sale.MaxUserIDBytes+1)
 	return []inputCase{
 		{name: "checkout user_id missing", method: post, path: "/checkout?id=1", status: bad, code: invalid},
 		{name: "checkout user_id empty", method: post, path: "/checkout?user_id=&id=1", status: bad, code: invalid},
-		{name: "checkout user_id 65 bytes", method: post, path: "/checkout?id=1&user_id=" + long, status: bad, code: invalid},
-		{name: "checkout user_id 64 bytes", method: post, path: "/checkout?id=1&user_id=" + long[1:], status: created},
+		{name: "checkout user_id one byte too long", method: post, path: "/checkout?id=1&user_id=" + long, status: bad, code: invalid},
+		{name: "checkout user_id at the limit", method: post, path: "/checkout?id=1&user_id=" + long[1:], status: created},
 		{name: "checkout user_id NUL", method: post, path: "/checkout?id=1&user_id=a%00b", status: bad, code: invalid},
 		{name: "checkout user_id newline", method: post, path: "/checkout?id=1&user_id=a%0Ab", status: bad, code: invalid},
 		{name: "checkout user_id DEL", method: post, path: "/checkout?id=1&user_id=a%7Fb", status: bad, code: invalid},
@@ -91,7 +92,7 @@ func inputCases(saleID int64, code string) []inputCase {
 		{name: "items limit 5000", method: get, path: "/sales/current/items?limit=5000", status: bad, code: invalid},
 		{name: "items limit abc", method: get, path: "/sales/current/items?limit=abc", status: bad, code: invalid},
 		{name: "items after -1", method: get, path: "/sales/current/items?after=-1", status: bad, code: invalid},
-		{name: "purchases user 65 bytes", method: get, path: "/users/" + long + "/purchases", status: bad, code: invalid},
+		{name: "purchases user one byte too long", method: get, path: "/users/" + long + "/purchases", status: bad, code: invalid},
 		{name: "purchases user invalid UTF-8", method: get, path: "/users/a%FFb/purchases", status: bad, code: invalid},
 		{name: "purchases user invalid UTF-8 lowercase hex", method: get, path: "/users/a%ffb/purchases", status: bad, code: invalid},
 		{name: "purchases sale_id abc", method: get, path: "/users/u/purchases?sale_id=abc", status: bad, code: invalid},

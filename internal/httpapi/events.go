@@ -49,8 +49,8 @@ func newLiveStreams(w *salewatch.Watcher, heartbeat time.Duration) liveStreams {
 // server that serves s.
 func (s *Server) StopStreams() { s.live.stop() }
 
-// SaleWatcher is the reader behind the event streams, for tests and
-// metrics: it reads the sale at most once per second however many watch.
+// SaleWatcher is the reader behind the event streams, for tests: it reads
+// the sale at most once per second however many watch.
 func (s *Server) SaleWatcher() *salewatch.Watcher { return s.live.watch }
 
 // saleEventJSON is the data of a "sale" event: the body of GET

@@ -161,7 +161,7 @@ func TestIdempotencyKeyMustBeWellFormed(t *testing.T) {
 	srv := apitest.Start(t, apitest.Options{})
 	for name, key := range map[string]string{
 		"empty":        "",
-		"too long":     strings.Repeat("k", 256),
+		"too long":     strings.Repeat("k", sale.MaxIdempotencyKeyBytes+1),
 		"not ASCII":    "clé",
 		"control char": "a\tb",
 	} {

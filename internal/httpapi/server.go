@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -31,8 +32,15 @@ type Server struct {
 	live      liveStreams // events.go
 	// authed is the middleware of the routes that act for a user.
 	authed []echo.MiddlewareFunc
-	// answers shares the encoded answers of the polled reads (a sale's
-	// counts, a page of items) for Options.ReadMaxAge; nil: off.
+	// current is the process's shared read of the current sale, asked
+	// for answers at most readMaxAge old.
+	current    *salewatch.Current
+	readMaxAge time.Duration
+	// currentEncoded is GET /sales/current's body for current's latest
+	// snapshot.
+	currentEncoded atomic.Pointer[encodedSale]
+	// answers shares the encoded answers of the other polled reads (a
+	// sale by id, a page of items) for readMaxAge; nil: off.
 	answers *readshare.Reads
 }
 
@@ -59,6 +67,9 @@ type Options struct {
 	// answered (READ_MAX_AGE): clients polling them share one database
 	// read and one encoding per this long. 0 reads and encodes every time.
 	ReadMaxAge time.Duration
+	// Current is the process's shared read of the current sale, which the
+	// metrics use too; nil: New makes one of its own.
+	Current *salewatch.Current
 }
 
 // ConfigOptions are the Options the settings ask for: the guards (auth,
@@ -95,9 +106,10 @@ func newStack(sales *sale.Service, opts Options) *Server {
 	e.HidePort = true
 	s := &Server{
 		echo: e, sales: sales, version: opts.Version, log: opts.Log,
-		userLimit: newLimiter(opts.Limits.UserRate, opts.Limits.UserBurst),
-		ipLimit:   newLimiter(opts.Limits.IPRate, opts.Limits.IPBurst),
-		answers:   readshare.New(opts.ReadMaxAge),
+		userLimit:  newLimiter(opts.Limits.UserRate, opts.Limits.UserBurst),
+		ipLimit:    newLimiter(opts.Limits.IPRate, opts.Limits.IPBurst),
+		answers:    readshare.New(opts.ReadMaxAge),
+		readMaxAge: opts.ReadMaxAge,
 	}
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
@@ -147,7 +159,11 @@ func newStack(sales *sale.Service, opts Options) *Server {
 // New builds the router with its middleware.
 func New(sales *sale.Service, opts Options) *Server {
 	s := newStack(sales, opts)
-	s.live = newLiveStreams(salewatch.New(sales, time.Second), opts.EventHeartbeat)
+	s.current = opts.Current
+	if s.current == nil {
+		s.current = salewatch.NewCurrent(sales)
+	}
+	s.live = newLiveStreams(salewatch.NewWatcher(s.current, time.Second), opts.EventHeartbeat)
 	e, authed := s.echo, s.authed
 
 	// HEAD wherever GET is: uptime checkers use it. net/http sends no body
@@ -177,12 +193,10 @@ func New(sales *sale.Service, opts Options) *Server {
 const slowRequest = time.Second
 
 // requestLogLevel: a request answered as it should be (2xx, 4xx) is
-// logged at debug level unless it was slow. During a sale that is tens of
-// thousands of lines a second, which cost the server about a tenth of its
-// CPU and the operator gigabytes of logs an hour, and say nothing the
-// database (every checkout attempt is stored) and the metrics do not.
-// Failures are always logged: 503 (database away, no sale yet) as a
-// warning, other 5xx as errors.
+// logged at debug level unless it was slow: at a sale's request rate those
+// lines cost CPU and disk, and say nothing the database (every checkout
+// attempt is stored) and the metrics do not. Failures are always logged:
+// 503 (database away, no sale yet) as a warning, other 5xx as errors.
 func requestLogLevel(v middleware.RequestLoggerValues) slog.Level {
 	switch {
 	case v.Status == http.StatusServiceUnavailable:
@@ -240,42 +254,6 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 	// Shutdown waits for every handler; event streams would never end.
 	srv.RegisterOnShutdown(s.StopStreams)
 	return srv
-}
-
-var endpoints = []string{
-	"POST /checkout?user_id=U&id=N",
-	"POST /purchase?code=C",
-	"GET /sales/current",
-	"GET /sales/current/items?after=&limit=",
-	"GET /sales/current/events",
-	"GET /sales/{sale_id}",
-	"GET /users/{user_id}/purchases?sale_id=",
-	"GET /items/{sale_id}/{item_id}/image.svg",
-	"GET /healthz",
-	"GET /health",
-	"GET /readyz",
-	"GET /openapi.json",
-}
-
-func (s *Server) index(c echo.Context) error {
-	c.Response().Header().Add("Vary", "Accept")
-	if prefersHTML(c.Request().Header.Get("Accept")) {
-		return s.page(c) // page.go
-	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"name": "flashsale", "version": s.version, "endpoints": endpoints, "openapi": "/openapi.json",
-	})
-}
-
-func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) readyz(c echo.Context) error {
-	if err := s.sales.Ready(c.Request().Context()); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // jsonSerializer is Echo's default without HTML escaping: the API is not

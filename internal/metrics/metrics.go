@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/salewatch"
 )
 
 const namespace = "flashsale"
@@ -77,11 +77,11 @@ func New(version string) *Metrics {
 		m.batchSeconds.WithLabelValues(kind)
 		m.batchFailures.WithLabelValues(kind)
 	}
-	for _, o := range db.AllCheckoutOutcomeValues() {
-		m.checkoutOutcomes.WithLabelValues(string(o))
+	for _, o := range sale.CheckoutOutcomes() {
+		m.checkoutOutcomes.WithLabelValues(o)
 	}
-	for _, o := range db.AllPurchaseOutcomeValues() {
-		m.purchaseOutcomes.WithLabelValues(string(o))
+	for _, o := range sale.PurchaseOutcomes() {
+		m.purchaseOutcomes.WithLabelValues(o)
 	}
 	m.purchaseOutcomes.WithLabelValues("user_limit_reached")
 
@@ -128,17 +128,19 @@ func (m *Metrics) Middleware() []echo.MiddlewareFunc {
 }
 
 // Watch adds the pool's statistics and the current sale's units, both
-// read when scraped.
-func (m *Metrics) Watch(pool *pgxpool.Pool, sales *sale.Service) {
+// read when scraped; the sale through the process's shared read, which
+// the API's readers use too.
+func (m *Metrics) Watch(pool *pgxpool.Pool, current *salewatch.Current) {
 	if m == nil {
 		return
 	}
-	m.sale = newSaleCollector(sales, time.Second)
+	m.sale = &saleCollector{current: current, maxAge: time.Second}
 	m.reg.MustRegister(poolCollector{pool}, m.sale)
 }
 
-// SaleReads is how many times the current sale was read from PostgreSQL.
-func (m *Metrics) SaleReads() int64 { return m.sale.cache.reads.Load() }
+// SaleReads is how many times the current sale was read from PostgreSQL,
+// by the scrapes and the other users of the shared read.
+func (m *Metrics) SaleReads() int64 { return m.sale.current.Reads() }
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -3,21 +3,20 @@ package metrics
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/salewatch"
 )
 
 // saleCollector reports the current sale as GET /sales/current does, from
-// a copy at most maxAge old: however many scrapers ask, PostgreSQL is asked
-// at most once per maxAge per process.
+// the process's shared read at most maxAge old: however many scrapers ask,
+// they add at most one read per maxAge to what the API's readers cost.
 type saleCollector struct {
-	cache *summaryCache
+	current *salewatch.Current
+	maxAge  time.Duration
 }
 
 func saleDesc(name, help string, labels ...string) *prometheus.Desc {
@@ -34,16 +33,6 @@ var (
 	saleReadErrs   = saleDesc("read_errors_total", "Reads of the current sale that failed for another reason than no open sale.")
 )
 
-func newSaleCollector(sales *sale.Service, maxAge time.Duration) *saleCollector {
-	return &saleCollector{cache: &summaryCache{maxAge: maxAge, read: func(ctx context.Context) (sale.Summary, error) {
-		cur, err := sales.Current(ctx)
-		if err != nil {
-			return sale.Summary{}, err
-		}
-		return sales.Summary(ctx, cur.ID)
-	}}}
-}
-
 func (c *saleCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{saleOpen, saleID, saleUnits, saleBuyers, saleSecondsEnd, saleReads, saleReadErrs} {
 		ch <- d
@@ -51,19 +40,20 @@ func (c *saleCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *saleCollector) Collect(ch chan<- prometheus.Metric) {
-	sum, err := c.cache.get(context.Background()) // sale.Service bounds each query by DB_TIMEOUT
+	snap := c.current.Get(context.Background(), c.maxAge) // sale.Service bounds each query by DB_TIMEOUT
 	metric := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
 	}
-	metric(saleReads, prometheus.CounterValue, float64(c.cache.reads.Load()))
-	metric(saleReadErrs, prometheus.CounterValue, float64(c.cache.errors.Load()))
+	metric(saleReads, prometheus.CounterValue, float64(c.current.Reads()))
+	metric(saleReadErrs, prometheus.CounterValue, float64(c.current.ReadErrors()))
 	switch {
-	case errors.Is(err, sale.ErrNoActiveSale):
+	case errors.Is(snap.Err, sale.ErrNoActiveSale):
 		metric(saleOpen, prometheus.GaugeValue, 0)
 		return
-	case err != nil:
+	case snap.Err != nil:
 		return // unknown: reported as missing series, and counted above
 	}
+	sum := snap.Summary
 	metric(saleOpen, prometheus.GaugeValue, 1)
 	metric(saleID, prometheus.GaugeValue, float64(sum.ID))
 	metric(saleUnits, prometheus.GaugeValue, float64(sum.UnitsSold), "sold")
@@ -71,55 +61,4 @@ func (c *saleCollector) Collect(ch chan<- prometheus.Metric) {
 	metric(saleUnits, prometheus.GaugeValue, float64(sum.UnitsAvailable), "available")
 	metric(saleBuyers, prometheus.GaugeValue, float64(sum.Buyers))
 	metric(saleSecondsEnd, prometheus.GaugeValue, max(time.Until(sum.EndsAt).Seconds(), 0))
-}
-
-// summaryCache keeps the last read (or its error, so a database that is
-// down is not asked more often either) for maxAge. Concurrent callers of a
-// stale cache share one read through singleflight.
-type summaryCache struct {
-	maxAge time.Duration
-	read   func(context.Context) (sale.Summary, error)
-	flight singleflight.Group
-
-	mu     sync.Mutex
-	at     time.Time // when the last read finished; zero before the first
-	sum    sale.Summary
-	err    error
-	reads  atomic.Int64
-	errors atomic.Int64
-}
-
-func (c *summaryCache) fresh() (sale.Summary, error, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sum, c.err, !c.at.IsZero() && time.Since(c.at) < c.maxAge
-}
-
-func (c *summaryCache) get(ctx context.Context) (sale.Summary, error) {
-	if sum, err, ok := c.fresh(); ok {
-		return sum, err
-	}
-	v, _, _ := c.flight.Do("current", func() (any, error) {
-		// A caller that found the cache stale just before the previous
-		// read finished arrives here after it: no second read.
-		if sum, err, ok := c.fresh(); ok {
-			return result{sum, err}, nil
-		}
-		sum, err := c.read(ctx)
-		c.reads.Add(1)
-		if err != nil && !errors.Is(err, sale.ErrNoActiveSale) {
-			c.errors.Add(1)
-		}
-		c.mu.Lock()
-		c.at, c.sum, c.err = time.Now(), sum, err
-		c.mu.Unlock()
-		return result{sum, err}, nil
-	})
-	r := v.(result)
-	return r.sum, r.err
-}
-
-type result struct {
-	sum sale.Summary
-	err error
 }

@@ -1,9 +1,10 @@
 // Package readshare lets the callers of one read share its answer for a
 // short while within a process: however many clients poll, each distinct
 // read runs at most once per maxAge per server, and callers that arrive
-// while it runs wait for that one run instead of starting their own. For
-// display reads only (a sale's counts, a page of items): nothing that
-// decides a checkout or a purchase may read through it.
+// while it runs wait for that one run instead of starting their own. An
+// answer is never kept longer than maxAge from when its read began, and
+// errors are not kept. For display reads only (a sale's counts, a page of
+// items): nothing that decides a checkout or a purchase may read through it.
 package readshare
 
 import (
@@ -14,7 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Reads holds the answers shared; a nil *Reads shares nothing.
+// Reads holds the answers shared, one per key; a nil *Reads shares nothing.
 type Reads struct {
 	maxAge time.Duration
 	flight singleflight.Group
@@ -25,7 +26,7 @@ type Reads struct {
 
 type answer struct {
 	value any
-	at    time.Time
+	began time.Time
 }
 
 // maxAnswers bounds the answers kept: keys come from clients (item
@@ -46,50 +47,61 @@ func New(maxAge time.Duration) *Reads {
 // bounded by the service's timeout), so a client that goes away does not
 // fail the others waiting on the same read.
 func Do[V any](r *Reads, ctx context.Context, key string, read func(context.Context) (V, error)) (V, error) {
+	return DoSince(r, ctx, key, func(ctx context.Context) (V, time.Time, error) {
+		began := time.Now()
+		v, err := read(ctx)
+		return v, began, err
+	})
+}
+
+// DoSince is Do for a read built on an earlier shared answer (an item page
+// of the sale a shared read named current): read returns when the oldest
+// read it used began, and the answer is kept for maxAge from then, not from
+// when read itself began.
+func DoSince[V any](r *Reads, ctx context.Context, key string, read func(context.Context) (V, time.Time, error)) (V, error) {
 	if r == nil {
-		return read(ctx)
+		v, _, err := read(ctx)
+		return v, err
 	}
 	if v, ok := r.fresh(key); ok {
 		return v.(V), nil
 	}
-	ch := r.flight.DoChan(key, func() (any, error) {
-		start := time.Now() // an answer's age counts from when its read began
-		v, err := read(context.WithoutCancel(ctx))
+	v, _, err := share(ctx, &r.flight, key, func(ctx context.Context) (any, time.Time, error) {
+		// A caller that found key stale just before the last read of it
+		// ended arrives here after it: no second read.
+		if v, ok := r.fresh(key); ok {
+			return v, time.Time{}, nil
+		}
+		v, began, err := read(ctx)
 		if err == nil {
-			r.keep(key, v, start)
+			r.keep(key, v, began)
 		}
-		return v, err
+		return v, began, err
 	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			var zero V
-			return zero, res.Err
-		}
-		return res.Val.(V), nil
-	case <-ctx.Done():
+	if err != nil {
 		var zero V
-		return zero, ctx.Err()
+		return zero, err
 	}
+	return v.(V), nil
 }
 
 func (r *Reads) fresh(key string) (any, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.done[key]
-	if !ok || time.Since(e.at) >= r.maxAge {
+	if !ok || time.Since(e.began) >= r.maxAge {
 		return nil, false
 	}
 	return e.value, true
 }
 
-func (r *Reads) keep(key string, v any, at time.Time) {
+func (r *Reads) keep(key string, v any, began time.Time) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.done) >= maxAnswers {
 		for k, e := range r.done {
-			if now.Sub(e.at) >= r.maxAge {
+			if now.Sub(e.began) >= r.maxAge {
 				delete(r.done, k)
 			}
 		}
@@ -97,5 +109,26 @@ func (r *Reads) keep(key string, v any, at time.Time) {
 			clear(r.done)
 		}
 	}
-	r.done[key] = answer{value: v, at: at}
+	r.done[key] = answer{value: v, began: began}
+}
+
+// share runs read once for every caller waiting on key, detached from any
+// one caller's cancellation; a caller whose context ends stops waiting.
+func share(ctx context.Context, g *singleflight.Group, key string,
+	read func(context.Context) (any, time.Time, error)) (any, time.Time, error) {
+	type result struct {
+		v     any
+		began time.Time
+	}
+	ch := g.DoChan(key, func() (any, error) {
+		v, began, err := read(context.WithoutCancel(ctx))
+		return result{v, began}, err
+	})
+	select {
+	case res := <-ch:
+		r := res.Val.(result)
+		return r.v, r.began, res.Err
+	case <-ctx.Done():
+		return nil, time.Time{}, ctx.Err()
+	}
 }

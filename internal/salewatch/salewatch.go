@@ -1,15 +1,15 @@
-// Package salewatch keeps watchers of the current sale (the live page's
-// event streams) up to date while costing the database at most one read per
-// interval per process, however many watch: one goroutine reads, and only
-// while someone watches, and hands each read that changed something to
-// every watcher. It is for display only: nothing that decides a checkout or
-// a purchase reads what it holds.
+// Package salewatch is the process's one read of the current sale (Current),
+// shared by everything that shows it, and the watchers of it (the live
+// page's event streams), kept up to date while costing the database at
+// most one read per interval per process however many watch: one goroutine
+// reads, and only while someone watches, and hands each read that changed
+// something to every watcher. It is for display only: nothing that decides
+// a checkout or a purchase reads what it holds.
 package salewatch
 
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/flashsale/flashsale/internal/sale"
@@ -27,11 +27,10 @@ type Snapshot struct {
 }
 
 // Watcher is the once-per-interval reader and its watchers. Its zero value
-// is not usable; call New.
+// is not usable; call New or NewWatcher.
 type Watcher struct {
-	sales    *sale.Service
+	current  *Current
 	interval time.Duration
-	reads    atomic.Int64
 
 	mu      sync.Mutex
 	subs    map[*Subscription]struct{}
@@ -39,14 +38,21 @@ type Watcher struct {
 	latest  *Snapshot // nil before the first read
 }
 
-// New returns a Watcher that reads at most once per interval.
+// New returns a Watcher with a Current of its own.
 func New(sales *sale.Service, interval time.Duration) *Watcher {
-	return &Watcher{sales: sales, interval: interval, subs: make(map[*Subscription]struct{})}
+	return NewWatcher(NewCurrent(sales), interval)
 }
 
-// Reads is how many times the watcher has read the sale from the database
-// (each read is the queries of GET /sales/current), for tests and metrics.
-func (w *Watcher) Reads() int64 { return w.reads.Load() }
+// NewWatcher returns a Watcher that asks current at most once per interval
+// for a read at most interval old: reads the other users of current made
+// meanwhile serve it too.
+func NewWatcher(current *Current, interval time.Duration) *Watcher {
+	return &Watcher{current: current, interval: interval, subs: make(map[*Subscription]struct{})}
+}
+
+// Reads is how many times the sale was read from the database through the
+// watcher's Current, by the watcher or its other users, for tests.
+func (w *Watcher) Reads() int64 { return w.current.Reads() }
 
 // Watching reports whether the reading goroutine runs: from the first
 // Subscribe until it notices that the last watcher has gone.
@@ -98,9 +104,10 @@ func (s *Subscription) Close() {
 	s.w.mu.Unlock()
 }
 
-// run reads once per interval while anyone watches. Only this goroutine
-// reads, so reads never overlap and begin at least an interval apart, also
-// across a stop and a restart (it waits out the interval since latest).
+// run asks for a read once per interval while anyone watches. Only this
+// goroutine asks, so its reads never overlap and begin at least an interval
+// apart, also across a stop and a restart (it waits out the interval since
+// latest); a read another user of Current made meanwhile serves instead.
 func (w *Watcher) run() {
 	for {
 		w.mu.Lock()
@@ -126,7 +133,10 @@ func (w *Watcher) run() {
 				return
 			}
 		}
-		snap := w.read()
+		// The service bounds each query by its own timeout; the read does
+		// not belong to any one watcher's request, so no request's context
+		// applies.
+		snap := w.current.Get(context.Background(), w.interval)
 		w.mu.Lock()
 		changed := !same(w.latest, snap)
 		for s := range w.subs {
@@ -143,20 +153,6 @@ func (w *Watcher) run() {
 		w.latest = snap
 		w.mu.Unlock()
 	}
-}
-
-func (w *Watcher) read() *Snapshot {
-	w.reads.Add(1)
-	snap := &Snapshot{ReadAt: time.Now()}
-	// The service bounds each query by its own timeout; the read does not
-	// belong to any one watcher's request, so no request's context applies.
-	ctx := context.Background()
-	cur, err := w.sales.Current(ctx)
-	if err == nil {
-		snap.Summary, err = w.sales.Summary(ctx, cur.ID)
-	}
-	snap.Err = err
-	return snap
 }
 
 // same reports whether b shows watchers nothing new after a. A sale's

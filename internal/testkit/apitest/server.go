@@ -14,6 +14,7 @@ import (
 	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/metrics"
 	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/salewatch"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 	"github.com/flashsale/flashsale/internal/testkit/spectest"
 	"github.com/flashsale/flashsale/internal/testkit/testutil"
@@ -85,7 +86,10 @@ func Start(t testing.TB, opts Options) *Server {
 	log := testutil.Logger(t, slog.LevelWarn)
 	sales := sale.NewService(pool, settings, opts.DBTimeout, log,
 		append(opts.Metrics.SaleOptions(), sale.WithReadPool(readPool))...)
-	opts.Metrics.Watch(pool, sales)
+	// One shared read of the current sale for the API and the metrics, as
+	// in cmd/server.
+	current := salewatch.NewCurrent(sales)
+	opts.Metrics.Watch(pool, current)
 	t.Cleanup(sales.Close) // before pool.Close, after the HTTP server's
 	if !opts.NoSale {
 		if err := sales.EnsureSales(ctx, time.Now()); err != nil {
@@ -93,7 +97,7 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	}
 	hopts := opts.HTTP
-	hopts.Version, hopts.Log, hopts.Middleware = "test", log, opts.Metrics.Middleware()
+	hopts.Version, hopts.Log, hopts.Middleware, hopts.Current = "test", log, opts.Metrics.Middleware(), current
 	api := httpapi.New(sales, hopts)
 	// Every exchange is held to the OpenAPI document: an undocumented answer
 	// fails the test that caused it.
