@@ -13,12 +13,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/pgbouncer"
+	"github.com/flashsale/flashsale/internal/process"
 )
 
 // CreateDatabase creates database name on the server of adminURL and returns
@@ -114,7 +115,7 @@ type Deployment struct {
 	DBURL   string // direct, for loadgen's own SQL
 	DBName  string
 	Servers []*Process
-	Pooler  *PgBouncer
+	Pooler  *pgbouncer.Instance
 	drop    func(context.Context) error
 }
 
@@ -157,8 +158,12 @@ func Deploy(ctx context.Context, cfg SpawnConfig) (_ *Deployment, err error) {
 	switch cfg.Pooler {
 	case "", PoolerNone:
 	case PoolerPgBouncer:
-		if d.Pooler, err = StartPgBouncer(ctx, dbURL, cfg.PoolerSize, cfg.Log); err != nil {
+		if d.Pooler, err = pgbouncer.Start(ctx, dbURL, cfg.PoolerSize, cfg.Log); err != nil {
 			return d, fmt.Errorf("start pgbouncer: %w", err)
+		}
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "loadgen: pgbouncer (pid %d) on 127.0.0.1:%d, pool_mode=transaction, %d server connections to %s\n",
+				d.Pooler.PID(), d.Pooler.Port, cfg.PoolerSize, name)
 		}
 		serverDB = d.Pooler.URL
 		env = append(env, d.Pooler.ServerEnv()...)
@@ -256,7 +261,7 @@ func StartProcess(bin string, env []string, logPath string) (_ *Process, err err
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := process.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -297,41 +302,12 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
 // Stop sends SIGTERM (SIGKILL if the process is still running after 20 s)
 // and waits for the process to end.
 func (p *Process) Stop() error {
-	err := terminate(p.cmd, p.exited, 20*time.Second)
+	err := process.Terminate(p.cmd, p.exited, 20*time.Second)
 	if p.logf != nil {
 		_ = p.logf.Close()
 		p.logf = nil
 	}
 	return err
-}
-
-// terminate sends cmd SIGTERM unless it has exited already, and SIGKILL
-// if it is still running after grace; it returns once the process has
-// ended (exited is closed when cmd.Wait returns).
-func terminate(cmd *exec.Cmd, exited <-chan struct{}, grace time.Duration) error {
-	select {
-	case <-exited:
-		return nil
-	default:
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(grace):
-		_ = cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("%s (pid %d) ignored SIGTERM for %s; killed", filepath.Base(cmd.Path), cmd.Process.Pid, grace)
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitReady polls baseURL/readyz until it answers 200.
