@@ -69,6 +69,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return err
 }
 
+// orNone names the pooler; a run against running servers does not know
+// theirs ("").
 func orNone(s string) string {
 	if s == "" {
 		return "none"
