@@ -59,8 +59,8 @@ browser:
 	else echo "make test needs a Chromium or Chrome browser for the sale page test: install Debian's chromium package (apt-get install chromium) or Google Chrome."; exit 1; fi
 
 # The tests behind a transaction pooler (internal/pooltest, and
-# internal/loadgen's own) run Debian's pgbouncer; they fail, never skip,
-# without it. Looked up as internal/loadgen/pgbouncer.go does.
+# internal/pgbouncer's own) run Debian's pgbouncer; they fail, never skip,
+# without it. Looked up as internal/pgbouncer does.
 pgbouncer:
 	@command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

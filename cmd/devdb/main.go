@@ -37,6 +37,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/flashsale/flashsale/internal/database"
 )
 
 const defaultURL = "postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable"
@@ -87,7 +89,7 @@ func ensure(url string) error {
 	conn, err := connectMaintenance(ctx, cfg)
 	if err == nil {
 		defer conn.Close(ctx)
-		return createDatabase(ctx, conn, cfg)
+		return createDatabase(ctx, conn, url, cfg)
 	}
 	// A server that answers with an error (bad role, bad password) is already
 	// running: starting another one on the same port could only make it worse.
@@ -99,7 +101,7 @@ func ensure(url string) error {
 		fmt.Fprintf(os.Stderr, "devdb: no PostgreSQL answers at %s, starting one with docker compose up -d db\n", addr)
 		err := startDocker(cfg.Port, cfg.Password)
 		if err == nil {
-			return waitAndCreate(ctx, cfg, addr, 60*time.Second)
+			return waitAndCreate(ctx, url, cfg, addr, 60*time.Second)
 		}
 		// Compose may be missing or the port taken; local binaries can still help.
 		fmt.Fprintf(os.Stderr, "devdb: %v\n", err)
@@ -114,7 +116,7 @@ func ensure(url string) error {
 		if err := startPrivateCluster(bin, cfg); err != nil {
 			return err
 		}
-		return waitAndCreate(ctx, cfg, addr, 15*time.Second)
+		return waitAndCreate(ctx, url, cfg, addr, 15*time.Second)
 	case !local:
 		return fmt.Errorf("no PostgreSQL answers at %s, and devdb only starts a server (Docker or a private cluster) for a local host (127.0.0.1, localhost, ::1): start that server or set DATABASE_URL to a reachable one", addr)
 	default:
@@ -150,13 +152,13 @@ func serverAnswered(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code != "57P03"
 }
 
-func waitAndCreate(ctx context.Context, cfg *pgx.ConnConfig, addr string, timeout time.Duration) error {
+func waitAndCreate(ctx context.Context, url string, cfg *pgx.ConnConfig, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		conn, err := connectMaintenance(ctx, cfg)
 		if err == nil {
 			defer conn.Close(ctx)
-			return createDatabase(ctx, conn, cfg)
+			return createDatabase(ctx, conn, url, cfg)
 		}
 		if serverAnswered(err) || time.Now().After(deadline) {
 			return fmt.Errorf("PostgreSQL at %s did not accept connections within %s: %w", addr, timeout, err)
@@ -165,7 +167,9 @@ func waitAndCreate(ctx context.Context, cfg *pgx.ConnConfig, addr string, timeou
 	}
 }
 
-func createDatabase(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) error {
+// createDatabase creates url's database unless it exists; conn is a
+// connection to a maintenance database of the same server.
+func createDatabase(ctx context.Context, conn *pgx.Conn, url string, cfg *pgx.ConnConfig) error {
 	name := cfg.Database
 	if name == "" { // the server falls back to the user name, so must we
 		name = cfg.User
@@ -181,7 +185,8 @@ func createDatabase(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) er
 	if ok, err := exists(); err != nil || ok {
 		return err
 	}
-	_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	admin := database.ReplaceDatabase(url, cfg.Database, conn.Config().Database)
+	_, err := database.CreateDatabase(ctx, admin, name, "")
 	// A concurrent caller that wins the race makes ours fail with
 	// duplicate_database (42P04) or, when both pass the catalog check at
 	// once, unique_violation (23505) on pg_database's name index.
@@ -192,7 +197,7 @@ func createDatabase(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) er
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("create database %q: %w", name, err)
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "devdb: created database %q\n", name)
 	return nil

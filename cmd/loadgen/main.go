@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/flashsale/flashsale/internal/loadgen"
+	"github.com/flashsale/flashsale/internal/loadgen/deploy"
+	"github.com/flashsale/flashsale/internal/loadgen/phase"
 )
 
 const defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -86,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 	var env envList
 	fs.Var(&env, "server-env", "extra KEY=VALUE for the started servers and HTTP ceilings (repeatable)")
 	fs.IntVar(&b.Spawn.Servers, "servers", 1, "server processes to start on each configuration's database (and HTTP ceilings); the clients are spread over them in turn")
-	fs.StringVar(&b.Spawn.Pooler, "pooler", loadgen.PoolerNone, "between the servers and PostgreSQL: none or pgbouncer (transaction pooling; loadgen's own SQL goes direct)")
+	fs.StringVar(&b.Spawn.Pooler, "pooler", deploy.PoolerNone, "between the servers and PostgreSQL: none or pgbouncer (transaction pooling; loadgen's own SQL goes direct)")
 	fs.IntVar(&b.Spawn.PoolerSize, "pooler-size", 4, "with -pooler pgbouncer: its connections to PostgreSQL (default: as many as one server opens)")
 	fs.StringVar(&b.Spawn.LogDir, "log-dir", "bench/results", "directory for the started processes' logs (empty: discard)")
 	fs.DurationVar(&b.Spawn.ReadyTimeout, "ready-timeout", 60*time.Second, "how long a started server may take to answer /readyz")
@@ -97,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 	fs.DurationVar(&b.HerdTimeout, "herd-timeout", 3*time.Minute, "give the herd up after this")
 	fs.DurationVar(&b.RequestTimeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.IntVar(&b.HotClients, "hot-clients", 0, "more storm clients that send checkouts as one user, hot-user, beside -storm-c (the report's \"others\" row is everyone else)")
-	fs.StringVar(&b.Pick, "pick", loadgen.PickRandom, "herd item choice: random (any item) or untaken (skip items answered item_unavailable)")
+	fs.StringVar(&b.Pick, "pick", phase.PickRandom, "herd item choice: random (any item) or untaken (skip items answered item_unavailable)")
 	fs.IntVar(&b.ReadCurrent, "read-current", 16, "reads phase: clients looping on GET /sales/current beside the storm")
 	fs.DurationVar(&b.ReadInterval, "read-interval", 0, "reads phase: each reader's pause between an answer and its next request (0: none, as the issue measured)")
 	fs.IntVar(&b.ReadItems, "read-items", 4, "reads phase: clients looping on GET /sales/current/items?limit=1000 (with -read-current 0: no reads phase)")
@@ -139,11 +141,11 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 			}
 		}
 	}
-	if b.Pick != loadgen.PickRandom && b.Pick != loadgen.PickUntaken {
-		return c, fmt.Errorf("-pick must be %s or %s", loadgen.PickRandom, loadgen.PickUntaken)
+	if b.Pick != phase.PickRandom && b.Pick != phase.PickUntaken {
+		return c, fmt.Errorf("-pick must be %s or %s", phase.PickRandom, phase.PickUntaken)
 	}
-	if b.Spawn.Pooler != loadgen.PoolerNone && b.Spawn.Pooler != loadgen.PoolerPgBouncer {
-		return c, fmt.Errorf("-pooler must be %s or %s", loadgen.PoolerNone, loadgen.PoolerPgBouncer)
+	if b.Spawn.Pooler != deploy.PoolerNone && b.Spawn.Pooler != deploy.PoolerPgBouncer {
+		return c, fmt.Errorf("-pooler must be %s or %s", deploy.PoolerNone, deploy.PoolerPgBouncer)
 	}
 	if b.Spawn.Servers < 1 || b.Spawn.PoolerSize < 1 {
 		return c, errors.New("-servers and -pooler-size must be at least 1")

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/flashsale/flashsale/internal/loadgen"
+	"github.com/flashsale/flashsale/internal/loadgen/deploy"
+	"github.com/flashsale/flashsale/internal/loadgen/phase"
 )
 
 func TestParseFlagsDefaults(t *testing.T) {
@@ -18,8 +20,8 @@ func TestParseFlagsDefaults(t *testing.T) {
 	b := c.bench
 	if len(b.URLs) != 0 || b.AdminURL != defaultAdminURL || b.Spawn.ServerBin != "bin/server" || b.Ceiling.Bin != "bin/httpceiling" ||
 		!slices.Equal(b.Configs, loadgen.DefaultConfigs) || b.Users != 20000 || b.Concurrency != 256 || b.StormConcurrency != 128 ||
-		b.StormDuration != 20*time.Second || !b.Baseline || b.BaselineConns != 4 || b.Pick != loadgen.PickRandom ||
-		b.ReadCurrent != 16 || b.ReadItems != 4 || b.Spawn.Servers != 1 || b.Spawn.Pooler != loadgen.PoolerNone ||
+		b.StormDuration != 20*time.Second || !b.Baseline || b.BaselineConns != 4 || b.Pick != phase.PickRandom ||
+		b.ReadCurrent != 16 || b.ReadItems != 4 || b.Spawn.Servers != 1 || b.Spawn.Pooler != deploy.PoolerNone ||
 		b.Spawn.LogDir != "bench/results" || c.out != "bench/results/latest.json" {
 		t.Fatalf("defaults: %+v out=%q", b, c.out)
 	}
@@ -37,7 +39,7 @@ func TestParseFlagsDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := c.bench
-	if b.Spawn.Servers != 4 || b.Spawn.Pooler != loadgen.PoolerPgBouncer || b.Spawn.PoolerSize != 8 || b.Spawn.DBMaxConns != 6 ||
+	if b.Spawn.Servers != 4 || b.Spawn.Pooler != deploy.PoolerPgBouncer || b.Spawn.PoolerSize != 8 || b.Spawn.DBMaxConns != 6 ||
 		b.BaselineConns != 6 || !slices.Equal(b.Configs, []loadgen.SaleConfig{{Units: 500, Items: 50}}) ||
 		!slices.Equal(b.Ceiling.ExtraEnv, []string{"LOG_LEVEL=warn"}) || !slices.Equal(b.Spawn.ExtraEnv, b.Ceiling.ExtraEnv) {
 		t.Fatalf("%+v", b)

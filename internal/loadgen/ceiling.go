@@ -5,6 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/flashsale/flashsale/internal/loadgen/deploy"
+	"github.com/flashsale/flashsale/internal/loadgen/driver"
+	"github.com/flashsale/flashsale/internal/loadgen/invariant"
+	"github.com/flashsale/flashsale/internal/loadgen/phase"
+	"github.com/flashsale/flashsale/internal/loadgen/report"
+	"github.com/flashsale/flashsale/internal/loadgen/usage"
+	"github.com/flashsale/flashsale/internal/process"
 )
 
 // CeilingConfig says how to start the HTTP ceiling: cmd/httpceiling, the
@@ -21,27 +29,18 @@ type CeilingConfig struct {
 	Items        int // item ids the storm names
 }
 
-// CeilingRun is the HTTP ceiling's storm.
-type CeilingRun struct {
-	Processes int         `json:"processes"`
-	Storm     PhaseReport `json:"storm"`
-	// Checks: the ceiling measured the answer the service gives.
-	Checks []Check      `json:"checks"`
-	Server *ServerUsage `json:"server,omitempty"`
-}
-
 // RunHTTPCeiling starts cfg.Processes HTTP ceilings, storms them as the
 // service's storm is run (same driver, clients and duration) and stops them.
-func RunHTTPCeiling(ctx context.Context, opts Options, cfg CeilingConfig) (_ *CeilingRun, err error) {
+func RunHTTPCeiling(ctx context.Context, opts Options, cfg CeilingConfig) (_ *report.CeilingRun, err error) {
 	opts.setDefaults()
-	var procs []*Process
+	var procs []*process.Process
 	defer func() {
 		for _, p := range procs {
 			err = errors.Join(err, p.Stop())
 		}
 	}()
 	for i := range max(cfg.Processes, 1) {
-		p, err := StartProcess(cfg.Bin, cfg.ExtraEnv, logPath(cfg.LogDir, "httpceiling", "storm", i+1))
+		p, err := process.Start(cfg.Bin, cfg.ExtraEnv, deploy.LogPath(cfg.LogDir, "httpceiling", "storm", i+1))
 		if err != nil {
 			return nil, err
 		}
@@ -56,85 +55,35 @@ func RunHTTPCeiling(ctx context.Context, opts Options, cfg CeilingConfig) (_ *Ce
 		}
 		urls, pids = append(urls, p.URL), append(pids, p.PID())
 	}
-	driver, err := NewHTTPDriver(urls, opts.RequestTimeout)
+	d, err := driver.NewHTTP(urls, opts.RequestTimeout)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(opts.Log, "loadgen: HTTP ceiling storm: %d clients for %s\n", opts.StormConcurrency, opts.StormDuration)
-	cpu := startCPU(pids, "", false)
-	st := runStorm(ctx, driver, stormSpec{
-		users: makeUsers(opts.Users), concurrency: opts.StormConcurrency, items: max(cfg.Items, 1), duration: opts.StormDuration,
+	cpu := usage.StartCPU(pids, "", false)
+	st := phase.Storm(ctx, d, phase.StormSpec{
+		Users: phase.Users(opts.Users), Concurrency: opts.StormConcurrency, Items: max(cfg.Items, 1), Duration: opts.StormDuration,
 	})
-	r := &CeilingRun{Processes: len(procs), Storm: phaseReport(st, opts.StormConcurrency, cpu.stop(st.elapsed))}
+	r := &report.CeilingRun{Processes: len(procs), Storm: report.Phase(st, opts.StormConcurrency, cpu.Stop(st.Elapsed))}
 	r.Storm.Purchase = nil
 	r.Storm.Checkout.Stored = 0 // nothing is stored: no database
-	r.Storm.Timeline = timeline(st)
-	fmt.Fprintf(opts.Log, "loadgen: HTTP ceiling storm: %d checkouts in %.2fs\n", st.checkout.hist.Count(), st.elapsed.Seconds())
+	r.Storm.Timeline = report.NewTimeline(st)
+	fmt.Fprintf(opts.Log, "loadgen: HTTP ceiling storm: %d checkouts in %.2fs\n", st.Checkout.Hist.Count(), st.Elapsed.Seconds())
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	// 429 is what a sold-out server answers too, to a user over the rate
 	// limit: the same middleware and error handler, a body of the same size.
 	co := r.Storm.Checkout
-	soldOut, limited := co.Outcomes["409 "+outSoldOut], co.Outcomes["429 "+outRateLimited]
-	r.Checks = []Check{{
+	soldOut, limited := co.Outcomes["409 "+driver.SoldOut], co.Outcomes["429 "+driver.RateLimited]
+	r.Checks = []invariant.Check{{
 		Name: "every checkout answered 409 sold_out (or 429 rate_limited)",
 		Pass: co.Requests > 0 && soldOut+limited == co.Requests && co.TransportErrors == 0,
 		Detail: fmt.Sprintf("%d of %d answers 409 sold_out, %d 429 rate_limited, %d transport errors",
 			soldOut, co.Requests, limited, co.TransportErrors),
 	}}
-	if r.Server, err = serverUsage(pids); err != nil {
+	if r.Server, err = usage.ServerOf(pids); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-// Ceilings are what the service could reach at best on this machine, from
-// the two ceilings measured in the same run: the HTTP ceiling (the
-// server's HTTP stack with no database) and the database ceiling (the
-// baseline: the service's own transactions in-process, no HTTP). Both
-// share the same CPUs, so their costs per request add up: the combined
-// ceiling is 1 / (1/http + 1/db) requests per second. For the herd the
-// same idea is applied to time: the baseline's herd wall plus what its
-// requests (checkouts and purchases) cost at the HTTP ceiling's rate.
-type Ceilings struct {
-	HTTPCheckoutsPerS     float64 `json:"http_checkouts_per_s"`
-	DBCheckoutsPerS       float64 `json:"db_checkouts_per_s"`
-	CombinedCheckoutsPerS float64 `json:"combined_checkouts_per_s"`
-	// StormRatio is the service's storm checkouts/s over the combined ceiling.
-	StormRatio float64 `json:"storm_ratio"`
-
-	DBHerdWallS  float64 `json:"db_herd_wall_s"`
-	HerdRequests int64   `json:"db_herd_requests"`
-	// HTTPHerdS is HerdRequests at the HTTP ceiling's rate.
-	HTTPHerdS         float64 `json:"http_herd_s"`
-	CombinedHerdWallS float64 `json:"combined_herd_wall_s"`
-	// HerdRatio is the combined herd wall over the service's: 1 means the
-	// service sold out as fast as the ceilings allow.
-	HerdRatio float64 `json:"herd_ratio"`
-}
-
-// combinedCeilings computes c's ceilings from the HTTP ceiling's storm;
-// nil when a part is missing.
-func combinedCeilings(http *CeilingRun, c *ConfigResult) *Ceilings {
-	if http == nil || c.Service == nil || c.Baseline == nil {
-		return nil
-	}
-	h, d := http.Storm.Checkout.PerSecond, c.Baseline.Storm.Checkout.PerSecond
-	if h <= 0 || d <= 0 {
-		return nil
-	}
-	out := &Ceilings{HTTPCheckoutsPerS: h, DBCheckoutsPerS: d, CombinedCheckoutsPerS: 1 / (1/h + 1/d)}
-	out.StormRatio = c.Service.Storm.Checkout.PerSecond / out.CombinedCheckoutsPerS
-	bh := c.Baseline.Herd
-	if bh.WallS != nil {
-		out.DBHerdWallS = *bh.WallS
-		out.HerdRequests = bh.requests()
-		out.HTTPHerdS = float64(out.HerdRequests) / h
-		out.CombinedHerdWallS = out.DBHerdWallS + out.HTTPHerdS
-		if w := c.Service.Herd.WallS; w != nil && *w > 0 {
-			out.HerdRatio = out.CombinedHerdWallS / *w
-		}
-	}
-	return out
 }

@@ -22,8 +22,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/flashsale/flashsale/internal/loadgen"
+	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 // The herd: 1,000 units over 100 items, a cap of 3 per user, 32 shoppers
@@ -57,7 +58,7 @@ func TestHerdThroughPgBouncer(t *testing.T) {
 		"DATABASE_URL=" + p.URL,
 		"SALE_UNITS=" + strconv.Itoa(units), "SALE_ITEMS=" + strconv.Itoa(items),
 		"PER_USER_LIMIT=" + strconv.Itoa(perUserCap),
-		"SALE_DURATION=" + loadgen.SafeSaleDuration(time.Now(), 5*time.Minute).String(),
+		"SALE_DURATION=" + saletest.DefaultSettings.Duration.String(),
 		"DB_MAX_CONNS=" + strconv.Itoa(serverConns),
 		// Rate limits are per process; this test is about the database.
 		"RATE_LIMIT_USER=0", "LOG_LEVEL=warn",
@@ -310,14 +311,15 @@ func emptyDatabase(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	url, drop, err := loadgen.CreateDatabase(ctx, pgtest.AdminURL(), "flashsale_pool_"+randomKey()[:12])
+	name := "flashsale_pool_" + randomKey()[:12]
+	url, err := database.CreateDatabase(ctx, pgtest.AdminURL(), name, "")
 	if err != nil {
 		t.Fatalf("%v (no PostgreSQL? set TEST_DATABASE_URL or run make test)", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := drop(ctx); err != nil {
+		if err := database.DropDatabase(ctx, pgtest.AdminURL(), name); err != nil {
 			t.Error(err)
 		}
 	})

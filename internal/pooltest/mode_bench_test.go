@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,9 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/internal/database"
-	"github.com/flashsale/flashsale/internal/loadgen"
+	"github.com/flashsale/flashsale/internal/pgbouncer"
+	"github.com/flashsale/flashsale/internal/process"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
@@ -45,7 +46,7 @@ func benchCheckout(b *testing.B, mode string, held bool) {
 	var pool *pgxpool.Pool
 	var err error
 	if mode == "pgbouncer" {
-		p, err := loadgen.StartPgBouncer(ctx, url, 4, nil)
+		p, err := pgbouncer.Start(ctx, url, 4, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -58,7 +59,7 @@ func benchCheckout(b *testing.B, mode string, held bool) {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	settings := sale.Settings{Duration: loadgen.SafeSaleDuration(time.Now(), 5*time.Minute),
+	settings := sale.Settings{Duration: saletest.DefaultSettings.Duration,
 		Units: 10, Items: 10, PerUserLimit: 10, HoldTTL: 10 * time.Minute, IdempotencyKeyTTL: time.Hour}
 	if held {
 		settings.Units, settings.Items = max(b.N, 1000), max(b.N/100, 10)
@@ -120,7 +121,7 @@ func benchCheckout(b *testing.B, mode string, held bool) {
 	pgCPU := func() time.Duration {
 		var sum time.Duration
 		for _, pid := range pids {
-			d, err := loadgen.ProcCPU(int(pid))
+			d, err := process.CPU(int(pid))
 			if err != nil {
 				b.Fatalf("CPU of backend %d: %v", pid, err)
 			}
@@ -135,7 +136,7 @@ func benchCheckout(b *testing.B, mode string, held bool) {
 		wantErr = nil
 	}
 	b.SetParallelism(32)
-	pg0, go0 := pgCPU(), selfCPU()
+	pg0, go0 := pgCPU(), process.SelfCPU()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -150,13 +151,7 @@ func benchCheckout(b *testing.B, mode string, held bool) {
 		}
 	})
 	b.StopTimer()
-	pg, goCPU := pgCPU()-pg0, selfCPU()-go0
+	pg, goCPU := pgCPU()-pg0, process.SelfCPU()-go0
 	b.ReportMetric(float64(pg.Microseconds())/float64(b.N), "pg-µs/op")
 	b.ReportMetric(float64(goCPU.Microseconds())/float64(b.N), "go-µs/op")
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,6 +3,8 @@ package pooltest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,19 +14,21 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/flashsale/flashsale/db"
 	"github.com/flashsale/flashsale/internal/database"
-	"github.com/flashsale/flashsale/internal/loadgen"
+	"github.com/flashsale/flashsale/internal/pgbouncer"
+	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
+	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // startPgBouncer runs pgbouncer in front of dbURL until the test ends; it
 // fails the test, never skips it, when pgbouncer is not installed.
-func startPgBouncer(t *testing.T, dbURL string, poolSize int) *loadgen.PgBouncer {
+func startPgBouncer(t *testing.T, dbURL string, poolSize int) *pgbouncer.Instance {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := loadgen.StartPgBouncer(ctx, dbURL, poolSize, logWriter{t})
+	p, err := pgbouncer.Start(ctx, dbURL, poolSize, logWriter{t})
 	if err != nil {
 		t.Fatalf("%v (make pgbouncer installs it)", err)
 	}
@@ -84,10 +88,13 @@ func TestDirectSettingsFailBehindPgBouncer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close(ctx)
-	if _, err := db.New().DatabaseNow(ctx, a); err != nil {
+	// Any statement shows it: pgx names a prepared statement after its SQL.
+	const query = "SELECT now()"
+	var now time.Time
+	if err := a.QueryRow(ctx, query).Scan(&now); err != nil {
 		t.Fatalf("first client: %v", err)
 	}
-	_, err = db.New().DatabaseNow(ctx, b)
+	err = b.QueryRow(ctx, query).Scan(&now)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "42P05" {
 		t.Errorf("second client with cache_statement: want 42P05 duplicate_prepared_statement, got %v", err)
@@ -95,7 +102,7 @@ func TestDirectSettingsFailBehindPgBouncer(t *testing.T) {
 }
 
 // TestTransactionPoolerSettings: database.Open behind a transaction pooler
-// connects through pgbouncer, and many clients run the generated queries
+// connects through pgbouncer, and many clients run the service's queries
 // and pipelined transactions on fewer PostgreSQL sessions.
 func TestTransactionPoolerSettings(t *testing.T) {
 	t.Parallel()
@@ -116,6 +123,15 @@ func TestTransactionPoolerSettings(t *testing.T) {
 	if err := database.Ready(ctx, pool); err != nil {
 		t.Fatalf("ready through pgbouncer: %v", err)
 	}
+	sales := sale.NewService(pool, saletest.DefaultSettings, 5*time.Second, testutil.Logger(t, slog.LevelWarn))
+	defer sales.Close()
+	if err := sales.EnsureSales(ctx, time.Now()); err != nil {
+		t.Fatalf("create the sales through pgbouncer: %v", err)
+	}
+	want, err := sales.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
@@ -133,8 +149,8 @@ func TestTransactionPoolerSettings(t *testing.T) {
 					errs[i] = err
 					return
 				}
-				if _, err := db.New().DatabaseNow(ctx, pool); err != nil {
-					errs[i] = err
+				if got, err := sales.Current(ctx); err != nil || got.ID != want.ID {
+					errs[i] = fmt.Errorf("current sale %d, want %d: %w", got.ID, want.ID, err)
 					return
 				}
 			}

@@ -53,12 +53,13 @@ func New(t testing.TB) string {
 		t.Fatalf("testdb: %v", err)
 	}
 	name := "flashsale_test_" + randomHex(6)
+	var url string
 	// Cloning fails while another session is connected to the template
 	// (for example a second test binary creating it): retry briefly. A
 	// checkout with other migrations testing on the same server drops
 	// templates it takes for stale: build ours again.
 	for attempt := 0; ; attempt++ {
-		_, err = admin.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE "+ident(tmpl))
+		url, err = database.CreateDatabase(ctx, AdminURL(), name, tmpl)
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || (pgErr.Code != "55006" && pgErr.Code != "3D000") || attempt == 50 {
 			break
@@ -72,26 +73,16 @@ func New(t testing.TB) string {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("testdb: create database %s: %v", name, err)
+		t.Fatalf("testdb: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, AdminURL())
-		if err != nil {
-			t.Errorf("testdb: drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
-			t.Errorf("testdb: drop %s: %v", name, err)
+		if err := database.DropDatabase(ctx, AdminURL(), name); err != nil {
+			t.Errorf("testdb: %v", err)
 		}
 	})
-	cfg, err := pgx.ParseConfig(AdminURL())
-	if err != nil {
-		t.Fatalf("testdb: parse %s: %v", AdminURL(), err)
-	}
-	return database.ReplaceDatabase(AdminURL(), cfg.Database, name)
+	return url
 }
 
 // NewPool is New plus a pool on the new database, closed when the test ends.
@@ -126,13 +117,13 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
 		return name, nil
 	}
 	building := name + "_building"
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(building)+" WITH (FORCE)"); err != nil {
+	if err := database.DropDatabase(ctx, AdminURL(), building); err != nil {
 		return "", fmt.Errorf("drop half-built template: %w", err)
 	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident(building)); err != nil {
-		return "", fmt.Errorf("create template: %w", err)
+	url, err := database.CreateDatabase(ctx, AdminURL(), building, "")
+	if err != nil {
+		return "", fmt.Errorf("template: %w", err)
 	}
-	url := database.ReplaceDatabase(AdminURL(), admin.Config().Database, building)
 	pool, err := database.Open(ctx, url, 2, 10*time.Second)
 	if err != nil {
 		return "", err
@@ -158,8 +149,8 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
 		return "", fmt.Errorf("list stale templates: %w", err)
 	}
 	for _, old := range stale {
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(old)+" WITH (FORCE)"); err != nil {
-			return "", fmt.Errorf("drop stale template %s: %w", old, err)
+		if err := database.DropDatabase(ctx, AdminURL(), old); err != nil {
+			return "", fmt.Errorf("stale template: %w", err)
 		}
 	}
 	return name, nil

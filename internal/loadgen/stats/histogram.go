@@ -1,4 +1,7 @@
-package loadgen
+// Package stats records the benchmark's answers as they come: latencies
+// in a histogram, outcomes by status, errors with a few samples. Each
+// client records its own; they are merged when a phase ends.
+package stats
 
 import (
 	"math"

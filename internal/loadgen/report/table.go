@@ -1,258 +1,13 @@
-package loadgen
+package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 )
-
-// Report is everything a run measured.
-type Report struct {
-	StartedAt time.Time `json:"started_at"`
-	Setup     Setup     `json:"setup"`
-	// HTTPCeiling is the storm against the HTTP stack alone; absent
-	// when it was not run.
-	HTTPCeiling *CeilingRun     `json:"http_ceiling,omitempty"`
-	Configs     []*ConfigResult `json:"configs"`
-	Targets     []TargetResult  `json:"targets"`
-	// Pass: every invariant held (every configuration's service and
-	// baseline), and the HTTP ceiling measured sold-out answers.
-	Pass bool `json:"pass"`
-}
-
-// Setup records how the run was configured.
-type Setup struct {
-	Spawned          bool    `json:"spawned"`
-	Servers          int     `json:"servers"`
-	Pooler           string  `json:"pooler,omitempty"`
-	PoolerSize       int     `json:"pooler_pool_size,omitempty"`
-	Users            int     `json:"users"`
-	Concurrency      int     `json:"concurrency"`
-	StormConcurrency int     `json:"storm_concurrency"`
-	StormDurationS   float64 `json:"storm_duration_s"`
-	Pick             string  `json:"pick"`
-	ReadCurrent      int     `json:"read_current_clients"`
-	ReadItems        int     `json:"read_items_clients"`
-	ReadIntervalS    float64 `json:"read_interval_s"`
-	BaselineConns    int     `json:"baseline_db_conns,omitempty"`
-	CPUs             int     `json:"cpus"`
-	LogDir           string  `json:"log_dir,omitempty"`
-}
-
-// ConfigResult is one configuration: the service, its database ceiling
-// (the baseline) and the ceilings combined.
-type ConfigResult struct {
-	Name       string      `json:"name"`
-	Units      int64       `json:"units"`
-	Items      int64       `json:"items"`
-	Pick       string      `json:"pick"`
-	ServerLogs []string    `json:"server_logs,omitempty"`
-	Service    *SideResult `json:"service"`
-	// Baseline is the database ceiling; absent without -baseline.
-	Baseline *SideResult `json:"baseline,omitempty"`
-	Ceilings *Ceilings   `json:"ceilings,omitempty"`
-	// Ratios of the service to the baseline; absent without a baseline.
-	Ratios *Ratios `json:"ratios_to_baseline,omitempty"`
-}
-
-// Ratios are service / baseline: 1 means the service is as fast as driving
-// PostgreSQL directly.
-type Ratios struct {
-	// HerdWall is baseline wall / service wall: throughput for the same work.
-	HerdWall float64 `json:"herd_wall"`
-	// HerdRequests compares checkout+purchase requests per second.
-	HerdRequests float64 `json:"herd_requests"`
-	// Storm compares checkouts per second.
-	Storm float64 `json:"storm"`
-}
-
-// TargetResult is one of the issue's performance targets for one
-// configuration. Targets are informational: only invariants fail a run.
-type TargetResult struct {
-	Config string  `json:"config"`
-	Name   string  `json:"name"`
-	Got    float64 `json:"got"`
-	Want   string  `json:"want"`
-	Met    bool    `json:"met"`
-	Note   string  `json:"note,omitempty"`
-}
-
-// The issue's targets, on a 2-core machine.
-const (
-	targetStormPerS    = 30000
-	targetStormP99MS   = 25
-	targetRSSMiB       = 150
-	targetCeilingRatio = 0.85
-	targetWithin       = 0.10 // first window vs rest; storm beside readers vs alone
-	targetHerdItemsS   = 1.5  // 10,000 units over 100 items
-	targetHerdDefaultS = 6    // 10,000 single-unit items, random picks
-	targetUsers        = 20000
-	targetConcurrency  = 256
-	targetStormClients = 128
-	targetUnits        = 10000
-	targetItemsFew     = 100
-	targetItemsDefault = 10000
-	targetReadCurrent  = 16
-	targetReadItems    = 4
-)
-
-// Finish computes ceilings, ratios, targets and the verdict.
-func (r *Report) Finish() {
-	r.Pass = len(r.Configs) > 0
-	if r.HTTPCeiling != nil {
-		for _, c := range r.HTTPCeiling.Checks {
-			r.Pass = r.Pass && c.Pass
-		}
-	}
-	r.Targets = nil
-	for _, c := range r.Configs {
-		for _, side := range []*SideResult{c.Service, c.Baseline} {
-			if side == nil {
-				continue
-			}
-			for _, ch := range side.Invariants {
-				r.Pass = r.Pass && ch.Pass
-			}
-		}
-		if c.Service == nil {
-			r.Pass = false
-			continue
-		}
-		c.Ceilings = combinedCeilings(r.HTTPCeiling, c)
-		c.Ratios = baselineRatios(c.Service, c.Baseline)
-		r.Targets = append(r.Targets, r.configTargets(c)...)
-	}
-}
-
-func baselineRatios(s, b *SideResult) *Ratios {
-	if b == nil {
-		return nil
-	}
-	out := &Ratios{}
-	if s.Herd.WallS != nil && b.Herd.WallS != nil && *s.Herd.WallS > 0 {
-		out.HerdWall = *b.Herd.WallS / *s.Herd.WallS
-	}
-	if rb := herdRate(b.Herd); rb > 0 {
-		out.HerdRequests = herdRate(s.Herd) / rb
-	}
-	if b.Storm.Checkout.PerSecond > 0 {
-		out.Storm = s.Storm.Checkout.PerSecond / b.Storm.Checkout.PerSecond
-	}
-	return out
-}
-
-// configTargets are the issue's targets that apply to c. A target stated
-// for another load (clients, users) is still shown, with a note saying so.
-func (r *Report) configTargets(c *ConfigResult) []TargetResult {
-	s := c.Service
-	var t []TargetResult
-	add := func(name string, got float64, want string, met bool, note string) {
-		t = append(t, TargetResult{Config: c.Name, Name: name, Got: got, Want: want, Met: met, Note: note})
-	}
-	stormNote := ""
-	if r.Setup.StormConcurrency != targetStormClients {
-		stormNote = fmt.Sprintf("measured at %d clients, the target is stated at %d", r.Setup.StormConcurrency, targetStormClients)
-	}
-	st := s.Storm.Checkout
-	add("storm: checkouts/s", st.PerSecond, fmt.Sprintf(">= %d", targetStormPerS), st.PerSecond >= targetStormPerS, stormNote)
-	add("storm: p99 ms", st.P99MS, fmt.Sprintf("<= %d", targetStormP99MS), st.P99MS <= targetStormP99MS, stormNote)
-
-	herdWant := 0.0
-	switch {
-	case c.Units == targetUnits && c.Items == targetItemsFew:
-		herdWant = targetHerdItemsS
-	case c.Units == targetUnits && c.Items == targetItemsDefault && c.Pick == PickRandom:
-		herdWant = targetHerdDefaultS
-	}
-	if herdWant > 0 {
-		wall := -1.0
-		if s.Herd.WallS != nil {
-			wall = *s.Herd.WallS
-		}
-		note := ""
-		if r.Setup.Users != targetUsers || r.Setup.Concurrency != targetConcurrency {
-			note = fmt.Sprintf("measured with %d users, %d clients; the target is stated for %d and %d",
-				r.Setup.Users, r.Setup.Concurrency, targetUsers, targetConcurrency)
-		}
-		add(fmt.Sprintf("herd: wall s to sell %d units", s.Sale.Units-s.Sale.SoldBefore), wall,
-			fmt.Sprintf("<= %g", herdWant), wall >= 0 && wall <= herdWant, note)
-	}
-	if tl := s.Storm.Timeline; tl != nil {
-		note := ""
-		if time.Duration(tl.WindowS)*time.Second < firstWindow {
-			note = fmt.Sprintf("a storm of %s: first %d s", time.Duration(r.Setup.StormDurationS*float64(time.Second)), tl.WindowS)
-		}
-		add("storm: first 10 s / rest (checkouts/s)", tl.Ratio, fmt.Sprintf("%.2f..%.2f", 1-targetWithin, 1+targetWithin),
-			math.Abs(tl.Ratio-1) <= targetWithin, note)
-	}
-	if s.Server != nil {
-		mb := float64(s.Server.PeakRSSBytes) / (1 << 20)
-		note := ""
-		if len(s.Server.PIDs) > 1 {
-			note = fmt.Sprintf("the largest of %d servers", len(s.Server.PIDs))
-		}
-		add("server peak RSS MiB", mb, fmt.Sprintf("<= %d", targetRSSMiB), mb <= targetRSSMiB, note)
-	}
-	if cl := c.Ceilings; cl != nil {
-		add("storm / combined ceiling", cl.StormRatio, fmt.Sprintf(">= %.2f", targetCeilingRatio), cl.StormRatio >= targetCeilingRatio, "")
-		if cl.HerdRatio > 0 || s.Herd.WallS == nil {
-			add("herd / combined ceiling (wall)", cl.HerdRatio, fmt.Sprintf(">= %.2f", targetCeilingRatio), cl.HerdRatio >= targetCeilingRatio, "")
-		}
-	}
-	if rd := s.Reads; rd != nil {
-		note := ""
-		if r.Setup.ReadIntervalS > 0 {
-			note = fmt.Sprintf("readers pause %gs between requests", r.Setup.ReadIntervalS)
-		}
-		if r.Setup.ReadCurrent != targetReadCurrent || r.Setup.ReadItems != targetReadItems {
-			note = fmt.Sprintf("measured with %d + %d readers, the target is stated for %d + %d",
-				r.Setup.ReadCurrent, r.Setup.ReadItems, targetReadCurrent, targetReadItems)
-		}
-		add("reads: storm beside readers / alone", rd.Ratio, fmt.Sprintf("%.2f..%.2f", 1-targetWithin, 1+targetWithin),
-			math.Abs(rd.Ratio-1) <= targetWithin, note)
-		var bad int64
-		for _, e := range rd.Readers {
-			bad += e.ServerErrors + e.TransportErrors
-		}
-		add("reads: readers' 5xx and transport errors", float64(bad), "0", bad == 0, "")
-	}
-	return t
-}
-
-func herdRate(p PhaseReport) float64 {
-	if p.ElapsedS <= 0 {
-		return 0
-	}
-	return float64(p.requests()) / p.ElapsedS
-}
-
-// requests counts the phase's checkouts and purchases.
-func (p PhaseReport) requests() int64 {
-	n := p.Checkout.Requests
-	if p.Purchase != nil {
-		n += p.Purchase.Requests
-	}
-	return n
-}
-
-// WriteJSON writes the report to path, creating its directory.
-func (r *Report) WriteJSON(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
 
 // WriteTable prints the report for people: the setup, the HTTP ceiling,
 // then per configuration its requests, ceilings, storm timeline, reads
@@ -279,7 +34,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			c.Processes, co.PerSecond, co.P50MS, co.P99MS, co.TransportErrors+co.ServerErrors, optSeconds(c.Storm.CPU.Server), c.Storm.CPU.Loadgen,
 			c.Storm.CPU.Others)
 		for _, ch := range c.Checks {
-			fmt.Fprintf(&b, "  %s  %s: %s\n", ch.verdict(), ch.Name, ch.Detail)
+			fmt.Fprintf(&b, "  %s  %s: %s\n", ch.Verdict(), ch.Name, ch.Detail)
 		}
 	}
 	for _, c := range r.Configs {
@@ -314,9 +69,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return err
 }
 
+// orNone names the pooler; a run against running servers does not know
+// theirs ("").
 func orNone(s string) string {
 	if s == "" {
-		return PoolerNone
+		return "none"
 	}
 	return s
 }
@@ -492,7 +249,7 @@ func (c *ConfigResult) writeTable(b *strings.Builder) error {
 		}
 		fmt.Fprintf(b, "\ninvariants (%s %s, sale %d):\n", c.Name, sd.name, sd.r.Sale.ID)
 		for _, ch := range sd.r.Invariants {
-			fmt.Fprintf(b, "  %s  %s: %s\n", ch.verdict(), ch.Name, ch.Detail)
+			fmt.Fprintf(b, "  %s  %s: %s\n", ch.Verdict(), ch.Name, ch.Detail)
 		}
 	}
 	return nil

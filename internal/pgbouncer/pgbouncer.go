@@ -1,4 +1,6 @@
-package loadgen
+// Package pgbouncer runs a real PgBouncer in transaction pooling mode in
+// front of one database, for the tests behind a pooler and the benchmark.
+package pgbouncer
 
 import (
 	"bufio"
@@ -18,13 +20,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/flashsale/flashsale/internal/process"
 )
 
-// PgBouncer is Debian's pgbouncer (1.18) in transaction pooling mode, run
-// as a child process between servers and the PostgreSQL of one database:
-// the path past one server that issue 9 measures.
-type PgBouncer struct {
-	URL string // clients' URL to the same database through pgbouncer
+// Instance is Debian's pgbouncer (1.18) in transaction pooling mode, run
+// as a child process between servers and the PostgreSQL of one database.
+type Instance struct {
+	URL  string // clients' URL to the same database through pgbouncer
+	Port int    // on 127.0.0.1
 
 	directURL string
 	dir       string
@@ -41,29 +45,29 @@ const pgbouncerBin = "/usr/sbin/pgbouncer"
 // to 128 pool connections each, and room for the load generator's checks.
 const maxClientConns = 600
 
-// safeName is what StartPgBouncer writes into pgbouncer.ini unquoted:
+// safeName is what Start writes into pgbouncer.ini unquoted:
 // 1.18's ini parser takes no quoted database names.
 var safeName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
-// StartPgBouncer starts pgbouncer on a free 127.0.0.1 port in front of
+// Start starts pgbouncer on a free 127.0.0.1 port in front of
 // dbURL's database, with at most poolSize PostgreSQL connections shared by
 // every client (pool_mode=transaction), and waits until it accepts
 // connections. Its log goes to log (nil: discarded). As root it runs as
 // user postgres (or nobody): pgbouncer refuses to run as root.
-func StartPgBouncer(ctx context.Context, dbURL string, poolSize int, log io.Writer) (_ *PgBouncer, err error) {
+func Start(ctx context.Context, dbURL string, poolSize int, log io.Writer) (_ *Instance, err error) {
 	if poolSize < 1 {
 		return nil, fmt.Errorf("pgbouncer: pool size must be positive, got %d", poolSize)
 	}
 	if log == nil {
 		log = io.Discard
 	}
-	bin, err := findPgBouncer()
+	bin, err := find()
 	if err != nil {
 		return nil, err
 	}
 	target, err := pgconn.ParseConfig(dbURL)
 	if err != nil {
-		return nil, fmt.Errorf("pgbouncer: parse %s: %w", redact(dbURL), err)
+		return nil, fmt.Errorf("pgbouncer: %w", err) // pgconn hides the password
 	}
 	for _, v := range []string{target.Database, target.User, target.Host} {
 		if !safeName.MatchString(v) && !strings.HasPrefix(v, "/") {
@@ -77,7 +81,7 @@ func StartPgBouncer(ctx context.Context, dbURL string, poolSize int, log io.Writ
 	if err != nil {
 		return nil, fmt.Errorf("pgbouncer: %w", err)
 	}
-	p := &PgBouncer{directURL: dbURL, dir: dir, log: log}
+	p := &Instance{directURL: dbURL, dir: dir, log: log}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, p.Stop())
@@ -90,7 +94,7 @@ func StartPgBouncer(ctx context.Context, dbURL string, poolSize int, log io.Writ
 	// A port found free may be taken before pgbouncer binds it; then it
 	// exits at once and another port is tried.
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := process.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -99,9 +103,7 @@ func StartPgBouncer(ctx context.Context, dbURL string, poolSize int, log io.Writ
 		}
 		err = p.start(ctx, bin, runAs)
 		if err == nil {
-			p.URL = clientURL(target, port)
-			fmt.Fprintf(log, "loadgen: pgbouncer (pid %d) on 127.0.0.1:%d, pool_mode=transaction, %d server connections to %s\n",
-				p.cmd.Process.Pid, port, poolSize, target.Database)
+			p.URL, p.Port = clientURL(target, port), port
 			return p, nil
 		}
 		if attempt == 3 || ctx.Err() != nil {
@@ -113,16 +115,19 @@ func StartPgBouncer(ctx context.Context, dbURL string, poolSize int, log io.Writ
 // ServerEnv is what a server needs behind this pgbouncer, beside
 // DATABASE_URL=p.URL: the pooler's mode, and a direct connection for
 // migrations, whose lock lives as long as a PostgreSQL session.
-func (p *PgBouncer) ServerEnv() []string {
+func (p *Instance) ServerEnv() []string {
 	return []string{"DB_POOLER=transaction", "DATABASE_MIGRATION_URL=" + p.directURL}
 }
 
+// PID is pgbouncer's process id.
+func (p *Instance) PID() int { return p.cmd.Process.Pid }
+
 // Stop ends pgbouncer (SIGTERM: it closes every connection at once) and
 // removes its directory.
-func (p *PgBouncer) Stop() error {
+func (p *Instance) Stop() error {
 	var errs []error
 	if p.cmd != nil {
-		errs = append(errs, terminate(p.cmd, p.exited, 10*time.Second))
+		errs = append(errs, process.Terminate(p.cmd, p.exited, 10*time.Second))
 		p.cmd = nil
 	}
 	if p.dir != "" {
@@ -132,7 +137,7 @@ func (p *PgBouncer) Stop() error {
 	return errors.Join(errs...)
 }
 
-func findPgBouncer() (string, error) {
+func find() (string, error) {
 	if bin, err := exec.LookPath("pgbouncer"); err == nil {
 		return bin, nil
 	}
@@ -173,7 +178,7 @@ func unprivilegedUser(dir string) (runUser, error) {
 	return runUser{}, errors.New("pgbouncer refuses to run as root, and neither user postgres nor nobody exists to run it as")
 }
 
-func (p *PgBouncer) writeConfig(target *pgconn.Config, port, poolSize int, runAs runUser) error {
+func (p *Instance) writeConfig(target *pgconn.Config, port, poolSize int, runAs runUser) error {
 	server := fmt.Sprintf("host=%s port=%d dbname=%s user=%s", target.Host, target.Port, target.Database, target.User)
 	if target.Password != "" {
 		server += " password=" + target.Password
@@ -219,7 +224,7 @@ log_disconnections = 0
 // start runs pgbouncer in the foreground and waits for its "process up"
 // line, which it logs once it listens; its exit before that is an error
 // carrying its last lines.
-func (p *PgBouncer) start(ctx context.Context, bin string, runAs runUser) error {
+func (p *Instance) start(ctx context.Context, bin string, runAs runUser) error {
 	args := []string{}
 	if runAs.name != "" {
 		args = append(args, "-u", runAs.name)

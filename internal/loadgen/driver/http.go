@@ -1,4 +1,4 @@
-package loadgen
+package driver
 
 import (
 	"bufio"
@@ -18,10 +18,10 @@ import (
 
 // HTTPDriver drives the service's HTTP API. Each worker owns one
 // keep-alive connection and speaks the little HTTP/1.1 these two requests
-// need (a POST without a body, an answer with a Content-Length), because
-// net/http's client costs about twice the CPU per request, and on a 2-core
-// box every microsecond the load generator spends is taken from the server
-// and PostgreSQL it measures. With several servers, workers are spread over
+// need (a POST without a body, an answer with a Content-Length) instead of
+// using net/http's client, which costs more CPU per request: every
+// microsecond the load generator spends is taken from the server and
+// PostgreSQL it measures on the same machine. With several servers, workers are spread over
 // them in turn, the way a round-robin balancer spreads connections.
 type HTTPDriver struct {
 	targets []httpTarget
@@ -36,9 +36,9 @@ type httpTarget struct {
 	purchase string // "/purchase?code="
 }
 
-// NewHTTPDriver drives the API at baseURLs (http only, one per server);
+// NewHTTP drives the API at baseURLs (http only, one per server);
 // each request may take up to timeout.
-func NewHTTPDriver(baseURLs []string, timeout time.Duration) (*HTTPDriver, error) {
+func NewHTTP(baseURLs []string, timeout time.Duration) (*HTTPDriver, error) {
 	if len(baseURLs) == 0 {
 		return nil, errors.New("loadgen needs a server URL")
 	}
@@ -82,13 +82,13 @@ func (w *httpWorker) Checkout(ctx context.Context, userID string, itemID int64) 
 	w.req = append(w.req, userID...)
 	w.req = append(w.req, "&id="...)
 	w.req = strconv.AppendInt(w.req, itemID, 10)
-	return w.post(ctx, http.StatusCreated, outHeld)
+	return w.post(ctx, http.StatusCreated, Held)
 }
 
 func (w *httpWorker) Purchase(ctx context.Context, code string) Result {
 	w.start(w.t.purchase)
 	w.req = append(w.req, code...)
-	return w.post(ctx, http.StatusOK, outPurchased)
+	return w.post(ctx, http.StatusOK, Purchased)
 }
 
 func (w *httpWorker) start(path string) {
@@ -108,7 +108,7 @@ func (w *httpWorker) post(ctx context.Context, okStatus int, okOutcome string) R
 	r := Result{Status: status}
 	if status == okStatus {
 		r.Outcome = okOutcome
-		if okOutcome == outHeld {
+		if okOutcome == Held {
 			// The first "code" of a checkout answer is the hold code.
 			r.Code = string(jsonString(body, `"code":"`))
 		} else {
@@ -116,12 +116,7 @@ func (w *httpWorker) post(ctx context.Context, okStatus int, okOutcome string) R
 		}
 		return r
 	}
-	// {"error":{"code":"sold_out",...}}: the first "code" is the error code.
-	if c := jsonString(body, `"code":"`); c != nil {
-		r.Outcome = intern(c)
-	} else {
-		r.Outcome = "http_" + strconv.Itoa(status)
-	}
+	r.Outcome = ErrorOutcome(status, body)
 	return r
 }
 

@@ -1,4 +1,4 @@
-package loadgen
+package pgbouncer
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func TestPgBouncer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dbURL := pgtest.New(t)
-	p, err := StartPgBouncer(ctx, dbURL, 1, logWriter{t})
+	p, err := Start(ctx, dbURL, 1, logWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +122,12 @@ func TestPgBouncerRejectsBadInput(t *testing.T) {
 		"postgres://postgres@127.0.0.1:5432/odd%20name?sslmode=disable",
 		"postgres://postgres:it's@127.0.0.1:5432/flashsale?sslmode=disable",
 	} {
-		if p, err := StartPgBouncer(ctx, url, 4, nil); err == nil {
+		if p, err := Start(ctx, url, 4, nil); err == nil {
 			_ = p.Stop()
 			t.Errorf("%s: started", url)
 		}
 	}
-	if _, err := StartPgBouncer(ctx, pgtest.AdminURL(), 0, nil); err == nil {
+	if _, err := Start(ctx, pgtest.AdminURL(), 0, nil); err == nil {
 		t.Error("pool size 0: started")
 	}
 }
