@@ -29,7 +29,7 @@ func smokeOptions(t *testing.T) Options {
 		HerdTimeout: time.Minute, RequestTimeout: 10 * time.Second,
 		Baseline: true, BaselineConns: 4,
 		NewBaselineDB: func(context.Context) (string, func(context.Context) error, error) {
-			return pgtest.New(t), func(context.Context) error { return nil }, nil // testdb drops it
+			return pgtest.New(t), func(context.Context) error { return nil }, nil // pgtest drops it
 		},
 	}
 }

@@ -1,4 +1,4 @@
-// Package testdb hands each test its own PostgreSQL database, cloned from a
+// Package pgtest hands each test its own PostgreSQL database, cloned from a
 // migrated template, so tests that race real connections run in parallel
 // and leave nothing behind.
 package pgtest
@@ -44,13 +44,13 @@ func New(t testing.TB) string {
 	defer cancel()
 	admin, err := pgx.Connect(ctx, AdminURL())
 	if err != nil {
-		t.Fatalf("testdb: no PostgreSQL at %s (set TEST_DATABASE_URL, or run `make test`, which finds or starts one): %v", AdminURL(), err)
+		t.Fatalf("pgtest: no PostgreSQL at %s (set TEST_DATABASE_URL, or run `make test`, which finds or starts one): %v", AdminURL(), err)
 	}
 	defer admin.Close(ctx)
 
 	tmpl, err := ensureTemplate(ctx, admin)
 	if err != nil {
-		t.Fatalf("testdb: %v", err)
+		t.Fatalf("pgtest: %v", err)
 	}
 	name := "flashsale_test_" + randomHex(6)
 	var url string
@@ -73,13 +73,13 @@ func New(t testing.TB) string {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("testdb: %v", err)
+		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := database.DropDatabase(ctx, AdminURL(), name); err != nil {
-			t.Errorf("testdb: %v", err)
+			t.Errorf("pgtest: %v", err)
 		}
 	})
 	return url
@@ -91,7 +91,7 @@ func NewPool(t testing.TB) (string, *pgxpool.Pool) {
 	url := New(t)
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
-		t.Fatalf("testdb: pool: %v", err)
+		t.Fatalf("pgtest: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
 	return url, pool
