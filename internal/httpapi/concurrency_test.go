@@ -22,6 +22,17 @@ import (
 // default 2s.
 const stressDBTimeout = 10 * time.Second
 
+// startLoaded starts a server for a race test, with a week-long sale of s
+// and a database timeout long enough for hundreds of racing requests, and
+// returns it, its sale and a client of conns connections.
+func startLoaded(t *testing.T, s sale.Settings, conns int) (*apitest.Server, int64, *http.Client) {
+	t.Helper()
+	opts := apitest.WeekLong(s)
+	opts.DBTimeout = stressDBTimeout
+	srv := apitest.Start(t, opts)
+	return srv, apitest.CurrentSaleID(t, srv.URL), loadClient(t, conns)
+}
+
 func loadClient(t *testing.T, conns int) *http.Client {
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -38,26 +49,13 @@ func TestConcurrentCheckoutsNeverOversell(t *testing.T) {
 		users, perUser      = 60, 20
 		workers             = 200
 	)
-	opts := apitest.WeekLong(sale.Settings{Units: units, Items: items, PerUserLimit: limit, HoldTTL: 10 * time.Minute})
-	opts.DBTimeout = stressDBTimeout
-	srv := apitest.Start(t, opts)
-	saleID := apitest.CurrentSaleID(t, srv.URL)
-	client := loadClient(t, workers)
+	srv, saleID, client := startLoaded(t, sale.Settings{Units: units, Items: items, PerUserLimit: limit, HoldTTL: 10 * time.Minute}, workers)
 
 	// Request j of user u asks for item (u+j)%30+1, so each item is wanted by
 	// 40 distinct users. An item can keep a free unit only if all 40 were at
 	// the cap, i.e. owned 400 of the 300 units: so every unit must sell.
 	// Requests go out user by user, so the first users race their own cap.
-	type request struct {
-		user string
-		item int
-	}
-	var reqs []request
-	for u := range users {
-		for j := range perUser {
-			reqs = append(reqs, request{fmt.Sprintf("user-%02d", u), (u+j)%items + 1})
-		}
-	}
+	reqs := testutil.SpreadDemand("user", users, perUser, items)
 	type result struct {
 		checkout, purchase apitest.Reply
 		err                error
@@ -65,7 +63,7 @@ func TestConcurrentCheckoutsNeverOversell(t *testing.T) {
 	results := make([]result, len(reqs))
 	testutil.Together(workers, len(reqs), func(i int) {
 		r := &results[i]
-		r.checkout, r.err = apitest.Send(client, http.MethodPost, apitest.CheckoutURL(srv.URL, reqs[i].user, reqs[i].item), "", nil)
+		r.checkout, r.err = apitest.Send(client, http.MethodPost, apitest.CheckoutURL(srv.URL, reqs[i].User, int(reqs[i].Item)), "", nil)
 		if r.err == nil && r.checkout.Status == http.StatusCreated {
 			code, _ := r.checkout.Body["code"].(string)
 			r.purchase, r.err = apitest.Send(client, http.MethodPost, apitest.PurchaseURL(srv.URL, code), "", nil)

@@ -29,11 +29,7 @@ func TestExpiryRacesUnderLoad(t *testing.T) {
 		// Delayed purchases go out within jitter of the hold's expiry.
 		jitter = 5 * time.Millisecond
 	)
-	opts := apitest.WeekLong(sale.Settings{Units: units, Items: items, PerUserLimit: limit, HoldTTL: ttl})
-	opts.DBTimeout = stressDBTimeout
-	srv := apitest.Start(t, opts)
-	saleID := apitest.CurrentSaleID(t, srv.URL)
-	client := loadClient(t, workers)
+	srv, saleID, client := startLoaded(t, sale.Settings{Units: units, Items: items, PerUserLimit: limit, HoldTTL: ttl}, workers)
 
 	// answer is one request and what came back.
 	type answer struct {

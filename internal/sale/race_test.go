@@ -126,16 +126,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 	// the cap, 400 units of the 300: every unit must sell. The first 400
 	// requests (20 users' whole demand) start together, so those users race
 	// their own cap.
-	type request struct {
-		user string
-		item int64
-	}
-	var reqs []request
-	for u := range users {
-		for j := range perUser {
-			reqs = append(reqs, request{fmt.Sprintf("racer-%02d", u), int64((u+j)%items + 1)})
-		}
-	}
+	reqs := testutil.SpreadDemand("racer", users, perUser, items)
 	type result struct {
 		hold                sale.Hold
 		checkoutErr         error
@@ -149,7 +140,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 		r := &results[i]
 		calls.Add(1)
 		here, there := services[i%2], services[(i+1)%2]
-		r.hold, r.checkoutErr = here.Checkout(ctx, sale.CheckoutRequest{UserID: reqs[i].user, ItemID: reqs[i].item})
+		r.hold, r.checkoutErr = here.Checkout(ctx, sale.CheckoutRequest{UserID: reqs[i].User, ItemID: reqs[i].Item})
 		if r.checkoutErr != nil {
 			return
 		}
@@ -178,7 +169,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 		if r.checkoutErr != nil {
 			continue
 		}
-		if h := r.hold; h.SaleID != saleID || h.UserID != req.user || int64(h.Item.ID) != req.item ||
+		if h := r.hold; h.SaleID != saleID || h.UserID != req.User || int64(h.Item.ID) != req.Item ||
 			!strings.HasPrefix(h.Code, fmt.Sprintf("%d.", saleID)) || len(h.Code) != len(fmt.Sprint(saleID))+1+22 {
 			t.Fatalf("checkout %d (%+v): hold %+v, want one in sale %d", i, req, h, saleID)
 		}
@@ -186,7 +177,7 @@ func TestRaceCheckoutAndPurchase(t *testing.T) {
 			t.Fatalf("purchase of a fresh hold (%+v): %v", req, r.boughtErr)
 		}
 		p := r.bought
-		if p.Code != r.hold.Code || p.UserID != req.user || int64(p.Item.ID) != req.item || p.SaleID != saleID ||
+		if p.Code != r.hold.Code || p.UserID != req.User || int64(p.Item.ID) != req.Item || p.SaleID != saleID ||
 			p.UserPurchases < 1 || p.UserPurchases > int64(limit) {
 			t.Fatalf("purchase of hold %+v answered %+v", r.hold, p)
 		}
@@ -407,16 +398,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 	// unit must be re-held. (With 40 users of 20 requests each, an item is
 	// wanted by only 20, who may reach the cap before asking for it, and
 	// units may rightly stay free.)
-	type request struct {
-		user string
-		item int64
-	}
-	var reqs []request
-	for u := range lateUsers {
-		for j := range perUser {
-			reqs = append(reqs, request{fmt.Sprintf("late-%02d", u), int64((u+j)%items + 1)})
-		}
-	}
+	reqs := testutil.SpreadDemand("late", lateUsers, perUser, items)
 	// Old purchases interleaved with new checkouts, so that they meet on
 	// the same units: op k >= 0 is late checkout k, op -k-1 old purchase k.
 	var ops []int
@@ -433,7 +415,7 @@ func TestRaceExpiredHoldsReturnToThePool(t *testing.T) {
 		if k := ops[i]; k < 0 {
 			_, oldErrs[-k-1] = svc.Purchase(ctx, early[-k-1].Code, "")
 		} else {
-			late[k], lateErrs[k] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: reqs[k].user, ItemID: reqs[k].item})
+			late[k], lateErrs[k] = svc.Checkout(ctx, sale.CheckoutRequest{UserID: reqs[k].User, ItemID: reqs[k].Item})
 		}
 	})
 	for i, err := range oldErrs {
