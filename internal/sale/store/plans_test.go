@@ -51,8 +51,8 @@ func TestHotQueriesUseTheirIndexes(t *testing.T) {
 		t.Parallel()
 		pool, cur := planDB(t, settings)
 		ctx := context.Background()
-		// Every unit sold, and 300,000 stored attempts: what a sale looks
-		// like after its herd and a storm. Written straight in SQL, and
+		// Every unit sold, and 300,000 stored attempts (written straight in
+		// SQL): what a sale looks like after its herd and a storm,
 		// deliberately not analyzed.
 		saletest.SellOut(t, pool, cur.ID)
 		if _, err := pool.Exec(ctx, `INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome)
