@@ -66,6 +66,13 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tools the examples use, asked for up front: a missing one would
+	// otherwise show as a diff of "command not found".
+	for _, tool := range []string{"bash", "curl", "jq", "make", "psql", "python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the examples of README.md and docs/ need %s: install it (Debian: apt-get install bash curl jq make postgresql-client python3)", tool)
+		}
+	}
 	server := filepath.Join(t.TempDir(), "server")
 	build := exec.Command("go", "build", "-o", server, "./cmd/server")
 	build.Dir = root
@@ -146,6 +153,9 @@ func runDocument(t *testing.T, root, server, doc string) {
 	}
 	lines := strings.Split(string(src), "\n")
 	blocks := parse(lines)
+	if !slices.ContainsFunc(blocks, func(b block) bool { return !b.notRun }) {
+		return
+	}
 
 	dbURL := pgtest.New(t)
 	// What the documents write, and what it is in this run.
@@ -157,7 +167,7 @@ func runDocument(t *testing.T, root, server, doc string) {
 	subst["localhost:8080"] = addr
 	sh := startShell(t, root, dbURL)
 	var srv *serverProc
-	ran, skipped := 0, 0
+	ran, commands, skipped := 0, 0, 0
 	edits := map[int][]string{} // for -update: output lines at a command's first line
 	for _, b := range blocks {
 		if b.notRun {
@@ -181,6 +191,7 @@ func runDocument(t *testing.T, root, server, doc string) {
 			srv = startServer(t, server, addr, env)
 		}
 		for _, c := range b.commands {
+			commands++
 			got := strings.Split(sh.run(t, replaceAll(c.text, subst)), "\n")
 			for i := range got {
 				got[i] = strings.TrimRight(replaceAll(got[i], invert(subst)), " \t")
@@ -213,7 +224,7 @@ func runDocument(t *testing.T, root, server, doc string) {
 		ran++
 	}
 	srv.stop(t)
-	t.Logf("%s: %d blocks run, %d marked not run", filepath.Base(doc), ran, skipped)
+	t.Logf("%s: %d blocks (%d commands) run, %d marked not run", filepath.Base(doc), ran, commands, skipped)
 	if *update && len(edits) > 0 {
 		writeEdits(t, doc, lines, blocks, edits)
 	}
@@ -452,12 +463,12 @@ func diff(a, b string) string {
 		case i < len(x) && j < len(y) && x[i] == y[j]:
 			out.WriteString("  " + x[i] + "\n")
 			i, j = i+1, j+1
-		case j < len(y) && (i == len(x) || lcs[i][j+1] >= lcs[i+1][j]):
-			out.WriteString("+ " + y[j] + "\n")
-			j++
-		default:
+		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
 			out.WriteString("- " + x[i] + "\n")
 			i++
+		default:
+			out.WriteString("+ " + y[j] + "\n")
+			j++
 		}
 	}
 	return out.String()
