@@ -158,13 +158,15 @@ func runDocument(t *testing.T, root, server, doc string) {
 	}
 
 	dbURL := pgtest.New(t)
-	// What the documents write, and what it is in this run.
+	// What the document writes, and what it is in this run: replaced in
+	// commands, and back in outputs.
+	addr := freeAddr(t)
 	subst := map[string]string{
-		"bin/server": server,
+		"localhost:8080": addr,
+		"bin/server":     server,
 		"postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable": dbURL,
 	}
-	addr := freeAddr(t)
-	subst["localhost:8080"] = addr
+	codes := map[string]string{} // the document's codes and the real ones, in commands only
 	sh := startShell(t, root, dbURL)
 	var srv *serverProc
 	ran, commands, skipped := 0, 0, 0
@@ -192,28 +194,24 @@ func runDocument(t *testing.T, root, server, doc string) {
 		}
 		for _, c := range b.commands {
 			commands++
-			got := strings.Split(sh.run(t, replaceAll(c.text, subst)), "\n")
+			got := strings.Split(sh.run(t, replaceAll(replaceAll(c.text, codes), subst)), "\n")
 			for i := range got {
 				got[i] = strings.TrimRight(replaceAll(got[i], invert(subst)), " \t")
 			}
 			got = trimBlank(got)
 			want := trimBlank(c.output)
-			// Codes pair up in order: later commands that name a code of
-			// the document mean the real one.
+			// Codes pair up in order: a later command that names a code of
+			// the document means the real one.
 			real, named := codeRE.FindAllString(strings.Join(got, "\n"), -1), codeRE.FindAllString(strings.Join(want, "\n"), -1)
 			for i := range min(len(real), len(named)) {
-				subst[named[i]] = real[i]
+				codes[named[i]] = real[i]
 			}
 			if mask(got) == mask(want) {
 				continue
 			}
 			if *update {
 				for i := range got {
-					for doc, r := range subst {
-						if codeRE.MatchString(doc) {
-							got[i] = strings.ReplaceAll(got[i], r, doc)
-						}
-					}
+					got[i] = replaceAll(got[i], invert(codes))
 				}
 				edits[c.first] = got
 				continue
@@ -233,7 +231,7 @@ func runDocument(t *testing.T, root, server, doc string) {
 var addrRE = regexp.MustCompile(`(localhost|127\.0\.0\.1):\d+`)
 
 func replaceAll(s string, subst map[string]string) string {
-	// Longest first, so a code is replaced before any shorter key inside it.
+	// Longest first, so that a key inside a longer one does not cut it.
 	keys := make([]string, 0, len(subst))
 	for k := range subst {
 		keys = append(keys, k)
@@ -245,14 +243,10 @@ func replaceAll(s string, subst map[string]string) string {
 	return s
 }
 
-// invert maps real addresses back to the document's, so that an output
-// naming one compares equal. Codes stay: the masks take care of them.
-func invert(subst map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range subst {
-		if addrRE.MatchString(k) {
-			out[v] = k
-		}
+func invert(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[v] = k
 	}
 	return out
 }
