@@ -21,8 +21,9 @@
 // function or a code from an earlier answer serves later commands. Before
 // a command runs, the document's addresses, bin/server and the codes seen
 // in earlier outputs are replaced by the real ones. Outputs are compared
-// after masking what changes per run (masks below); -update writes the
-// real outputs into the documents instead.
+// after masking what changes per run (masks below), ignoring trailing
+// spaces and blank lines. `go test ./docs -update` writes the real outputs
+// into the documents instead, for a change that meant to change them.
 package docs_test
 
 import (
@@ -53,9 +54,14 @@ var masks = []struct {
 	re   *regexp.Regexp
 	with string
 }{
+	// A checkout code's random part; its sale id must match.
 	{regexp.MustCompile(`\b(\d+\.)[A-Za-z0-9_-]{22}`), "${1}<code>"},
+	// Timestamps, in JSON (RFC 3339) and as psql and goose print them.
 	{regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d(:\d\d)?)?`), "<time>"},
+	// The build's version in GET /.
 	{regexp.MustCompile(`"version":"[^"]*"`), `"version":"<version>"`},
+	// Headers that differ per answer (the length with the timestamps'
+	// digits, as RFC 3339 drops trailing zeros).
 	{regexp.MustCompile(`(?m)^(Date|X-Request-Id|Content-Length): .*$`), "$1: <masked>"},
 }
 
@@ -157,6 +163,9 @@ func runDocument(t *testing.T, root, server, doc string) {
 		return
 	}
 
+	// The examples assume one sale for the whole run; a run across the
+	// hour (SALE_DURATION) sees the next one open.
+	began := time.Now().Truncate(time.Hour)
 	dbURL := pgtest.New(t)
 	// What the document writes, and what it is in this run: replaced in
 	// commands, and back in outputs.
@@ -216,8 +225,12 @@ func runDocument(t *testing.T, root, server, doc string) {
 				edits[c.first] = got
 				continue
 			}
-			t.Fatalf("%s:%d: $ %s\noutput differs (-doc +real, after masks):\n%s\nserver log:\n%s",
-				filepath.Base(doc), c.first, c.text, diff(mask(want), mask(got)), srv.logTail())
+			hint := ""
+			if time.Now().Truncate(time.Hour) != began {
+				hint = "\n(the run crossed the hour, when the next sale opens and sale ids move on: run it again)"
+			}
+			t.Fatalf("%s:%d: $ %s\noutput differs (-doc +real, after masks):\n%s%s\nserver log:\n%s",
+				filepath.Base(doc), c.first, c.text, diff(mask(want), mask(got)), hint, srv.logTail())
 		}
 		ran++
 	}
