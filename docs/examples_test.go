@@ -110,8 +110,9 @@ type command struct {
 	end    int // one past the last
 }
 
-func parse(lines []string) []block {
-	var blocks []block
+// parse returns the console blocks, and the lines of other fenced blocks
+// that start with a prompt: an example with output there would never run.
+func parse(lines []string) (blocks []block, stray []int) {
 	var server []string
 	notRun := false
 	for i := 0; i < len(lines); i++ {
@@ -145,11 +146,14 @@ func parse(lines []string) []block {
 		case strings.HasPrefix(l, "```"):
 			// Another language: skip to its end so a "<!--" inside it counts for nothing.
 			for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+				if strings.HasPrefix(lines[i], "$ ") {
+					stray = append(stray, i+1)
+				}
 			}
 			server, notRun = nil, false
 		}
 	}
-	return blocks
+	return blocks, stray
 }
 
 func runDocument(t *testing.T, root, server, doc string) {
@@ -158,7 +162,10 @@ func runDocument(t *testing.T, root, server, doc string) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(src), "\n")
-	blocks := parse(lines)
+	blocks, stray := parse(lines)
+	for _, n := range stray {
+		t.Errorf("%s:%d: a prompt outside a console block: make the block ```console so that it runs", filepath.Base(doc), n)
+	}
 	if !slices.ContainsFunc(blocks, func(b block) bool { return !b.notRun }) {
 		return
 	}
