@@ -21,9 +21,10 @@
 // function or a code from an earlier answer serves later commands. Before
 // a command runs, the document's addresses, bin/server and the codes seen
 // in earlier outputs are replaced by the real ones. Outputs are compared
-// after masking what changes per run (masks below), ignoring trailing
-// spaces and blank lines. `go test ./docs -update` writes the real outputs
-// into the documents instead, for a change that meant to change them.
+// after masking what changes per run (masks below), ignoring what ends a
+// line (spaces; the CR of HTTP's CRLF) and blank lines at the end.
+// `go test ./docs -update` writes the real outputs into the documents
+// instead, for a change that meant to change them.
 package docs_test
 
 import (
@@ -212,7 +213,7 @@ func runDocument(t *testing.T, root, server, doc string) {
 			commands++
 			got := strings.Split(sh.run(t, replaceAll(replaceAll(c.text, codes), subst)), "\n")
 			for i := range got {
-				got[i] = strings.TrimRight(replaceAll(got[i], invert(subst)), " \t")
+				got[i] = strings.TrimRight(replaceAll(got[i], invert(subst)), " \t\r")
 			}
 			got = trimBlank(got)
 			want := trimBlank(c.output)
