@@ -107,8 +107,8 @@ type block struct {
 type command struct {
 	text   string // with continuations, without prompts
 	output []string
-	first  int // index in the document's lines of the first output line
-	end    int // one past the last
+	first  int // index in the document's lines of its first output line (the 1-based number of its last line)
+	end    int // one past its last output line
 }
 
 // parse returns the console blocks, and the lines of other fenced blocks
@@ -132,7 +132,7 @@ func parse(lines []string) (blocks []block, stray []int) {
 				switch {
 				case strings.HasPrefix(lines[i], "$ "):
 					b.commands = append(b.commands, command{text: lines[i][2:], first: i + 1, end: i + 1})
-				case strings.HasPrefix(lines[i], "> ") && len(b.commands) > 0 && b.commands[len(b.commands)-1].end == i:
+				case strings.HasPrefix(lines[i], "> ") && len(b.commands) > 0 && len(b.commands[len(b.commands)-1].output) == 0:
 					c := &b.commands[len(b.commands)-1]
 					c.text += "\n" + lines[i][2:]
 					c.first, c.end = i+1, i+1
