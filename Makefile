@@ -8,7 +8,7 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test fuzz vet fmt-check sqlc-check layout-check compose-check browser pgbouncer generate bench db-stop clean psql migrate-status
+.PHONY: run build test fuzz vet fmt-check sqlc-check layout-check example-tools compose-check browser pgbouncer generate bench db-stop clean psql migrate-status
 
 run: build
 	@url="$$(go run ./cmd/devdb ensure -url '$(DATABASE_URL)')" && DATABASE_URL="$$url" exec ./bin/server
@@ -16,7 +16,7 @@ run: build
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/server ./cmd/server
 
-test: vet fmt-check sqlc-check layout-check compose-check browser pgbouncer
+test: vet fmt-check sqlc-check layout-check compose-check browser pgbouncer example-tools
 	@url="$$(go run ./cmd/devdb ensure -url '$(TEST_DATABASE_URL)')" && \
 		TEST_DATABASE_URL="$$url" go test -race -count=1 -timeout 20m ./... && \
 		$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) TEST_DATABASE_URL="$$url"
@@ -68,6 +68,17 @@ pgbouncer:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer; \
 	else echo "make test needs PgBouncer for the tests behind a transaction pooler: install Debian's pgbouncer package (apt-get install pgbouncer)."; exit 1; fi
 
+# The documents' examples (docs/examples_test.go) run the commands a
+# reader types; it fails, never skips, without them. Debian's packages.
+EXAMPLE_TOOLS = curl jq psql python3
+example-tools:
+	@missing=""; for c in $(EXAMPLE_TOOLS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "example-tools: missing$$missing, installing Debian's curl jq postgresql-client python3"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y curl jq postgresql-client python3; \
+	else echo "make test needs$$missing for the documents' examples: install Debian's curl jq postgresql-client python3."; exit 1; fi
+
 generate:
 	go tool sqlc generate
 
@@ -92,7 +103,7 @@ compose-check:
 
 # Operator commands on the database `make run` uses (DATABASE_URL above),
 # from any shell: `make psql`, `make psql SQL='table sale_summary'`,
-# `make migrate-status` (the server's own goose provider; see README.md).
+# `make migrate-status` (the server's own goose provider; see docs/operating.md).
 psql:
 	@DATABASE_URL='$(DATABASE_URL)'; psql "$$DATABASE_URL" $${SQL:+-c "$$SQL"}
 

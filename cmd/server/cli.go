@@ -37,7 +37,7 @@ Flags:
   -h, -help   print this help
   -version    print the version
 
-Settings, from the environment (an empty value counts as unset; README.md says what each means):
+Settings, from the environment (an empty value counts as unset; docs/operating.md says what each means):
 `
 
 // command runs the command args name and returns the process's exit code:
