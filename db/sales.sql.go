@@ -118,6 +118,21 @@ func (q *Queries) ItemsListWithFreeUnits(ctx context.Context, db DBTX, arg Items
 	return items, nil
 }
 
+const saleCreationLock = `-- name: SaleCreationLock :exec
+SELECT pg_advisory_xact_lock(2, 0)
+`
+
+// Taken first by the transaction that creates a sale, so servers create
+// sales one at a time: two transactions inserting the same or overlapping
+// windows would each wait for the other's row in the sales_no_overlap
+// exclusion constraint, which PostgreSQL ends with a deadlock error. The
+// key (2, 0) is apart from the users' (1, ...) (queries/user_locks.sql).
+// Sales are created ahead of their window, so no request waits for it.
+func (q *Queries) SaleCreationLock(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, saleCreationLock)
+	return err
+}
+
 const saleGetByID = `-- name: SaleGetByID :one
 SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE id = $1
 `

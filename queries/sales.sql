@@ -1,3 +1,12 @@
+-- name: SaleCreationLock :exec
+-- Taken first by the transaction that creates a sale, so servers create
+-- sales one at a time: two transactions inserting the same or overlapping
+-- windows would each wait for the other's row in the sales_no_overlap
+-- exclusion constraint, which PostgreSQL ends with a deadlock error. The
+-- key (2, 0) is apart from the users' (1, ...) (queries/user_locks.sql).
+-- Sales are created ahead of their window, so no request waits for it.
+SELECT pg_advisory_xact_lock(2, 0);
+
 -- name: SaleInsert :one
 -- Creates a sale window unless one with the same start exists; the loser of
 -- a race between servers waits for the winner's commit and gets no row.

@@ -29,6 +29,9 @@ func (s *Store) SaleByStart(ctx context.Context, start time.Time) (Sale, error) 
 func (s *Store) SaleCreate(ctx context.Context, sale Sale) (_ Sale, created bool, _ error) {
 	var made Sale
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.q.SaleCreationLock(ctx, tx); err != nil {
+			return fmt.Errorf("take the sale creation lock: %w", err)
+		}
 		row, err := s.q.SaleInsert(ctx, tx, db.SaleInsertParams{
 			StartsAt: sale.StartsAt, EndsAt: sale.EndsAt, UnitsTotal: sale.UnitsTotal, Items: sale.Items,
 			PerUserLimit: sale.PerUserLimit, HoldTTL: sale.HoldTTL,
