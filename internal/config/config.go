@@ -2,11 +2,11 @@
 package config
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -99,7 +99,11 @@ func Load() (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read configuration: %w", err)
 	}
-	cfg.IdempotencyKeyTTL = cmp.Or(cfg.IdempotencyKeyTTL, sale.DefaultIdempotencyKeyTTL)
+	// Unset or empty takes the service's default; a value given, 0
+	// included, is checked by Validate.
+	if os.Getenv("IDEMPOTENCY_KEY_TTL") == "" {
+		cfg.IdempotencyKeyTTL = sale.DefaultIdempotencyKeyTTL
+	}
 	return cfg, cfg.Validate()
 }
 

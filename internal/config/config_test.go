@@ -43,6 +43,7 @@ func TestLoadRejects(t *testing.T) {
 		"no port":                 {"HTTP_ADDR", "localhost"},
 		"pprof port not a number": {"PPROF_ADDR", "127.0.0.1:pprof"},
 		"keys shorter than holds": {"IDEMPOTENCY_KEY_TTL", "1m"},
+		"keys kept for no time":   {"IDEMPOTENCY_KEY_TTL", "0"},
 		"negative rate":           {"RATE_LIMIT_USER", "-1"},
 		"proxy not an address":    {"TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"},
 		"short secret":            {"AUTH_JWT_SECRET", "hunter2"},
