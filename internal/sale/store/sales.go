@@ -82,10 +82,7 @@ func (s *Store) CurrentSale(ctx context.Context) (Sale, error) {
 	if err != nil {
 		return Sale{}, wrap(err, "current sale")
 	}
-	return Sale{
-		ID: r.ID, StartsAt: r.StartsAt, EndsAt: r.EndsAt, UnitsTotal: r.UnitsTotal, Items: r.Items,
-		PerUserLimit: r.PerUserLimit, HoldTTL: r.HoldTTL,
-	}, nil
+	return saleFromRow(db.Sale(r)), nil // the view's columns are the table's
 }
 
 // SaleSummary returns sale id with its live counts, or ErrNotFound.
