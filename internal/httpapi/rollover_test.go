@@ -94,7 +94,10 @@ func TestRollover(t *testing.T) {
 func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 	t.Parallel()
 	const callers = 20
-	settings := sale.Settings{Duration: time.Second, Units: 200, Items: 7, PerUserLimit: 2, HoldTTL: time.Minute}
+	// Windows of 2 s: both schedulers would have to stall for a whole
+	// window (the suite loads the 2 cores under -race) before one is
+	// skipped, which is what the test would then report.
+	settings := sale.Settings{Duration: 2 * time.Second, Units: 200, Items: 7, PerUserLimit: 2, HoldTTL: time.Minute}
 	a := apitest.Start(t, apitest.Options{Settings: &settings, NoSale: true})
 	b := apitest.Start(t, apitest.Options{Settings: &settings, NoSale: true, DBURL: a.DBURL})
 	ctx := context.Background()
@@ -130,7 +133,7 @@ func TestTwoServersCreateEachSaleOnce(t *testing.T) {
 	// Both schedulers then race at every boundary; sales for two more windows
 	// mean both have crossed two boundaries.
 	saletest.RunScheduler(t, a.Sales, b.Sales)
-	testutil.Poll(t, 10*time.Second, func() error {
+	testutil.Poll(t, 20*time.Second, func() error {
 		if n := count(); n < 4 {
 			return fmt.Errorf("%d sales, want 4: the current and next, and two more windows", n)
 		}
