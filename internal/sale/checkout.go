@@ -34,27 +34,15 @@ type Hold struct {
 	Replayed bool
 }
 
-// checkoutRequest is one checkout waiting for its batch.
-type checkoutRequest struct {
-	CheckoutRequest
-	code string // the random part of the code a hold gets
-}
-
-// batchKey is what may appear once per checkout batch: the user, whose
+// checkoutKey is what may appear once per checkout batch: the user, whose
 // lock the batch takes. A rate-limited request takes no lock and touches
 // nothing of its user's, so it never waits for a later batch: a hot user's
 // refusals are answered as fast as anyone's.
-func (r checkoutRequest) batchKey() string {
+func checkoutKey(r store.CheckoutRequest) string {
 	if r.RateLimited {
-		return "\x00" + r.code
+		return "\x00" + r.Code
 	}
 	return r.UserID
-}
-
-func (r checkoutRequest) stored() store.CheckoutRequest {
-	return store.CheckoutRequest{
-		UserID: r.UserID, ItemID: r.ItemID, Code: r.code, IdempotencyKey: r.IdempotencyKey, RateLimited: r.RateLimited,
-	}
 }
 
 // Checkout holds a unit of the requested item of the current sale for the
@@ -80,7 +68,9 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (Hold, erro
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	// Answered by checkoutBatch, below, once the request's batch committed.
-	res, err := s.checkouts.do(ctx, checkoutRequest{CheckoutRequest: req, code: code})
+	res, err := s.checkouts.do(ctx, store.CheckoutRequest{
+		UserID: req.UserID, ItemID: req.ItemID, Code: code, IdempotencyKey: req.IdempotencyKey, RateLimited: req.RateLimited,
+	})
 	if err != nil {
 		return Hold{}, fmt.Errorf("checkout: %w", unavailable(err))
 	}
@@ -105,7 +95,7 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (Hold, erro
 // sold-out storm, the short way first for the requests it can answer: all
 // but those with an idempotency key, whose key is read under their user's
 // lock.
-func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]store.CheckoutResult, error) {
+func (s *Service) checkoutBatch(deadline time.Time, reqs []store.CheckoutRequest) ([]store.CheckoutResult, error) {
 	out := make([]store.CheckoutResult, len(reqs))
 	answered := make([]bool, len(reqs))
 	if s.soldOut.Load() {
@@ -113,7 +103,7 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]s
 		var at []int // index in reqs of each request sent
 		for i, r := range reqs {
 			if r.IdempotencyKey == "" {
-				short, at = append(short, r.stored()), append(at, i)
+				short, at = append(short, r), append(at, i)
 			}
 		}
 		if len(short) > 0 {
@@ -131,7 +121,7 @@ func (s *Service) checkoutBatch(deadline time.Time, reqs []checkoutRequest) ([]s
 	var restAt []int
 	for i, r := range reqs {
 		if !answered[i] {
-			rest, restAt = append(rest, r.stored()), append(restAt, i)
+			rest, restAt = append(rest, r), append(restAt, i)
 		}
 	}
 	if len(rest) == 0 {

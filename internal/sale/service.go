@@ -66,7 +66,7 @@ type Service struct {
 
 	// checkouts runs checkoutBatch and purchases runs purchaseBatch, each
 	// wrapped by observed (observe.go); both are set in NewService.
-	checkouts *batcher[checkoutRequest, store.CheckoutResult]
+	checkouts *batcher[store.CheckoutRequest, store.CheckoutResult]
 	purchases *batcher[store.Code, purchaseResult]
 
 	// soldOut is set while the last checkout batch found the current sale
@@ -109,7 +109,7 @@ func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, lo
 	st := store.New(pool, o.readPool, timeout)
 	s := &Service{store: st, settings: settings, timeout: timeout, log: log}
 	obs := o.observer
-	s.checkouts = newBatcher(st.Conns(), timeout, checkoutRequest.batchKey,
+	s.checkouts = newBatcher(st.Conns(), timeout, checkoutKey,
 		observed(obs, "checkout", s.checkoutBatch, checkoutOutcome, obs.CheckoutOutcome))
 	s.purchases = newBatcher(st.Conns(), timeout, func(c store.Code) string { return c.Code },
 		observed(obs, "purchase", s.purchaseBatch, purchaseOutcome, obs.PurchaseOutcome))
