@@ -12,23 +12,31 @@ import (
 
 const checkoutAttemptsInsertIfSoldOut = `-- name: CheckoutAttemptsInsertIfSoldOut :many
 WITH sale AS MATERIALIZED (
-    SELECT latest.id, latest.items,
+    SELECT latest.id, latest.items, latest.paused_at IS NOT NULL AS paused,
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
     FROM current_sale AS latest
 ),
 decided AS (
-    SELECT r.ord, r.user_id, ($1::bigint[])[r.ord] AS item_id, s.id AS sale_id,
+    SELECT r.ord, r.user_id, r.item_id, s.id AS sale_id,
            CASE
-               WHEN ($2::boolean[])[r.ord] THEN 'rate_limited'
+               WHEN ($1::boolean[])[r.ord] THEN 'rate_limited'
                WHEN s.id IS NULL THEN 'no_active_sale'
-               WHEN ($1::bigint[])[r.ord] NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               WHEN r.item_id NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               WHEN s.paused THEN 'sale_paused'
                ELSE 'sold_out'
            END::checkout_outcome AS outcome
-    FROM unnest($3::text[]) WITH ORDINALITY AS r(user_id, ord)
+    FROM (
+        SELECT u.ord, u.user_id,
+               CASE WHEN ($2::text[])[u.ord] = '' THEN ($3::bigint[])[u.ord]
+                    ELSE coalesce((SELECT i.item_id FROM sale s JOIN items i ON i.sale_id = s.id
+                                   WHERE i.sku = ($2::text[])[u.ord]), 0)
+               END AS item_id
+        FROM unnest($4::text[]) WITH ORDINALITY AS u(user_id, ord)
+    ) AS r
     LEFT JOIN sale s ON true
-    WHERE ($2::boolean[])[r.ord] OR NOT coalesce(s.has_free, false)
+    WHERE ($1::boolean[])[r.ord] OR NOT coalesce(s.has_free, false)
 ),
 inserted AS (
     INSERT INTO checkout_attempts (sale_id, user_id, item_id, outcome)
@@ -38,8 +46,9 @@ SELECT d.ord::integer AS ord, d.outcome, d.sale_id FROM decided d
 `
 
 type CheckoutAttemptsInsertIfSoldOutParams struct {
-	ItemIDs     []int64
 	RateLimited []bool
+	Skus        []string
+	ItemIDs     []int64
 	UserIDs     []string
 }
 
@@ -60,7 +69,12 @@ type CheckoutAttemptsInsertIfSoldOutRow struct {
 // idempotency key never come here: their key is read under their user's
 // lock.
 func (q *Queries) CheckoutAttemptsInsertIfSoldOut(ctx context.Context, db DBTX, arg CheckoutAttemptsInsertIfSoldOutParams) ([]CheckoutAttemptsInsertIfSoldOutRow, error) {
-	rows, err := db.Query(ctx, checkoutAttemptsInsertIfSoldOut, arg.ItemIDs, arg.RateLimited, arg.UserIDs)
+	rows, err := db.Query(ctx, checkoutAttemptsInsertIfSoldOut,
+		arg.RateLimited,
+		arg.Skus,
+		arg.ItemIDs,
+		arg.UserIDs,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -82,17 +96,22 @@ func (q *Queries) CheckoutAttemptsInsertIfSoldOut(ctx context.Context, db DBTX, 
 const checkoutsDecide = `-- name: CheckoutsDecide :many
 
 WITH sale AS MATERIALIZED (
-    SELECT latest.id, latest.items, latest.per_user_limit, latest.hold_ttl,
+    SELECT latest.id, latest.items, latest.per_user_limit, latest.hold_ttl, latest.paused_at IS NOT NULL AS paused,
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
     FROM current_sale AS latest
 ),
 req AS (
-    SELECT r.ord, r.user_id, ($1::bigint[])[r.ord] AS item_id, ($2::text[])[r.ord] AS code,
-           nullif(($3::text[])[r.ord], '') AS idem_key,
-           ($4::boolean[])[r.ord] AS limited
-    FROM unnest($5::text[]) WITH ORDINALITY AS r(user_id, ord)
+    SELECT r.ord, r.user_id,
+           CASE WHEN ($1::text[])[r.ord] = '' THEN ($2::bigint[])[r.ord]
+                ELSE coalesce((SELECT i.item_id FROM sale s JOIN items i ON i.sale_id = s.id
+                               WHERE i.sku = ($1::text[])[r.ord]), 0)
+           END AS item_id,
+           ($3::text[])[r.ord] AS code,
+           nullif(($4::text[])[r.ord], '') AS idem_key,
+           ($5::boolean[])[r.ord] AS limited
+    FROM unnest($6::text[]) WITH ORDINALITY AS r(user_id, ord)
 ),
 replayed AS (
     SELECT req.ord, k.item_id, k.sale_id, k.outcome, k.code, k.hold_expires_at,
@@ -117,6 +136,7 @@ checked AS (
                WHEN f.limited THEN 'rate_limited'
                WHEN s.id IS NULL THEN 'no_active_sale'
                WHEN f.item_id NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               WHEN s.paused THEN 'sale_paused'
                WHEN NOT s.has_free THEN 'sold_out'
                WHEN coalesce((SELECT b.units_bought FROM buyers b WHERE b.sale_id = s.id AND b.user_id = f.user_id), 0)
                   + (SELECT count(*) FROM units h
@@ -153,13 +173,10 @@ held AS (
     FROM eligible e
     JOIN picked p ON p.item_id = e.item_id AND p.item_rank = e.item_rank
     WHERE u.id = p.id
-    RETURNING e.ord, u.id AS unit_id, u.held_until AS expires_at, u.hold_code AS code,
-              (SELECT i.name FROM items i WHERE i.sale_id = u.sale_id AND i.item_id = u.item_id) AS item_name,
-              (SELECT i.price_cents FROM items i WHERE i.sale_id = u.sale_id AND i.item_id = u.item_id) AS price_cents
+    RETURNING e.ord, u.id AS unit_id, u.held_until AS expires_at, u.hold_code AS code
 ),
 decided AS (
-    SELECT c.ord, c.user_id, c.item_id, c.idem_key, c.sale_id, h.unit_id, h.expires_at, h.code, h.item_name,
-           h.price_cents,
+    SELECT c.ord, c.user_id, c.item_id, c.idem_key, c.sale_id, h.unit_id, h.expires_at, h.code,
            CASE
                WHEN c.refusal IS NOT NULL THEN c.refusal
                WHEN h.unit_id IS NOT NULL THEN 'held'
@@ -181,28 +198,42 @@ kept AS (
     -- An expired answer not yet deleted gives way to the new one.
     INSERT INTO idempotency_keys AS k (user_id, key, item_id, sale_id, outcome, code, hold_expires_at, expires_at)
     SELECT d.user_id, d.idem_key, d.item_id, d.sale_id, d.outcome, d.code, d.expires_at,
-           now() + $6::interval
+           now() + $7::interval
     FROM decided d
-    WHERE d.idem_key IS NOT NULL AND d.outcome NOT IN ('no_active_sale', 'rate_limited')
+    WHERE d.idem_key IS NOT NULL AND d.outcome NOT IN ('no_active_sale', 'rate_limited', 'sale_paused')
     ON CONFLICT (user_id, key) DO UPDATE
     SET item_id = excluded.item_id, sale_id = excluded.sale_id, outcome = excluded.outcome, code = excluded.code,
         hold_expires_at = excluded.hold_expires_at, created_at = excluded.created_at,
         expires_at = excluded.expires_at
     WHERE k.expires_at <= now()
+),
+answers AS (
+    SELECT d.ord, d.outcome, d.sale_id, d.item_id, d.code, d.expires_at, false AS replayed, false AS key_reused
+    FROM decided d
+    UNION ALL
+    SELECT p.ord, p.outcome, p.sale_id, p.item_id, p.code, p.hold_expires_at, true, p.key_reused
+    FROM replayed p
+),
+hold_items AS (
+    SELECT a.ord, i.item_id, i.sku, i.name, i.description, i.price_cents, i.currency, i.image_url
+    FROM answers a
+    CROSS JOIN LATERAL (
+        SELECT i.item_id, i.sku, i.name, i.description, i.price_cents, i.currency, i.image_url
+        FROM items i
+        WHERE i.sale_id = a.sale_id AND i.item_id = a.item_id
+        OFFSET 0
+    ) AS i
+    WHERE a.code IS NOT NULL
 )
-SELECT d.ord::integer AS ord, d.outcome, d.sale_id, d.code, d.expires_at, d.item_name, d.price_cents,
-       false AS replayed, false AS key_reused
-FROM decided d
-UNION ALL
-SELECT p.ord::integer, p.outcome, p.sale_id, p.code, p.hold_expires_at,
-       (SELECT i.name FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id),
-       (SELECT i.price_cents FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id),
-       true, p.key_reused
-FROM replayed p
-ORDER BY ord
+SELECT a.ord::integer AS ord, a.outcome, a.sale_id, a.code, a.expires_at, a.replayed, a.key_reused,
+       h.item_id, h.sku, h.name AS item_name, h.description, h.price_cents, h.currency, h.image_url
+FROM answers a
+LEFT JOIN hold_items h ON h.ord = a.ord
+ORDER BY a.ord
 `
 
 type CheckoutsDecideParams struct {
+	Skus              []string
 	ItemIDs           []int64
 	Codes             []string
 	IdempotencyKeys   []string
@@ -212,15 +243,20 @@ type CheckoutsDecideParams struct {
 }
 
 type CheckoutsDecideRow struct {
-	Ord        int32
-	Outcome    CheckoutOutcome
-	SaleID     *int64
-	Code       *string
-	ExpiresAt  *time.Time
-	ItemName   *string
-	PriceCents *int32
-	Replayed   bool
-	KeyReused  bool
+	Ord         int32
+	Outcome     CheckoutOutcome
+	SaleID      *int64
+	Code        *string
+	ExpiresAt   *time.Time
+	Replayed    bool
+	KeyReused   bool
+	ItemID      *int32
+	Sku         *string
+	ItemName    *string
+	Description *string
+	PriceCents  *int32
+	Currency    *string
+	ImageUrl    *string
 }
 
 // A checkout batch is two statements sent in one pipeline inside one READ
@@ -265,6 +301,9 @@ type CheckoutsDecideRow struct {
 // another item still shows a free unit (possibly one this batch is taking),
 // else sold_out.
 //
+// An item is named by its id or, where skus[ord] is not empty, by its sku
+// in the current sale (an unknown sku is item 0, so item_not_found).
+//
 // A hold's code is its sale's id, a dot, and codes[ord] (random, made by
 // the service): the sale is decided here, and the lookups of a code read
 // only the partition of checkout_attempts that the code names.
@@ -272,8 +311,10 @@ type CheckoutsDecideRow struct {
 // Lookups by key are scalar subqueries or lateral subqueries behind
 // OFFSET 0: one index probe per request. As plain joins, the planner may
 // hash a whole table (every unit or item) for a batch of 64.
+// The item of each hold, for its answer: one index probe per hold.
 func (q *Queries) CheckoutsDecide(ctx context.Context, db DBTX, arg CheckoutsDecideParams) ([]CheckoutsDecideRow, error) {
 	rows, err := db.Query(ctx, checkoutsDecide,
+		arg.Skus,
 		arg.ItemIDs,
 		arg.Codes,
 		arg.IdempotencyKeys,
@@ -294,10 +335,15 @@ func (q *Queries) CheckoutsDecide(ctx context.Context, db DBTX, arg CheckoutsDec
 			&i.SaleID,
 			&i.Code,
 			&i.ExpiresAt,
-			&i.ItemName,
-			&i.PriceCents,
 			&i.Replayed,
 			&i.KeyReused,
+			&i.ItemID,
+			&i.Sku,
+			&i.ItemName,
+			&i.Description,
+			&i.PriceCents,
+			&i.Currency,
+			&i.ImageUrl,
 		); err != nil {
 			return nil, err
 		}

@@ -20,6 +20,7 @@ const (
 	CheckoutOutcomeItemNotFound     CheckoutOutcome = "item_not_found"
 	CheckoutOutcomeNoActiveSale     CheckoutOutcome = "no_active_sale"
 	CheckoutOutcomeRateLimited      CheckoutOutcome = "rate_limited"
+	CheckoutOutcomeSalePaused       CheckoutOutcome = "sale_paused"
 )
 
 func (e *CheckoutOutcome) Scan(src interface{}) error {
@@ -65,7 +66,8 @@ func (e CheckoutOutcome) Valid() bool {
 		CheckoutOutcomeUserLimitReached,
 		CheckoutOutcomeItemNotFound,
 		CheckoutOutcomeNoActiveSale,
-		CheckoutOutcomeRateLimited:
+		CheckoutOutcomeRateLimited,
+		CheckoutOutcomeSalePaused:
 		return true
 	}
 	return false
@@ -80,6 +82,7 @@ func AllCheckoutOutcomeValues() []CheckoutOutcome {
 		CheckoutOutcomeItemNotFound,
 		CheckoutOutcomeNoActiveSale,
 		CheckoutOutcomeRateLimited,
+		CheckoutOutcomeSalePaused,
 	}
 }
 
@@ -144,6 +147,31 @@ func AllPurchaseOutcomeValues() []PurchaseOutcome {
 	}
 }
 
+type AdminAction struct {
+	ID     int64
+	At     time.Time
+	Actor  string
+	Action string
+	SaleID int64
+	Before []byte
+	After  []byte
+}
+
+type AdminAudit struct {
+	ID         int64
+	At         time.Time
+	Actor      string
+	Action     string
+	SaleID     int64
+	StartsAt   time.Time
+	EndsAt     time.Time
+	UnitsTotal int32
+	Items      int32
+	Paused     interface{}
+	Before     []byte
+	After      []byte
+}
+
 type Buyer struct {
 	SaleID       int64
 	UserID       string
@@ -185,6 +213,9 @@ type CurrentSale struct {
 	HoldTTL           time.Duration
 	CreatedAt         time.Time
 	AttemptsDroppedAt *time.Time
+	DefinedBy         *string
+	DefinitionSha256  *string
+	PausedAt          *time.Time
 }
 
 type IdempotencyKey struct {
@@ -200,10 +231,28 @@ type IdempotencyKey struct {
 }
 
 type Item struct {
-	SaleID     int64
-	ItemID     int32
-	Name       string
-	PriceCents int32
+	SaleID      int64
+	ItemID      int32
+	Name        string
+	PriceCents  int32
+	Sku         string
+	Description string
+	Currency    string
+	ImageUrl    *string
+	Units       int32
+}
+
+type ItemSummary struct {
+	SaleID       int64
+	ItemID       int32
+	Sku          string
+	Name         string
+	PriceCents   int32
+	Currency     string
+	Units        int32
+	UnitsSold    int64
+	UnitsHeld    int64
+	RevenueCents int32
 }
 
 type Purchase struct {
@@ -227,6 +276,14 @@ type Sale struct {
 	HoldTTL           time.Duration
 	CreatedAt         time.Time
 	AttemptsDroppedAt *time.Time
+	DefinedBy         *string
+	DefinitionSha256  *string
+	PausedAt          *time.Time
+}
+
+type SaleDocument struct {
+	ID       int64
+	Document []byte
 }
 
 type SaleStock struct {
@@ -250,6 +307,8 @@ type SaleSummary struct {
 	Buyers           int64
 	MaxUnitsPerUser  int64
 	PerUserLimit     int32
+	DefinedBy        string
+	PausedAt         *time.Time
 }
 
 type Unit struct {

@@ -35,14 +35,15 @@ WITH req AS (
 ),
 found AS (
     SELECT req.ord, p.id AS purchase_id, p.sale_id, p.user_id, p.item_id, p.price_cents, p.purchased_at,
-           i.name AS item_name, b.units_bought AS user_purchases
+           i.name AS item_name, i.sku, i.description, i.currency, i.image_url, b.units_bought AS user_purchases
     FROM req
     CROSS JOIN LATERAL (
         SELECT p.id, p.sale_id, p.user_id, p.item_id, p.price_cents, p.purchased_at
         FROM purchases p WHERE p.code = req.code OFFSET 0
     ) AS p
     LEFT JOIN LATERAL (
-        SELECT i.name FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id OFFSET 0
+        SELECT i.name, i.sku, i.description, i.currency, i.image_url
+        FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id OFFSET 0
     ) AS i ON true
     LEFT JOIN LATERAL (
         SELECT b.units_bought FROM buyers b WHERE b.sale_id = p.sale_id AND b.user_id = p.user_id OFFSET 0
@@ -55,7 +56,8 @@ SELECT req.ord::integer AS ord,
                THEN 'code_expired'
            ELSE 'code_not_found'
        END::purchase_outcome AS outcome,
-       f.purchase_id, f.sale_id, f.user_id, f.item_id, f.item_name, f.price_cents, f.purchased_at, f.user_purchases
+       f.purchase_id, f.sale_id, f.user_id, f.item_id, f.item_name, f.price_cents, f.purchased_at, f.user_purchases,
+       f.sku, f.description, f.currency, f.image_url
 FROM req
 LEFT JOIN found f ON f.ord = req.ord
 ORDER BY req.ord
@@ -77,6 +79,10 @@ type PurchasesGetByCodesRow struct {
 	PriceCents    *int32
 	PurchasedAt   *time.Time
 	UserPurchases *int32
+	Sku           *string
+	Description   *string
+	Currency      *string
+	ImageUrl      *string
 }
 
 // One row per code (ord: its 1-based position) of the codes of one sale
@@ -111,6 +117,10 @@ func (q *Queries) PurchasesGetByCodes(ctx context.Context, db DBTX, arg Purchase
 			&i.PriceCents,
 			&i.PurchasedAt,
 			&i.UserPurchases,
+			&i.Sku,
+			&i.Description,
+			&i.Currency,
+			&i.ImageUrl,
 		); err != nil {
 			return nil, err
 		}
@@ -123,7 +133,8 @@ func (q *Queries) PurchasesGetByCodes(ctx context.Context, db DBTX, arg Purchase
 }
 
 const purchasesListByUser = `-- name: PurchasesListByUser :many
-SELECT p.id, p.sale_id, p.user_id, p.item_id, p.code, p.price_cents, p.purchased_at, i.name AS item_name
+SELECT p.id, p.sale_id, p.user_id, p.item_id, p.code, p.price_cents, p.purchased_at, i.name AS item_name,
+       i.sku, i.description, i.currency, i.image_url
 FROM purchases p
 JOIN items i ON i.sale_id = p.sale_id AND i.item_id = p.item_id
 WHERE p.sale_id = $1 AND p.user_id = $2
@@ -144,6 +155,10 @@ type PurchasesListByUserRow struct {
 	PriceCents  int32
 	PurchasedAt time.Time
 	ItemName    string
+	Sku         string
+	Description string
+	Currency    string
+	ImageUrl    *string
 }
 
 func (q *Queries) PurchasesListByUser(ctx context.Context, db DBTX, arg PurchasesListByUserParams) ([]PurchasesListByUserRow, error) {
@@ -164,6 +179,10 @@ func (q *Queries) PurchasesListByUser(ctx context.Context, db DBTX, arg Purchase
 			&i.PriceCents,
 			&i.PurchasedAt,
 			&i.ItemName,
+			&i.Sku,
+			&i.Description,
+			&i.Currency,
+			&i.ImageUrl,
 		); err != nil {
 			return nil, err
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 const itemGet = `-- name: ItemGet :one
-SELECT sale_id, item_id, name, price_cents FROM items WHERE sale_id = $1 AND item_id = $2
+SELECT sale_id, item_id, name, price_cents, sku, description, currency, image_url, units FROM items WHERE sale_id = $1 AND item_id = $2
 `
 
 type ItemGetParams struct {
@@ -27,13 +27,44 @@ func (q *Queries) ItemGet(ctx context.Context, db DBTX, arg ItemGetParams) (Item
 		&i.ItemID,
 		&i.Name,
 		&i.PriceCents,
+		&i.Sku,
+		&i.Description,
+		&i.Currency,
+		&i.ImageUrl,
+		&i.Units,
+	)
+	return i, err
+}
+
+const itemGetBySku = `-- name: ItemGetBySku :one
+SELECT sale_id, item_id, name, price_cents, sku, description, currency, image_url, units FROM items WHERE sale_id = $1 AND sku = $2
+`
+
+type ItemGetBySkuParams struct {
+	SaleID int64
+	Sku    string
+}
+
+func (q *Queries) ItemGetBySku(ctx context.Context, db DBTX, arg ItemGetBySkuParams) (Item, error) {
+	row := db.QueryRow(ctx, itemGetBySku, arg.SaleID, arg.Sku)
+	var i Item
+	err := row.Scan(
+		&i.SaleID,
+		&i.ItemID,
+		&i.Name,
+		&i.PriceCents,
+		&i.Sku,
+		&i.Description,
+		&i.Currency,
+		&i.ImageUrl,
+		&i.Units,
 	)
 	return i, err
 }
 
 const itemsInsertForSale = `-- name: ItemsInsertForSale :exec
-INSERT INTO items (sale_id, item_id, name, price_cents)
-SELECT s.id, g.n,
+INSERT INTO items (sale_id, item_id, sku, units, name, price_cents)
+SELECT s.id, g.n, 'item' || g.n, s.units_total / s.items + (g.n <= s.units_total % s.items)::integer,
        (ARRAY['Crimson','Silent','Golden','Electric','Velvet','Arctic','Lucky','Midnight','Cosmic','Rustic',
               'Neon','Royal','Wild','Misty','Brave','Sunny'])[1 + (abs(hashtext(s.id || ':' || g.n)) % 16)]
        || ' ' ||
@@ -45,8 +76,10 @@ FROM sales s, generate_series(1, s.items) AS g(n)
 WHERE s.id = $1
 `
 
-// Names and prices are derived from a hash of (sale, item), so they are
-// stable for a sale and differ between sales.
+// A generated sale's items. Names and prices are derived from a hash of
+// (sale, item), so they are stable for a sale and differ between sales;
+// item n's sku is itemN (the old system's name for it), and the units are
+// spread evenly, the first units_total % items items having one more.
 func (q *Queries) ItemsInsertForSale(ctx context.Context, db DBTX, saleID int64) error {
 	_, err := db.Exec(ctx, itemsInsertForSale, saleID)
 	return err
@@ -54,7 +87,7 @@ func (q *Queries) ItemsInsertForSale(ctx context.Context, db DBTX, saleID int64)
 
 const itemsListWithFreeUnits = `-- name: ItemsListWithFreeUnits :many
 WITH page AS (
-    SELECT i.sale_id, i.item_id, i.name, i.price_cents
+    SELECT i.sale_id, i.item_id, i.sku, i.name, i.description, i.price_cents, i.currency, i.image_url
     FROM items i
     WHERE i.sale_id = $1 AND i.item_id > $2::integer
     ORDER BY i.item_id
@@ -68,7 +101,8 @@ free AS (
       AND u.sold_at IS NULL AND u.held_until <= now()
     GROUP BY u.item_id
 )
-SELECT p.sale_id, p.item_id, p.name, p.price_cents, coalesce(f.n, 0)::bigint AS free_units
+SELECT p.sale_id, p.item_id, p.sku, p.name, p.description, p.price_cents, p.currency, p.image_url,
+       coalesce(f.n, 0)::bigint AS free_units
 FROM page p
 LEFT JOIN free f ON f.item_id = p.item_id
 ORDER BY p.item_id
@@ -81,11 +115,15 @@ type ItemsListWithFreeUnitsParams struct {
 }
 
 type ItemsListWithFreeUnitsRow struct {
-	SaleID     int64
-	ItemID     int32
-	Name       string
-	PriceCents int32
-	FreeUnits  int64
+	SaleID      int64
+	ItemID      int32
+	Sku         string
+	Name        string
+	Description string
+	PriceCents  int32
+	Currency    string
+	ImageUrl    *string
+	FreeUnits   int64
 }
 
 // Keyset pagination by item id. The free units of the whole page are
@@ -104,8 +142,12 @@ func (q *Queries) ItemsListWithFreeUnits(ctx context.Context, db DBTX, arg Items
 		if err := rows.Scan(
 			&i.SaleID,
 			&i.ItemID,
+			&i.Sku,
 			&i.Name,
+			&i.Description,
 			&i.PriceCents,
+			&i.Currency,
+			&i.ImageUrl,
 			&i.FreeUnits,
 		); err != nil {
 			return nil, err
@@ -134,7 +176,7 @@ func (q *Queries) SaleCreationLock(ctx context.Context, db DBTX) error {
 }
 
 const saleGetByID = `-- name: SaleGetByID :one
-SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE id = $1
+SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at, defined_by, definition_sha256, paused_at FROM sales WHERE id = $1
 `
 
 func (q *Queries) SaleGetByID(ctx context.Context, db DBTX, id int64) (Sale, error) {
@@ -150,12 +192,15 @@ func (q *Queries) SaleGetByID(ctx context.Context, db DBTX, id int64) (Sale, err
 		&i.HoldTTL,
 		&i.CreatedAt,
 		&i.AttemptsDroppedAt,
+		&i.DefinedBy,
+		&i.DefinitionSha256,
+		&i.PausedAt,
 	)
 	return i, err
 }
 
 const saleGetByStart = `-- name: SaleGetByStart :one
-SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM sales WHERE starts_at = $1
+SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at, defined_by, definition_sha256, paused_at FROM sales WHERE starts_at = $1
 `
 
 func (q *Queries) SaleGetByStart(ctx context.Context, db DBTX, startsAt time.Time) (Sale, error) {
@@ -171,12 +216,15 @@ func (q *Queries) SaleGetByStart(ctx context.Context, db DBTX, startsAt time.Tim
 		&i.HoldTTL,
 		&i.CreatedAt,
 		&i.AttemptsDroppedAt,
+		&i.DefinedBy,
+		&i.DefinitionSha256,
+		&i.PausedAt,
 	)
 	return i, err
 }
 
 const saleGetCurrent = `-- name: SaleGetCurrent :one
-SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at FROM current_sale
+SELECT id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at, defined_by, definition_sha256, paused_at FROM current_sale
 `
 
 // The sale whose window contains the database's now (the current_sale view).
@@ -193,16 +241,24 @@ func (q *Queries) SaleGetCurrent(ctx context.Context, db DBTX) (CurrentSale, err
 		&i.HoldTTL,
 		&i.CreatedAt,
 		&i.AttemptsDroppedAt,
+		&i.DefinedBy,
+		&i.DefinitionSha256,
+		&i.PausedAt,
 	)
 	return i, err
 }
 
 const saleInsert = `-- name: SaleInsert :one
 INSERT INTO sales (starts_at, ends_at, units_total, items, per_user_limit, hold_ttl)
-VALUES ($1::timestamptz, $2::timestamptz, $3::integer, $4::integer,
-        $5::integer, $6::interval)
+SELECT $1::timestamptz, $2::timestamptz, $3::integer, $4::integer,
+       $5::integer, $6::interval
+WHERE NOT EXISTS (
+    SELECT FROM sales d
+    WHERE d.defined_by IS NOT NULL
+      AND tstzrange(d.starts_at, d.ends_at) && tstzrange($1::timestamptz, $2::timestamptz)
+)
 ON CONFLICT (starts_at) DO NOTHING
-RETURNING id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at
+RETURNING id, starts_at, ends_at, units_total, items, per_user_limit, hold_ttl, created_at, attempts_dropped_at, defined_by, definition_sha256, paused_at
 `
 
 type SaleInsertParams struct {
@@ -214,8 +270,11 @@ type SaleInsertParams struct {
 	HoldTTL      time.Duration
 }
 
-// Creates a sale window unless one with the same start exists; the loser of
-// a race between servers waits for the winner's commit and gets no row.
+// Creates a generated sale window unless one with the same start exists
+// (the loser of a race between servers waits for the winner's commit and
+// gets no row) or a sale a shop defined overlaps it: a defined sale takes
+// the windows it touches. Sent after SaleCreationLock, so no definition
+// can commit between the check and the insert.
 func (q *Queries) SaleInsert(ctx context.Context, db DBTX, arg SaleInsertParams) (Sale, error) {
 	row := db.QueryRow(ctx, saleInsert,
 		arg.StartsAt,
@@ -236,6 +295,9 @@ func (q *Queries) SaleInsert(ctx context.Context, db DBTX, arg SaleInsertParams)
 		&i.HoldTTL,
 		&i.CreatedAt,
 		&i.AttemptsDroppedAt,
+		&i.DefinedBy,
+		&i.DefinitionSha256,
+		&i.PausedAt,
 	)
 	return i, err
 }
@@ -275,12 +337,16 @@ func (q *Queries) SaleTablesAnalyze(ctx context.Context, db DBTX) error {
 
 const unitsInsertForSale = `-- name: UnitsInsertForSale :exec
 INSERT INTO units (sale_id, item_id)
-SELECT s.id, 1 + g.n % s.items
-FROM sales s, generate_series(0, s.units_total - 1) AS g(n)
-WHERE s.id = $1
+SELECT i.sale_id, i.item_id
+FROM items i
+CROSS JOIN LATERAL generate_series(1, i.units) AS g(n)
+WHERE i.sale_id = $1
+ORDER BY g.n, i.item_id
 `
 
-// Exactly units_total units, spread round-robin over the items.
+// Each item's units (items.units, which add up to the sale's units_total),
+// in round-robin order over the items, so that no item's units are all
+// on the last pages of the table.
 func (q *Queries) UnitsInsertForSale(ctx context.Context, db DBTX, saleID int64) error {
 	_, err := db.Exec(ctx, unitsInsertForSale, saleID)
 	return err

@@ -40,6 +40,9 @@
 -- another item still shows a free unit (possibly one this batch is taking),
 -- else sold_out.
 --
+-- An item is named by its id or, where skus[ord] is not empty, by its sku
+-- in the current sale (an unknown sku is item 0, so item_not_found).
+--
 -- A hold's code is its sale's id, a dot, and codes[ord] (random, made by
 -- the service): the sale is decided here, and the lookups of a code read
 -- only the partition of checkout_attempts that the code names.
@@ -48,14 +51,19 @@
 -- OFFSET 0: one index probe per request. As plain joins, the planner may
 -- hash a whole table (every unit or item) for a batch of 64.
 WITH sale AS MATERIALIZED (
-    SELECT latest.id, latest.items, latest.per_user_limit, latest.hold_ttl,
+    SELECT latest.id, latest.items, latest.per_user_limit, latest.hold_ttl, latest.paused_at IS NOT NULL AS paused,
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
     FROM current_sale AS latest
 ),
 req AS (
-    SELECT r.ord, r.user_id, (@item_ids::bigint[])[r.ord] AS item_id, (@codes::text[])[r.ord] AS code,
+    SELECT r.ord, r.user_id,
+           CASE WHEN (@skus::text[])[r.ord] = '' THEN (@item_ids::bigint[])[r.ord]
+                ELSE coalesce((SELECT i.item_id FROM sale s JOIN items i ON i.sale_id = s.id
+                               WHERE i.sku = (@skus::text[])[r.ord]), 0)
+           END AS item_id,
+           (@codes::text[])[r.ord] AS code,
            nullif((@idempotency_keys::text[])[r.ord], '') AS idem_key,
            (@rate_limited::boolean[])[r.ord] AS limited
     FROM unnest(@user_ids::text[]) WITH ORDINALITY AS r(user_id, ord)
@@ -83,6 +91,7 @@ checked AS (
                WHEN f.limited THEN 'rate_limited'
                WHEN s.id IS NULL THEN 'no_active_sale'
                WHEN f.item_id NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               WHEN s.paused THEN 'sale_paused'
                WHEN NOT s.has_free THEN 'sold_out'
                WHEN coalesce((SELECT b.units_bought FROM buyers b WHERE b.sale_id = s.id AND b.user_id = f.user_id), 0)
                   + (SELECT count(*) FROM units h
@@ -119,13 +128,10 @@ held AS (
     FROM eligible e
     JOIN picked p ON p.item_id = e.item_id AND p.item_rank = e.item_rank
     WHERE u.id = p.id
-    RETURNING e.ord, u.id AS unit_id, u.held_until AS expires_at, u.hold_code AS code,
-              (SELECT i.name FROM items i WHERE i.sale_id = u.sale_id AND i.item_id = u.item_id) AS item_name,
-              (SELECT i.price_cents FROM items i WHERE i.sale_id = u.sale_id AND i.item_id = u.item_id) AS price_cents
+    RETURNING e.ord, u.id AS unit_id, u.held_until AS expires_at, u.hold_code AS code
 ),
 decided AS (
-    SELECT c.ord, c.user_id, c.item_id, c.idem_key, c.sale_id, h.unit_id, h.expires_at, h.code, h.item_name,
-           h.price_cents,
+    SELECT c.ord, c.user_id, c.item_id, c.idem_key, c.sale_id, h.unit_id, h.expires_at, h.code,
            CASE
                WHEN c.refusal IS NOT NULL THEN c.refusal
                WHEN h.unit_id IS NOT NULL THEN 'held'
@@ -149,23 +155,37 @@ kept AS (
     SELECT d.user_id, d.idem_key, d.item_id, d.sale_id, d.outcome, d.code, d.expires_at,
            now() + @idempotency_key_ttl::interval
     FROM decided d
-    WHERE d.idem_key IS NOT NULL AND d.outcome NOT IN ('no_active_sale', 'rate_limited')
+    WHERE d.idem_key IS NOT NULL AND d.outcome NOT IN ('no_active_sale', 'rate_limited', 'sale_paused')
     ON CONFLICT (user_id, key) DO UPDATE
     SET item_id = excluded.item_id, sale_id = excluded.sale_id, outcome = excluded.outcome, code = excluded.code,
         hold_expires_at = excluded.hold_expires_at, created_at = excluded.created_at,
         expires_at = excluded.expires_at
     WHERE k.expires_at <= now()
+),
+answers AS (
+    SELECT d.ord, d.outcome, d.sale_id, d.item_id, d.code, d.expires_at, false AS replayed, false AS key_reused
+    FROM decided d
+    UNION ALL
+    SELECT p.ord, p.outcome, p.sale_id, p.item_id, p.code, p.hold_expires_at, true, p.key_reused
+    FROM replayed p
+),
+-- The item of each hold, for its answer: one index probe per hold.
+hold_items AS (
+    SELECT a.ord, i.*
+    FROM answers a
+    CROSS JOIN LATERAL (
+        SELECT i.item_id, i.sku, i.name, i.description, i.price_cents, i.currency, i.image_url
+        FROM items i
+        WHERE i.sale_id = a.sale_id AND i.item_id = a.item_id
+        OFFSET 0
+    ) AS i
+    WHERE a.code IS NOT NULL
 )
-SELECT d.ord::integer AS ord, d.outcome, d.sale_id, d.code, d.expires_at, d.item_name, d.price_cents,
-       false AS replayed, false AS key_reused
-FROM decided d
-UNION ALL
-SELECT p.ord::integer, p.outcome, p.sale_id, p.code, p.hold_expires_at,
-       (SELECT i.name FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id),
-       (SELECT i.price_cents FROM items i WHERE i.sale_id = p.sale_id AND i.item_id = p.item_id),
-       true, p.key_reused
-FROM replayed p
-ORDER BY ord;
+SELECT a.ord::integer AS ord, a.outcome, a.sale_id, a.code, a.expires_at, a.replayed, a.key_reused,
+       h.item_id, h.sku, h.name AS item_name, h.description, h.price_cents, h.currency, h.image_url
+FROM answers a
+LEFT JOIN hold_items h ON h.ord = a.ord
+ORDER BY a.ord;
 
 -- name: CheckoutAttemptsInsertIfSoldOut :many
 -- The sold-out storm's short way: when the current sale has no free unit
@@ -179,21 +199,29 @@ ORDER BY ord;
 -- idempotency key never come here: their key is read under their user's
 -- lock.
 WITH sale AS MATERIALIZED (
-    SELECT latest.id, latest.items,
+    SELECT latest.id, latest.items, latest.paused_at IS NOT NULL AS paused,
            coalesce((SELECT u.held_until <= now() FROM units u
                      WHERE u.sale_id = latest.id AND u.sold_at IS NULL
                      ORDER BY u.held_until LIMIT 1), false) AS has_free
     FROM current_sale AS latest
 ),
 decided AS (
-    SELECT r.ord, r.user_id, (@item_ids::bigint[])[r.ord] AS item_id, s.id AS sale_id,
+    SELECT r.ord, r.user_id, r.item_id, s.id AS sale_id,
            CASE
                WHEN (@rate_limited::boolean[])[r.ord] THEN 'rate_limited'
                WHEN s.id IS NULL THEN 'no_active_sale'
-               WHEN (@item_ids::bigint[])[r.ord] NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               WHEN r.item_id NOT BETWEEN 1 AND s.items THEN 'item_not_found'
+               WHEN s.paused THEN 'sale_paused'
                ELSE 'sold_out'
            END::checkout_outcome AS outcome
-    FROM unnest(@user_ids::text[]) WITH ORDINALITY AS r(user_id, ord)
+    FROM (
+        SELECT u.ord, u.user_id,
+               CASE WHEN (@skus::text[])[u.ord] = '' THEN (@item_ids::bigint[])[u.ord]
+                    ELSE coalesce((SELECT i.item_id FROM sale s JOIN items i ON i.sale_id = s.id
+                                   WHERE i.sku = (@skus::text[])[u.ord]), 0)
+               END AS item_id
+        FROM unnest(@user_ids::text[]) WITH ORDINALITY AS u(user_id, ord)
+    ) AS r
     LEFT JOIN sale s ON true
     WHERE (@rate_limited::boolean[])[r.ord] OR NOT coalesce(s.has_free, false)
 ),

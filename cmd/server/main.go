@@ -88,7 +88,7 @@ func run() error {
 	sales := sale.NewService(pool, sale.Settings{
 		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
 		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL, IdempotencyKeyTTL: cfg.IdempotencyKeyTTL,
-		AttemptsRetention: cfg.AttemptsRetention,
+		AttemptsRetention: cfg.AttemptsRetention, NoGeneratedSales: !cfg.SaleAutogenerate, EditLead: cfg.SaleEditLead,
 	}, cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool))...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
 	// The API's polled reads, its event streams and the metrics share one

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flashsale/flashsale/internal/auth"
+
 	"github.com/caarlos0/env/v11"
 
 	"github.com/flashsale/flashsale/internal/database"
@@ -90,6 +92,19 @@ type Config struct {
 
 	// Origins allowed to call the API from a browser; empty: no CORS headers.
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS"`
+
+	// SaleAutogenerate: every SALE_DURATION window that no sale a shop
+	// defined overlaps gets a generated sale. Off: only defined sales run.
+	SaleAutogenerate bool `env:"SALE_AUTOGENERATE" envDefault:"true"`
+	// SaleEditLead is how far ahead of its start a sale can still be
+	// defined, replaced or deleted (docs/operating.md, "Defining a sale").
+	SaleEditLead time.Duration `env:"SALE_EDIT_LEAD" envDefault:"1m"`
+	// AdminTokens turn on the admin API (/admin/): comma-separated
+	// name:token entries; the name is who the audit trail records.
+	AdminTokens []string `env:"ADMIN_TOKEN"`
+	// AdminJWTRole: with JWT auth on, a token whose "role" claim (or
+	// "roles" list) holds this is an admin too; empty turns that off.
+	AdminJWTRole string `env:"ADMIN_JWT_ROLE" envDefault:"admin"`
 }
 
 // Load parses the environment and checks the values that would otherwise
@@ -145,9 +160,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RATE_LIMIT_USER, RATE_LIMIT_IP and their bursts must not be negative")
 	case c.AuthJWTSecret != "" && c.AuthJWTPublicKey != "":
 		return fmt.Errorf("set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY, not both")
+	case c.SaleEditLead < 2*time.Second || c.SaleEditLead > 24*time.Hour:
+		return fmt.Errorf("SALE_EDIT_LEAD must be from 2s to 24h, got %s", c.SaleEditLead)
 	case c.AuthJWTSecret != "" && len(c.AuthJWTSecret) < 32:
 		// RFC 7518 3.2: an HS256 key must be at least as long as the hash.
 		return fmt.Errorf("AUTH_JWT_SECRET must be at least 32 bytes, got %d", len(c.AuthJWTSecret))
+	}
+	if _, err := auth.ParseAdminTokens(c.AdminTokens); err != nil {
+		return err
 	}
 	if _, err := ParseNets(c.TrustedProxies); err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)

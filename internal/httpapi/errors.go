@@ -21,6 +21,8 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Fields says which fields of a sale definition break which rule.
+	Fields []sale.FieldError `json:"fields,omitempty"`
 }
 
 // apiErrors is the only place where errors become status codes.
@@ -31,9 +33,11 @@ var apiErrors = []struct {
 	code     string
 	detailed bool
 }{
+	{sale.ErrInvalidDefinition, http.StatusBadRequest, "invalid_definition", true},
 	{sale.ErrInvalidRequest, http.StatusBadRequest, "invalid_request", true},
 	{errUnauthorized, http.StatusUnauthorized, "unauthorized", true},
 	{errForbidden, http.StatusForbidden, "forbidden", false},
+	{errNotAdmin, http.StatusForbidden, "forbidden", false},
 	{sale.ErrNotCodeHolder, http.StatusForbidden, "forbidden", false},
 	{errHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, "request_headers_too_large", false},
 	{sale.ErrKeyReused, http.StatusUnprocessableEntity, "idempotency_key_reused", false},
@@ -44,6 +48,10 @@ var apiErrors = []struct {
 	{sale.ErrItemUnavailable, http.StatusConflict, "item_unavailable", false},
 	{sale.ErrSoldOut, http.StatusConflict, "sold_out", false},
 	{sale.ErrUserLimit, http.StatusConflict, "user_limit_reached", false},
+	{sale.ErrSalePaused, http.StatusConflict, "sale_paused", false},
+	{sale.ErrWindowTaken, http.StatusConflict, "sale_overlap", true},
+	{sale.ErrSaleStarted, http.StatusConflict, "sale_started", true},
+	{sale.ErrSaleNotRunning, http.StatusConflict, "sale_not_running", true},
 	{sale.ErrCodeExpired, http.StatusGone, "code_expired", false},
 	{sale.ErrNoActiveSale, http.StatusServiceUnavailable, "no_active_sale", false},
 	// Before ErrUnavailable, which it wraps: its message says the request
@@ -89,12 +97,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 // encoded once: a sold-out storm answers the same bytes tens of thousands
 // of times a second (and Echo's c.JSON would parse the query string again
 // to look for ?pretty).
-var encodedErrors = func() map[errorDetail][]byte {
-	m := make(map[errorDetail][]byte, len(apiErrors))
+var encodedErrors = func() map[[2]string][]byte {
+	m := make(map[[2]string][]byte, len(apiErrors))
 	for _, e := range apiErrors {
 		if !e.detailed {
-			d := errorDetail{Code: e.code, Message: e.err.Error()}
-			m[d] = encodeError(d)
+			m[[2]string{e.code, e.err.Error()}] = encodeError(errorDetail{Code: e.code, Message: e.err.Error()})
 		}
 	}
 	return m
@@ -103,7 +110,7 @@ var encodedErrors = func() map[errorDetail][]byte {
 // errorJSON is the API's error shape for d, followed by a newline like
 // every other JSON answer.
 func errorJSON(d errorDetail) []byte {
-	if b, ok := encodedErrors[d]; ok {
+	if b, ok := encodedErrors[[2]string{d.Code, d.Message}]; ok && d.Fields == nil {
 		return b
 	}
 	return encodeError(d)
@@ -139,6 +146,10 @@ func apiError(err error) (int, errorDetail) {
 			status, body, matched = e.status, errorDetail{Code: e.code, Message: e.err.Error()}, true
 			if e.detailed {
 				body.Message = err.Error()
+			}
+			var def *sale.DefinitionError
+			if errors.As(err, &def) {
+				body.Fields = def.Fields
 			}
 			break
 		}

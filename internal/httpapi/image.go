@@ -31,7 +31,7 @@ func itemSVG(it sale.Item) []byte {
 	fmt.Fprintf(&b, `<text x="160" y="270" font-family="sans-serif" font-size="18" text-anchor="middle" fill="#222">%s</text>`,
 		html.EscapeString(it.Name))
 	fmt.Fprintf(&b, `<text x="160" y="298" font-family="sans-serif" font-size="14" text-anchor="middle" fill="#444">$%s</text>`,
-		formatPrice(it.PriceCents))
+		sale.FormatPrice(it.PriceCents, it.Currency))
 	b.WriteString(`</svg>`)
 	return b.Bytes()
 }

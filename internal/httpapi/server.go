@@ -70,6 +70,8 @@ type Options struct {
 	// Current is the process's shared read of the current sale, which the
 	// metrics use too; nil: New makes one of its own.
 	Current *salewatch.Current
+	// Admin turns the admin API on (admin.go).
+	Admin AdminAccess
 }
 
 // ConfigOptions are the Options the settings ask for: the guards (auth,
@@ -85,9 +87,14 @@ func ConfigOptions(cfg config.Config, version string, log *slog.Logger) (Options
 	if err != nil {
 		return Options{}, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
+	tokens, err := auth.ParseAdminTokens(cfg.AdminTokens)
+	if err != nil {
+		return Options{}, err
+	}
 	return Options{
 		Version: version, Log: log, Auth: verifier, CORSOrigins: cfg.CORSAllowedOrigins, TrustedProxies: proxies,
 		ReadMaxAge: cfg.ReadMaxAge,
+		Admin:      AdminAccess{Tokens: tokens, JWT: verifier, Role: cfg.AdminJWTRole},
 		Limits: RateLimits{
 			UserRate: cfg.RateLimitUser, UserBurst: cfg.RateLimitUserBurst, IPRate: cfg.RateLimitIP, IPBurst: cfg.RateLimitIPBurst,
 		},
@@ -144,7 +151,7 @@ func newStack(sales *sale.Service, opts Options) *Server {
 			return nil
 		},
 	}))
-	e.Use(middleware.BodyLimit(maxBody))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBody, Skipper: isAdminPath}))
 	e.Use(limitHeaders)
 	if len(opts.CORSOrigins) > 0 {
 		e.Use(cors(opts.CORSOrigins))
@@ -185,6 +192,7 @@ func New(sales *sale.Service, opts Options) *Server {
 	get("/sales/:sale_id", s.saleByID)
 	get("/users/:user_id/purchases", s.userPurchases, authed...)
 	get("/items/:sale_id/:item_id/image.svg", s.itemImage)
+	s.adminRoutes(opts.Admin)
 	return s
 }
 

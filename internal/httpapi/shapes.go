@@ -11,24 +11,27 @@ import (
 // the conversions from the sale package's types.
 
 type itemJSON struct {
-	ID       int32  `json:"id"`
-	Name     string `json:"name"`
-	ImageURL string `json:"image_url"`
+	ID          int32  `json:"id"`
+	SKU         string `json:"sku"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	ImageURL    string `json:"image_url"`
+	// Price is a decimal string with the currency's digits, so no client
+	// ever sees a float price.
 	Price    string `json:"price"`
+	Currency string `json:"currency"`
 }
 
 func toItemJSON(it sale.Item) itemJSON {
+	image := it.ImageURL
+	if image == "" {
+		image = fmt.Sprintf("/items/%d/%d/image.svg", it.SaleID, it.ID)
+	}
 	return itemJSON{
-		ID:       it.ID,
-		Name:     it.Name,
-		ImageURL: fmt.Sprintf("/items/%d/%d/image.svg", it.SaleID, it.ID),
-		Price:    formatPrice(it.PriceCents),
+		ID: it.ID, SKU: it.SKU, Name: it.Name, Description: it.Description, ImageURL: image,
+		Price: sale.FormatPrice(it.PriceCents, it.Currency), Currency: it.Currency,
 	}
 }
-
-// formatPrice renders integer cents as a decimal string ("19.99"), so no
-// client ever sees a float price.
-func formatPrice(cents int32) string { return fmt.Sprintf("%d.%02d", cents/100, cents%100) }
 
 type itemStockJSON struct {
 	itemJSON

@@ -12,7 +12,9 @@ import (
 // CheckoutRequest is one shopper's checkout.
 type CheckoutRequest struct {
 	UserID string
+	// ItemID or SKU names the item of the current sale: exactly one is set.
 	ItemID int64
+	SKU    string
 	// IdempotencyKey, when set, makes a repeat of the request (same user,
 	// same key) answer what the first one was answered, storing nothing.
 	IdempotencyKey string
@@ -53,7 +55,14 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (Hold, erro
 	if err := ValidateUserID(req.UserID); err != nil {
 		return Hold{}, err
 	}
-	if req.ItemID < 1 {
+	switch {
+	case req.SKU != "" && req.ItemID != 0:
+		return Hold{}, invalid("name the item by id or by sku, not both")
+	case req.SKU != "":
+		if err := ValidateSKU(req.SKU); err != nil {
+			return Hold{}, err
+		}
+	case req.ItemID < 1:
 		return Hold{}, invalid("id must be a positive integer")
 	}
 	if req.IdempotencyKey != "" {
@@ -69,7 +78,7 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (Hold, erro
 	defer cancel()
 	// Answered by checkoutBatch, below, once the request's batch committed.
 	res, err := s.checkouts.do(ctx, store.CheckoutRequest{
-		UserID: req.UserID, ItemID: req.ItemID, Code: code, IdempotencyKey: req.IdempotencyKey, RateLimited: req.RateLimited,
+		UserID: req.UserID, ItemID: req.ItemID, SKU: req.SKU, Code: code, IdempotencyKey: req.IdempotencyKey, RateLimited: req.RateLimited,
 	})
 	if err != nil {
 		return Hold{}, fmt.Errorf("checkout: %w", unavailable(err))

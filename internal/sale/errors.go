@@ -45,6 +45,7 @@ var (
 		store.SoldOut:          ErrSoldOut,
 		store.UserLimitReached: ErrUserLimit,
 		store.RateLimited:      ErrRateLimited,
+		store.SalePaused:       ErrSalePaused,
 	}
 	purchaseErrors = map[store.Outcome]error{
 		store.CodeNotFound: ErrCodeNotFound,

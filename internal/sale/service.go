@@ -49,7 +49,18 @@ type Settings struct {
 	// scheduler then drops them (DropOldAttempts). Zero keeps everything.
 	// A server setting, not copied into sales.
 	AttemptsRetention time.Duration
+	// NoGeneratedSales turns the generated sales off (SALE_AUTOGENERATE=false):
+	// only sales a shop defines run.
+	NoGeneratedSales bool
+	// EditLead is how far ahead of its start a sale can still be defined,
+	// replaced or deleted; zero means DefaultEditLead. Each such edit's
+	// transaction is bounded by half of it, so none commits after the start.
+	EditLead time.Duration
 }
+
+// DefaultEditLead is SALE_EDIT_LEAD's default: a minute, far longer than
+// the largest definition takes to insert.
+const DefaultEditLead = time.Minute
 
 // DefaultIdempotencyKeyTTL keeps answers a day, as Stripe does: long past
 // any hold, and enough for a client that retries after an outage. It is
@@ -101,6 +112,9 @@ func WithReadPool(p *pgxpool.Pool) Option { return func(opts *options) { opts.re
 func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, log *slog.Logger, opts ...Option) *Service {
 	if settings.IdempotencyKeyTTL == 0 {
 		settings.IdempotencyKeyTTL = DefaultIdempotencyKeyTTL
+	}
+	if settings.EditLead == 0 {
+		settings.EditLead = DefaultEditLead
 	}
 	var o options
 	for _, opt := range opts {

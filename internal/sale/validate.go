@@ -3,6 +3,7 @@ package sale
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -47,6 +48,18 @@ func ValidateIdempotencyKey(key string) error {
 		if key[i] < 0x20 || key[i] > 0x7e {
 			return invalid("Idempotency-Key must be printable ASCII")
 		}
+	}
+	return nil
+}
+
+// skuForm is the items_sku_format constraint: 1 to 64 characters a URL,
+// a CSV cell and a shell all carry as they are.
+var skuForm = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// ValidateSKU accepts what items_sku_format accepts.
+func ValidateSKU(sku string) error {
+	if !skuForm.MatchString(sku) {
+		return invalid("sku must be 1 to 64 of A-Z a-z 0-9 . _ -")
 	}
 	return nil
 }

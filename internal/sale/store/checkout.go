@@ -12,6 +12,9 @@ import (
 type CheckoutRequest struct {
 	UserID string
 	ItemID int64
+	// SKU, when set, names the item instead of ItemID, in the sale the
+	// query finds open.
+	SKU string
 	// Code is the random part of the code a hold gets; CheckoutsDecide puts
 	// the sale's id before it.
 	Code           string
@@ -42,7 +45,7 @@ type CheckoutResult struct {
 func (s *Store) CheckoutsRefuseIfSoldOut(deadline time.Time, reqs []CheckoutRequest) (map[int]CheckoutResult, error) {
 	var arg db.CheckoutAttemptsInsertIfSoldOutParams
 	for _, r := range reqs {
-		arg.UserIDs, arg.ItemIDs = append(arg.UserIDs, r.UserID), append(arg.ItemIDs, r.ItemID)
+		arg.UserIDs, arg.ItemIDs, arg.Skus = append(arg.UserIDs, r.UserID), append(arg.ItemIDs, r.ItemID), append(arg.Skus, r.SKU)
 		arg.RateLimited = append(arg.RateLimited, r.RateLimited)
 	}
 	var rows []db.CheckoutAttemptsInsertIfSoldOutRow
@@ -73,13 +76,14 @@ func (s *Store) CheckoutsRefuseIfSoldOut(deadline time.Time, reqs []CheckoutRequ
 // keyTTL. It returns one result per request, in order.
 func (s *Store) CheckoutsDecide(deadline time.Time, reqs []CheckoutRequest, keyTTL time.Duration) ([]CheckoutResult, error) {
 	arg := db.CheckoutsDecideParams{
-		UserIDs: make([]string, len(reqs)), ItemIDs: make([]int64, len(reqs)), Codes: make([]string, len(reqs)),
+		UserIDs: make([]string, len(reqs)), ItemIDs: make([]int64, len(reqs)), Skus: make([]string, len(reqs)),
+		Codes: make([]string, len(reqs)),
 		IdempotencyKeys: make([]string, len(reqs)), RateLimited: make([]bool, len(reqs)),
 		IdempotencyKeyTTL: keyTTL,
 	}
 	locked := make([]string, 0, len(reqs))
 	for i, r := range reqs {
-		arg.UserIDs[i], arg.ItemIDs[i], arg.Codes[i] = r.UserID, r.ItemID, r.Code
+		arg.UserIDs[i], arg.ItemIDs[i], arg.Skus[i], arg.Codes[i] = r.UserID, r.ItemID, r.SKU, r.Code
 		arg.IdempotencyKeys[i], arg.RateLimited[i] = r.IdempotencyKey, r.RateLimited
 		if !r.RateLimited {
 			locked = append(locked, r.UserID)
@@ -107,11 +111,15 @@ func (s *Store) CheckoutsDecide(deadline time.Time, reqs []CheckoutRequest, keyT
 	for i, r := range rows {
 		res := CheckoutResult{Outcome: Outcome(r.Outcome), SaleID: deref(r.SaleID), Replayed: r.Replayed, KeyReused: r.KeyReused}
 		if res.Outcome == Held {
-			if r.SaleID == nil || r.Code == nil || r.ExpiresAt == nil || r.ItemName == nil || r.PriceCents == nil {
+			if r.SaleID == nil || r.Code == nil || r.ExpiresAt == nil || r.ItemID == nil || r.ItemName == nil ||
+				r.PriceCents == nil || r.Sku == nil || r.Currency == nil || r.Description == nil {
 				return nil, fmt.Errorf("checkout %d held without its hold: %+v", i+1, r)
 			}
 			res.Code, res.ExpiresAt = *r.Code, *r.ExpiresAt
-			res.Item = Item{SaleID: *r.SaleID, ID: int32(reqs[i].ItemID), Name: *r.ItemName, PriceCents: *r.PriceCents}
+			res.Item = Item{
+				SaleID: *r.SaleID, ID: *r.ItemID, SKU: *r.Sku, Name: *r.ItemName, Description: *r.Description,
+				PriceCents: *r.PriceCents, Currency: *r.Currency, ImageURL: deref(r.ImageUrl),
+			}
 		}
 		out[i] = res
 	}

@@ -80,7 +80,10 @@ func purchaseResult(r db.PurchasesGetByCodesRow, code string) (PurchaseResult, e
 	}
 	res.Purchase = Purchase{
 		ID: *r.PurchaseID, SaleID: *r.SaleID, UserID: *r.UserID, Code: code,
-		Item:        Item{SaleID: *r.SaleID, ID: *r.ItemID, Name: *r.ItemName, PriceCents: *r.PriceCents},
+		Item: Item{
+			SaleID: *r.SaleID, ID: *r.ItemID, SKU: deref(r.Sku), Name: *r.ItemName, Description: deref(r.Description),
+			PriceCents: *r.PriceCents, Currency: deref(r.Currency), ImageURL: deref(r.ImageUrl),
+		},
 		PurchasedAt: *r.PurchasedAt, UserPurchases: int64(*r.UserPurchases),
 	}
 	return res, nil
@@ -128,7 +131,10 @@ func (s *Store) PurchasesByUser(ctx context.Context, saleID int64, userID string
 	for i, r := range rows {
 		out[i] = Purchase{
 			ID: r.ID, SaleID: r.SaleID, UserID: r.UserID, Code: r.Code, PurchasedAt: r.PurchasedAt,
-			Item:          Item{SaleID: r.SaleID, ID: r.ItemID, Name: r.ItemName, PriceCents: r.PriceCents},
+			Item: Item{
+				SaleID: r.SaleID, ID: r.ItemID, SKU: r.Sku, Name: r.ItemName, Description: r.Description,
+				PriceCents: r.PriceCents, Currency: r.Currency, ImageURL: deref(r.ImageUrl),
+			},
 			UserPurchases: int64(len(rows)),
 		}
 	}

@@ -111,7 +111,10 @@ func (s *Store) Items(ctx context.Context, saleID int64, after, limit int32) ([]
 	}
 	out := make([]ItemStock, len(rows))
 	for i, r := range rows {
-		out[i] = ItemStock{Item: Item{SaleID: r.SaleID, ID: r.ItemID, Name: r.Name, PriceCents: r.PriceCents}, FreeUnits: r.FreeUnits}
+		out[i] = ItemStock{Item: Item{
+			SaleID: r.SaleID, ID: r.ItemID, SKU: r.Sku, Name: r.Name, Description: r.Description,
+			PriceCents: r.PriceCents, Currency: r.Currency, ImageURL: deref(r.ImageUrl),
+		}, FreeUnits: r.FreeUnits}
 	}
 	return out, nil
 }
@@ -122,7 +125,16 @@ func (s *Store) Item(ctx context.Context, saleID int64, itemID int32) (Item, err
 	if err != nil {
 		return Item{}, wrap(err, "get item")
 	}
-	return Item{SaleID: r.SaleID, ID: r.ItemID, Name: r.Name, PriceCents: r.PriceCents}, nil
+	return itemFromRow(r), nil
+}
+
+// ItemBySKU returns the item of a sale with the shop's sku, or ErrNotFound.
+func (s *Store) ItemBySKU(ctx context.Context, saleID int64, sku string) (Item, error) {
+	r, err := s.q.ItemGetBySku(ctx, s.read, db.ItemGetBySkuParams{SaleID: saleID, Sku: sku})
+	if err != nil {
+		return Item{}, wrap(err, "get item by sku")
+	}
+	return itemFromRow(r), nil
 }
 
 // IdempotencyKeysDeleteExpired deletes up to limit answers kept under

@@ -6,8 +6,9 @@ import (
 	"github.com/flashsale/flashsale/db"
 )
 
-// Sale is one sale window and the settings it was created with. None of it
-// changes after creation.
+// Sale is one sale window and the settings it was created with. Its
+// definition changes only before it starts; once it runs, only PausedAt
+// and an earlier EndsAt (ended by an admin).
 type Sale struct {
 	ID           int64
 	StartsAt     time.Time
@@ -16,6 +17,12 @@ type Sale struct {
 	Items        int32
 	PerUserLimit int32
 	HoldTTL      time.Duration
+	// DefinedBy is who defined the sale; empty for a generated one.
+	DefinedBy string
+	// DefinitionSHA256 is the digest of the definition as applied.
+	DefinitionSHA256 string
+	// PausedAt is when checkouts were paused; zero while they run.
+	PausedAt time.Time
 }
 
 // Summary is a sale with its live counts (the sale_stock view).
@@ -30,10 +37,18 @@ type Summary struct {
 
 // Item is one product of a sale.
 type Item struct {
-	SaleID     int64
-	ID         int32
-	Name       string
+	SaleID      int64
+	ID          int32
+	SKU         string
+	Name        string
+	Description string
+	// PriceCents is the price in the currency's minor unit.
 	PriceCents int32
+	Currency   string
+	// ImageURL is the shop's picture of the item; empty for a generated one.
+	ImageURL string
+	// Units is how many of the sale's units are this item (0 where not read).
+	Units int32
 }
 
 // ItemStock is an item with the number of its units free right now.
@@ -61,6 +76,7 @@ type Outcome string
 // The outcomes; TestOutcomesMatchTheEnums ties them to the enums.
 const (
 	Held             Outcome = "held"
+	SalePaused       Outcome = "sale_paused"
 	NoActiveSale     Outcome = "no_active_sale"
 	ItemNotFound     Outcome = "item_not_found"
 	ItemUnavailable  Outcome = "item_unavailable"
@@ -91,5 +107,13 @@ func saleFromRow(r db.Sale) Sale {
 	return Sale{
 		ID: r.ID, StartsAt: r.StartsAt, EndsAt: r.EndsAt, UnitsTotal: r.UnitsTotal, Items: r.Items,
 		PerUserLimit: r.PerUserLimit, HoldTTL: r.HoldTTL,
+		DefinedBy: deref(r.DefinedBy), DefinitionSHA256: deref(r.DefinitionSha256), PausedAt: deref(r.PausedAt),
+	}
+}
+
+func itemFromRow(r db.Item) Item {
+	return Item{
+		SaleID: r.SaleID, ID: r.ItemID, SKU: r.Sku, Name: r.Name, Description: r.Description,
+		PriceCents: r.PriceCents, Currency: r.Currency, ImageURL: deref(r.ImageUrl), Units: r.Units,
 	}
 }
