@@ -32,7 +32,8 @@ func (s *Server) checkout(c echo.Context) error {
 // checkoutRequest reads and checks a checkout, and applies the rate limits
 // to it: everything the handler does before the sale is asked.
 func (s *Server) checkoutRequest(c echo.Context) (sale.CheckoutRequest, error) {
-	in, err := readFields(c, field{names: []string{"user_id"}, numbers: true}, field{names: []string{"id", "item_id"}, numbers: true})
+	in, err := readFields(c, field{names: []string{"user_id"}, numbers: true}, field{names: []string{"id", "item_id"}, numbers: true},
+		field{names: []string{"sku"}})
 	if err != nil {
 		return sale.CheckoutRequest{}, err
 	}
@@ -40,8 +41,15 @@ func (s *Server) checkoutRequest(c echo.Context) (sale.CheckoutRequest, error) {
 	if req.UserID == "" {
 		req.UserID = actingFor(c) // with auth on, the token names the user
 	}
-	if req.ItemID, err = itemID(in["id"], "id"); err != nil {
-		return req, err
+	switch sku, id := in["sku"], in["id"]; {
+	case sku != "" && id != "":
+		return req, invalid("name the item by id or by sku, not both")
+	case sku != "":
+		req.SKU = sku
+	default:
+		if req.ItemID, err = itemID(id, "id"); err != nil {
+			return req, err
+		}
 	}
 	if keys, sent := c.Request().Header[headerIdempotencyKey]; sent {
 		if len(keys) != 1 {
