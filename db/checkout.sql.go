@@ -29,7 +29,7 @@ decided AS (
            END::checkout_outcome AS outcome
     FROM (
         SELECT u.ord, u.user_id,
-               CASE WHEN ($2::text[])[u.ord] = '' THEN ($3::bigint[])[u.ord]
+               CASE WHEN coalesce(($2::text[])[u.ord], '') = '' THEN ($3::bigint[])[u.ord]
                     ELSE coalesce((SELECT i.item_id FROM sale s JOIN items i ON i.sale_id = s.id
                                    WHERE i.sku = ($2::text[])[u.ord]), 0)
                END AS item_id
@@ -104,7 +104,7 @@ WITH sale AS MATERIALIZED (
 ),
 req AS (
     SELECT r.ord, r.user_id,
-           CASE WHEN ($1::text[])[r.ord] = '' THEN ($2::bigint[])[r.ord]
+           CASE WHEN coalesce(($1::text[])[r.ord], '') = '' THEN ($2::bigint[])[r.ord]
                 ELSE coalesce((SELECT i.item_id FROM sale s JOIN items i ON i.sale_id = s.id
                                WHERE i.sku = ($1::text[])[r.ord]), 0)
            END AS item_id,

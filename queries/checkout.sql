@@ -59,7 +59,7 @@ WITH sale AS MATERIALIZED (
 ),
 req AS (
     SELECT r.ord, r.user_id,
-           CASE WHEN (@skus::text[])[r.ord] = '' THEN (@item_ids::bigint[])[r.ord]
+           CASE WHEN coalesce((@skus::text[])[r.ord], '') = '' THEN (@item_ids::bigint[])[r.ord]
                 ELSE coalesce((SELECT i.item_id FROM sale s JOIN items i ON i.sale_id = s.id
                                WHERE i.sku = (@skus::text[])[r.ord]), 0)
            END AS item_id,
@@ -216,7 +216,7 @@ decided AS (
            END::checkout_outcome AS outcome
     FROM (
         SELECT u.ord, u.user_id,
-               CASE WHEN (@skus::text[])[u.ord] = '' THEN (@item_ids::bigint[])[u.ord]
+               CASE WHEN coalesce((@skus::text[])[u.ord], '') = '' THEN (@item_ids::bigint[])[u.ord]
                     ELSE coalesce((SELECT i.item_id FROM sale s JOIN items i ON i.sale_id = s.id
                                    WHERE i.sku = (@skus::text[])[u.ord]), 0)
                END AS item_id

@@ -77,7 +77,7 @@ func (s *Store) CheckoutsRefuseIfSoldOut(deadline time.Time, reqs []CheckoutRequ
 func (s *Store) CheckoutsDecide(deadline time.Time, reqs []CheckoutRequest, keyTTL time.Duration) ([]CheckoutResult, error) {
 	arg := db.CheckoutsDecideParams{
 		UserIDs: make([]string, len(reqs)), ItemIDs: make([]int64, len(reqs)), Skus: make([]string, len(reqs)),
-		Codes: make([]string, len(reqs)),
+		Codes:           make([]string, len(reqs)),
 		IdempotencyKeys: make([]string, len(reqs)), RateLimited: make([]bool, len(reqs)),
 		IdempotencyKeyTTL: keyTTL,
 	}

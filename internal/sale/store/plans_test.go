@@ -116,8 +116,9 @@ func addPastSales(t *testing.T, pool *pgxpool.Pool, cur sale.Sale, n, units int)
 		  SELECT $1::timestamptz - g * $2::interval, $1::timestamptz - (g - 1) * $2::interval, $3, 100, 10, interval '10 minutes'
 		  FROM generate_series(1, $4::integer) AS g`, []any{cur.StartsAt, window.String(), units, n}},
 		{`SELECT count(checkout_attempts_partition_create(s.id)) FROM sales s WHERE ` + past, []any{cur.StartsAt}},
-		{`INSERT INTO items (sale_id, item_id, name, price_cents)
-		  SELECT s.id, g, 'Past #' || g, 199 FROM sales s, generate_series(1, s.items) AS g WHERE ` + past, []any{cur.StartsAt}},
+		{`INSERT INTO items (sale_id, item_id, sku, units, name, price_cents)
+		  SELECT s.id, g, 'past' || g, s.units_total / s.items + (g <= s.units_total % s.items)::integer, 'Past #' || g, 199
+		  FROM sales s, generate_series(1, s.items) AS g WHERE ` + past, []any{cur.StartsAt}},
 		{`INSERT INTO units (sale_id, item_id, held_by, hold_code, held_until, sold_at)
 		  SELECT s.id, 1 + g % s.items, CASE WHEN s.id % 2 = 0 THEN 'buyer' END,
 		         CASE WHEN s.id % 2 = 0 THEN s.id || '.past' || g END,

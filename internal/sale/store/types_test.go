@@ -9,7 +9,7 @@ import (
 // the enums has its Go name: a value added in a migration fails here.
 func TestOutcomesMatchTheEnums(t *testing.T) {
 	t.Parallel()
-	named := []Outcome{Held, NoActiveSale, ItemNotFound, ItemUnavailable, SoldOut, UserLimitReached, RateLimited,
+	named := []Outcome{Held, SalePaused, NoActiveSale, ItemNotFound, ItemUnavailable, SoldOut, UserLimitReached, RateLimited,
 		Purchased, CodeNotFound, CodeExpired}
 	all := append(CheckoutOutcomes(), PurchaseOutcomes()...)
 	slices.Sort(named)
