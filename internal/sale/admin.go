@@ -23,14 +23,15 @@ var (
 	ErrSalePaused = errors.New("the sale is paused; try again later")
 )
 
-// Applied says what applying a definition did.
-type Applied string
+// Applied says what applying a definition did: created, replaced or
+// unchanged.
+type Applied = store.Applied
 
 // What ApplySale can do.
 const (
-	Created   Applied = "created"
-	Replaced  Applied = "replaced"
-	Unchanged Applied = "unchanged"
+	Created   = store.Created
+	Replaced  = store.Replaced
+	Unchanged = store.Unchanged
 )
 
 // Action is one kind of admin action (admin_actions.action).
@@ -96,28 +97,15 @@ func (s *Service) ApplySale(ctx context.Context, actor string, d Definition) (Sa
 	if err != nil {
 		return Sale{}, "", err
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.timeout)
-	existing, err := s.store.SaleByStart(rctx, p.sale.StartsAt)
-	cancel()
-	switch {
-	case errors.Is(err, store.ErrNotFound) || err == nil && existing.DefinedBy == "":
-		made, err := s.store.SaleDefine(s.edit(actor), p.sale, p.items)
-		if err != nil {
-			return Sale{}, "", adminError(err)
-		}
-		s.analyzeSoon()
-		return made, Created, nil
-	case err != nil:
-		return Sale{}, "", unavailable(err)
-	case existing.DefinitionSHA256 == p.sale.DefinitionSHA256:
-		return existing, Unchanged, nil
-	}
-	made, err := s.store.SaleReplace(s.edit(actor), existing.ID, p.sale, p.items)
+	made, applied, err := s.store.SaleApply(s.edit(actor), p.sale, p.items)
 	if err != nil {
 		return Sale{}, "", adminError(err)
 	}
-	s.analyzeSoon()
-	return made, Replaced, nil
+	if applied != Unchanged {
+		s.log.Info("sale applied", "sale_id", made.ID, "by", actor, "applied", applied)
+		s.analyzeSoon()
+	}
+	return made, applied, nil
 }
 
 // DeleteSale deletes sale id, while it has not started.

@@ -87,68 +87,109 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, e Edit, action Action, sa
 // sales its window overlaps that have not started. A window overlapping
 // any other sale is ErrOverlap; a start not more than e.Lead ahead is
 // ErrNotEditable.
-func (s *Store) SaleDefine(e Edit, sale Sale, items []Item) (Sale, error) {
-	var made Sale
-	err := s.adminTx(e, "define sale", func(ctx context.Context, tx pgx.Tx) error {
-		if err := s.dropGeneratedOverlapping(ctx, tx, e, sale, 0); err != nil {
-			return err
-		}
-		row, err := s.q.SaleInsertDefined(ctx, tx, db.SaleInsertDefinedParams{
-			StartsAt: sale.StartsAt, EndsAt: sale.EndsAt, UnitsTotal: sale.UnitsTotal, Items: sale.Items,
-			PerUserLimit: sale.PerUserLimit, HoldTTL: sale.HoldTTL, DefinedBy: e.Actor,
-			DefinitionSha256: sale.DefinitionSHA256, Lead: e.Lead,
-		})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotEditable
-		}
-		if err != nil {
-			return fmt.Errorf("insert sale: %w", err)
-		}
-		if _, err := s.q.CheckoutAttemptsPartitionCreate(ctx, tx, row.ID); err != nil {
-			return fmt.Errorf("create the attempts partition of sale %d: %w", row.ID, err)
-		}
-		if err := s.insertItems(ctx, tx, row.ID, items); err != nil {
-			return err
-		}
-		made = saleFromRow(row)
-		return s.record(ctx, tx, e, ActionCreate, row.ID, nil)
+func (s *Store) SaleDefine(e Edit, sale Sale, items []Item) (made Sale, _ error) {
+	err := s.adminTx(e, "define sale", func(ctx context.Context, tx pgx.Tx) (err error) {
+		made, err = s.define(ctx, tx, e, sale, items)
+		return err
 	})
 	return made, err
 }
 
 // SaleReplace gives sale id a new definition (window, rules, items and
 // units), unless it has started or starts within e.Lead (ErrNotEditable).
-func (s *Store) SaleReplace(e Edit, id int64, sale Sale, items []Item) (Sale, error) {
-	var made Sale
-	err := s.adminTx(e, fmt.Sprintf("replace sale %d", id), func(ctx context.Context, tx pgx.Tx) error {
-		before, err := s.lockForEdit(ctx, tx, e, id)
-		if err != nil {
-			return err
-		}
-		if err := s.dropGeneratedOverlapping(ctx, tx, e, sale, id); err != nil {
-			return err
-		}
-		row, err := s.q.SaleUpdateDefinition(ctx, tx, db.SaleUpdateDefinitionParams{
-			ID: id, StartsAt: sale.StartsAt, EndsAt: sale.EndsAt, UnitsTotal: sale.UnitsTotal, Items: sale.Items,
-			PerUserLimit: sale.PerUserLimit, HoldTTL: sale.HoldTTL, DefinedBy: e.Actor,
-			DefinitionSha256: sale.DefinitionSHA256, Lead: e.Lead,
-		})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotEditable // the new start is too soon
-		}
-		if err != nil {
-			return fmt.Errorf("update sale: %w", err)
-		}
-		if err := s.q.ItemsDeleteForSale(ctx, tx, id); err != nil {
-			return fmt.Errorf("delete the items of sale %d: %w", id, err)
-		}
-		if err := s.insertItems(ctx, tx, id, items); err != nil {
-			return err
-		}
-		made = saleFromRow(row)
-		return s.record(ctx, tx, e, ActionReplace, id, before)
+func (s *Store) SaleReplace(e Edit, id int64, sale Sale, items []Item) (made Sale, _ error) {
+	err := s.adminTx(e, fmt.Sprintf("replace sale %d", id), func(ctx context.Context, tx pgx.Tx) (err error) {
+		made, err = s.replace(ctx, tx, e, id, sale, items)
+		return err
 	})
 	return made, err
+}
+
+// Applied says what SaleApply did.
+type Applied string
+
+// What SaleApply can do.
+const (
+	Created   Applied = "created"
+	Replaced  Applied = "replaced"
+	Unchanged Applied = "unchanged"
+)
+
+// SaleApply makes the sale starting at sale.StartsAt be this definition:
+// it creates it, replaces a defined sale with that start whose digest
+// differs, or changes nothing when the digest is the same. Under the
+// creation lock, so servers applying one file at once make one sale.
+func (s *Store) SaleApply(e Edit, sale Sale, items []Item) (made Sale, applied Applied, _ error) {
+	err := s.adminTx(e, "apply sale", func(ctx context.Context, tx pgx.Tx) error {
+		row, err := s.q.SaleGetByStart(ctx, tx, sale.StartsAt)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) || err == nil && row.DefinedBy == nil:
+			made, applied = Sale{}, Created
+			made, err = s.define(ctx, tx, e, sale, items)
+			return err
+		case err != nil:
+			return fmt.Errorf("look up the sale starting then: %w", err)
+		case deref(row.DefinitionSha256) == sale.DefinitionSHA256:
+			made, applied = saleFromRow(row), Unchanged
+			return nil
+		}
+		applied = Replaced
+		made, err = s.replace(ctx, tx, e, row.ID, sale, items)
+		return err
+	})
+	return made, applied, err
+}
+
+func (s *Store) define(ctx context.Context, tx pgx.Tx, e Edit, sale Sale, items []Item) (Sale, error) {
+	if err := s.dropGeneratedOverlapping(ctx, tx, e, sale, 0); err != nil {
+		return Sale{}, err
+	}
+	row, err := s.q.SaleInsertDefined(ctx, tx, db.SaleInsertDefinedParams{
+		StartsAt: sale.StartsAt, EndsAt: sale.EndsAt, UnitsTotal: sale.UnitsTotal, Items: sale.Items,
+		PerUserLimit: sale.PerUserLimit, HoldTTL: sale.HoldTTL, DefinedBy: e.Actor,
+		DefinitionSha256: sale.DefinitionSHA256, Lead: e.Lead,
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Sale{}, ErrNotEditable
+	}
+	if err != nil {
+		return Sale{}, fmt.Errorf("insert sale: %w", err)
+	}
+	if _, err := s.q.CheckoutAttemptsPartitionCreate(ctx, tx, row.ID); err != nil {
+		return Sale{}, fmt.Errorf("create the attempts partition of sale %d: %w", row.ID, err)
+	}
+	if err := s.insertItems(ctx, tx, row.ID, items); err != nil {
+		return Sale{}, err
+	}
+	return saleFromRow(row), s.record(ctx, tx, e, ActionCreate, row.ID, nil)
+}
+
+func (s *Store) replace(ctx context.Context, tx pgx.Tx, e Edit, id int64, sale Sale, items []Item) (Sale, error) {
+	before, err := s.lockForEdit(ctx, tx, e, id)
+	if err != nil {
+		return Sale{}, err
+	}
+	if err := s.dropGeneratedOverlapping(ctx, tx, e, sale, id); err != nil {
+		return Sale{}, err
+	}
+	row, err := s.q.SaleUpdateDefinition(ctx, tx, db.SaleUpdateDefinitionParams{
+		ID: id, StartsAt: sale.StartsAt, EndsAt: sale.EndsAt, UnitsTotal: sale.UnitsTotal, Items: sale.Items,
+		PerUserLimit: sale.PerUserLimit, HoldTTL: sale.HoldTTL, DefinedBy: e.Actor,
+		DefinitionSha256: sale.DefinitionSHA256, Lead: e.Lead,
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Sale{}, ErrNotEditable // the new start is too soon
+	}
+	if err != nil {
+		return Sale{}, fmt.Errorf("update sale: %w", err)
+	}
+	if err := s.q.ItemsDeleteForSale(ctx, tx, id); err != nil {
+		return Sale{}, fmt.Errorf("delete the items of sale %d: %w", id, err)
+	}
+	if err := s.insertItems(ctx, tx, id, items); err != nil {
+		return Sale{}, err
+	}
+	return saleFromRow(row), s.record(ctx, tx, e, ActionReplace, id, before)
 }
 
 // SaleDelete deletes sale id with its items, units and attempts'
