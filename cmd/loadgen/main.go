@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 	fs.StringVar(&b.AdminURL, "admin-db", admin, "a database on the PostgreSQL server, used to create and drop loadgen's databases (with -url: defaults to -db's server)")
 	fs.StringVar(&b.Spawn.ServerBin, "server-bin", "bin/server", "server binary to start")
 	fs.StringVar(&b.Ceiling.Bin, "ceiling-bin", "bin/httpceiling", "HTTP ceiling binary (cmd/httpceiling) to storm; empty: no HTTP ceiling")
-	configs := fs.String("configs", "10000x10000,10000x100", "configurations to run, UNITSxITEMS, comma-separated; the reads phase runs in the first")
+	configs := fs.String("configs", "10000x10000,10000x100,defined:10000x500", "configurations to run, UNITSxITEMS (a generated sale) or defined:UNITSxITEMS (a sale defined through the admin API, priced items), comma-separated; the reads phase runs in the first")
 	fs.IntVar(&b.Spawn.PerUserLimit, "per-user-limit", 0, "PER_USER_LIMIT of the started servers (0: their default)")
 	fs.DurationVar(&b.Spawn.HoldTTL, "hold-ttl", 0, "HOLD_TTL of the started servers (0: their default)")
 	fs.DurationVar(&b.Spawn.SaleDuration, "sale-duration", 0, "SALE_DURATION of the started servers (0: whole hours, so the window has 10+ minutes left)")
@@ -160,13 +160,14 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 func parseConfigs(v string) ([]loadgen.SaleConfig, error) {
 	var out []loadgen.SaleConfig
 	for _, part := range strings.Split(v, ",") {
-		u, i, ok := strings.Cut(strings.TrimSpace(part), "x")
+		spec, defined := strings.CutPrefix(strings.TrimSpace(part), "defined:")
+		u, i, ok := strings.Cut(spec, "x")
 		units, err1 := strconv.Atoi(u)
 		items, err2 := strconv.Atoi(i)
 		if !ok || err1 != nil || err2 != nil || items < 1 || items > units {
-			return nil, fmt.Errorf("-configs: %q is not UNITSxITEMS with 1 <= ITEMS <= UNITS", part)
+			return nil, fmt.Errorf("-configs: %q is not UNITSxITEMS or defined:UNITSxITEMS with 1 <= ITEMS <= UNITS", part)
 		}
-		out = append(out, loadgen.SaleConfig{Units: units, Items: items})
+		out = append(out, loadgen.SaleConfig{Units: units, Items: items, Defined: defined})
 	}
 	return out, nil
 }

@@ -18,15 +18,24 @@ import (
 type SaleConfig struct {
 	Units int
 	Items int
+	// Defined: a sale defined through the admin API (with sku, price and
+	// currency per item) instead of the generated one.
+	Defined bool
 }
 
 // Name is how the report and the files name the configuration.
-func (c SaleConfig) Name() string { return fmt.Sprintf("%dx%d", c.Units, c.Items) }
+func (c SaleConfig) Name() string {
+	if c.Defined {
+		return fmt.Sprintf("defined-%dx%d", c.Units, c.Items)
+	}
+	return fmt.Sprintf("%dx%d", c.Units, c.Items)
+}
 
 // DefaultConfigs are what `make bench` measures: the product's default
-// sale (10,000 single-unit items, as `make run` creates it) and 10,000
-// units over 100 items.
-var DefaultConfigs = []SaleConfig{{Units: 10000, Items: 10000}, {Units: 10000, Items: 100}}
+// sale (10,000 single-unit items, as `make run` creates it), 10,000 units
+// over 100 items, and a shop's own sale of 10,000 units over 500 priced
+// items defined through the admin API.
+var DefaultConfigs = []SaleConfig{{Units: 10000, Items: 10000}, {Units: 10000, Items: 100}, {Units: 10000, Items: 500, Defined: true}}
 
 // BenchConfig is a whole benchmark run.
 type BenchConfig struct {
@@ -146,6 +155,7 @@ func runConfig(ctx context.Context, cfg BenchConfig, sc *SaleConfig, reads bool)
 		c.Name = sc.Name()
 		spawn := cfg.Spawn
 		spawn.AdminURL, spawn.Units, spawn.Items, spawn.Name, spawn.Log = cfg.AdminURL, sc.Units, sc.Items, c.Name, cfg.Log
+		spawn.Defined = sc.Defined
 		opts.Pooler = spawn.Pooler == deploy.PoolerPgBouncer
 		dep, err := deploy.Start(ctx, spawn)
 		if err != nil {

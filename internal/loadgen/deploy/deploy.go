@@ -22,10 +22,14 @@ import (
 // it was given), plus HTTP_ADDR for a port of its own and the SALE_*
 // settings of the configuration. Nothing else is set unless asked for.
 type Config struct {
-	AdminURL     string // a database on the PostgreSQL server, to create and drop ours
-	ServerBin    string
-	Units        int
-	Items        int
+	AdminURL  string // a database on the PostgreSQL server, to create and drop ours
+	ServerBin string
+	Units     int
+	Items     int
+	// Defined: the servers generate no sale, and the sale of Units over
+	// Items is defined through the admin API once they are ready
+	// (defined.go).
+	Defined      bool
 	PerUserLimit int           // 0: the server's default
 	HoldTTL      time.Duration // 0: the server's default
 	SaleDuration time.Duration // 0: SafeSaleDuration
@@ -131,6 +135,10 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if cfg.DBMaxConns > 0 {
 		env = append(env, "DB_MAX_CONNS="+strconv.Itoa(cfg.DBMaxConns))
 	}
+	token := newAdminToken()
+	if cfg.Defined {
+		env = append(env, definedEnv(token)...)
+	}
 	env = append(env, cfg.ExtraEnv...)
 	via := ""
 	if d.Pooler != nil {
@@ -150,6 +158,16 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	for _, p := range d.Servers {
 		if err := p.WaitReady(ctx, cfg.ReadyTimeout); err != nil {
 			return d, err
+		}
+	}
+	if cfg.Defined {
+		def := DefinedSale(time.Now().Add(definedEditLead+time.Second), dur, cfg.Units, cfg.Items)
+		if err := defineSale(ctx, d.Servers[0].URL, token, def); err != nil {
+			return d, err
+		}
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "loadgen: defined a sale of %d units over %d priced items through POST /admin/sales\n",
+				cfg.Units, cfg.Items)
 		}
 	}
 	return d, nil
