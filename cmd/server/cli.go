@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -20,7 +21,7 @@ import (
 	"github.com/flashsale/flashsale/internal/database"
 )
 
-// The operator's commands. Four commands and two flags are what the
+// The operator's commands. A few commands and two flags are what the
 // standard library's flag package is for; a command framework would add a
 // dependency and change nothing an operator sees.
 
@@ -32,6 +33,12 @@ Commands:
   migrate up         apply the pending migrations (serve does this at start)
   migrate down-to N  roll back every migration above version N (0: all); stop the servers first
   healthcheck        GET /readyz on HTTP_ADDR: exit 0 when it answers 200 within DB_TIMEOUT+1s, else 1
+  sale apply -f FILE define a sale from a JSON file (- reads stdin); the same file again changes nothing
+  sale list          list the sales that have not ended, with their status and units sold
+  sale show ID       print sale ID's definition, a file that sale apply takes
+  sale pause ID      stop new checkouts of a running sale; sale resume ID lets them run again
+  sale end ID        end a running sale now
+                     (server sale -h says more; these act on DATABASE_URL, no server needed)
 
 Flags:
   -h, -help   print this help
@@ -69,6 +76,8 @@ func command(args []string, stdout, stderr io.Writer) int {
 		return serve()
 	case "migrate":
 		return migrateCommand(args[1:], stdout, stderr)
+	case "sale":
+		return saleCommand(args[1:], os.Stdin, stdout, stderr)
 	case "healthcheck":
 		if len(args) > 1 {
 			return misused(stderr, "healthcheck takes no arguments")
