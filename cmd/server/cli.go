@@ -33,12 +33,13 @@ Commands:
   migrate up         apply the pending migrations (serve does this at start)
   migrate down-to N  roll back every migration above version N (0: all); stop the servers first
   healthcheck        GET /readyz on HTTP_ADDR: exit 0 when it answers 200 within DB_TIMEOUT+1s, else 1
-  sale apply -f FILE define a sale from a JSON file (- reads stdin); the same file again changes nothing
-  sale list          list the sales that have not ended, with their status and units sold
-  sale show ID       print sale ID's definition, a file that sale apply takes
-  sale pause ID      stop new checkouts of a running sale; sale resume ID lets them run again
-  sale end ID        end a running sale now
-                     (server sale -h says more; these act on DATABASE_URL, no server needed)
+  sale apply -f FILE define or replace a sale from a JSON file (- reads stdin); the same file twice changes nothing
+  sale list          list the sales that have not ended: status, units sold, who defined them
+  sale show ID       print sale ID's definition as a file for sale apply
+  sale pause ID      answer new checkouts of running sale ID with sale_paused
+  sale resume ID     let checkouts of paused sale ID run again
+  sale end ID        end running sale ID now
+                     (these act on DATABASE_URL, no server needed; server sale -h says more)
 
 Flags:
   -h, -help   print this help
