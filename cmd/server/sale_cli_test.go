@@ -91,6 +91,15 @@ func TestSaleCommands(t *testing.T) {
 			t.Fatalf("apply of the edited file printed %q, want %q", out, want)
 		}
 		c.expectAudit(id, actor, "create", "replace")
+
+		// Another start inside the window is another sale, which the
+		// window refuses.
+		code, out, errOut = c.run(string(sale.EncodeDefinition(mugs(start.Add(30*time.Minute)))), "sale", "apply", "-f", "-")
+		expectRun(t, code, out, errOut, 1)
+		if !strings.Contains(errOut, "server: the sale's window overlaps another sale") {
+			t.Fatalf("an overlapping window: stderr %q", errOut)
+		}
+		c.expectAudit(id, actor, "create", "replace")
 		if n := pgtest.Scalar(t, c.pool, "SELECT count(*) FROM units WHERE sale_id = $1", id); n != 160 {
 			t.Fatalf("sale %d has %d units after the replace, want 160", id, n)
 		}
@@ -202,6 +211,14 @@ func TestSaleCommands(t *testing.T) {
 			}
 			return nil
 		})
+
+		edited := mugs(start)
+		edited.Items[0].Units = 1
+		code, out, errOut = c.run(string(sale.EncodeDefinition(edited)), "sale", "apply", "-f", "-")
+		expectRun(t, code, out, errOut, 1)
+		if !strings.Contains(errOut, "server: invalid sale definition:\n  starts_at: must be more than 2s from now") {
+			t.Fatalf("replacing a started sale: stderr %q", errOut)
+		}
 
 		for _, step := range []struct{ args, out, status string }{
 			{"pause", "paused sale %d\n", "paused"},
