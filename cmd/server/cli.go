@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -20,7 +21,7 @@ import (
 	"github.com/flashsale/flashsale/internal/database"
 )
 
-// The operator's commands. Four commands and two flags are what the
+// The operator's commands. A few commands and two flags are what the
 // standard library's flag package is for; a command framework would add a
 // dependency and change nothing an operator sees.
 
@@ -32,6 +33,13 @@ Commands:
   migrate up         apply the pending migrations (serve does this at start)
   migrate down-to N  roll back every migration above version N (0: all); stop the servers first
   healthcheck        GET /readyz on HTTP_ADDR: exit 0 when it answers 200 within DB_TIMEOUT+1s, else 1
+  sale apply -f FILE define or replace a sale from a JSON file (- reads stdin); the same file twice changes nothing
+  sale list          list the sales that have not ended: status, units sold, who defined them
+  sale show ID       print sale ID's definition as a file for sale apply
+  sale pause ID      answer new checkouts of running sale ID with sale_paused
+  sale resume ID     let checkouts of paused sale ID run again
+  sale end ID        end running sale ID now
+                     (these act on DATABASE_URL, no server needed; server sale -h says more)
 
 Flags:
   -h, -help   print this help
@@ -69,6 +77,8 @@ func command(args []string, stdout, stderr io.Writer) int {
 		return serve()
 	case "migrate":
 		return migrateCommand(args[1:], stdout, stderr)
+	case "sale":
+		return saleCommand(args[1:], os.Stdin, stdout, stderr)
 	case "healthcheck":
 		if len(args) > 1 {
 			return misused(stderr, "healthcheck takes no arguments")

@@ -20,36 +20,12 @@ import (
 // The operator's commands, run as an operator runs them: the built binary,
 // its exit code and what it prints.
 func TestCommands(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "server")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version=v-test-7", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	// run returns the exit code and output of bin args with env added.
+	bin := buildServer(t)
 	run := func(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...) // the last value of a variable wins
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatalf("run %v: %v", args, err)
-		}
-		return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+		return runServer(t, bin, "", env, args...)
 	}
-	expect := func(t *testing.T, code int, stdout, stderr string, wantCode int, wantOut ...string) {
-		t.Helper()
-		if code != wantCode {
-			t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, wantCode, stdout, stderr)
-		}
-		for _, w := range wantOut {
-			if !strings.Contains(stdout, w) {
-				t.Fatalf("stdout lacks %q:\n%s\nstderr:\n%s", w, stdout, stderr)
-			}
-		}
-	}
+	expect := expectRun
 	migrationFiles, err := fs.Glob(migrations.FS, "*.sql")
 	if err != nil || len(migrationFiles) == 0 {
 		t.Fatalf("embedded migrations: %v %v", migrationFiles, err)
@@ -57,7 +33,8 @@ func TestCommands(t *testing.T) {
 
 	t.Run("help", func(t *testing.T) {
 		code, out, errOut := run(t, nil, "-h")
-		expect(t, code, out, errOut, 0, "migrate status", "migrate down-to N", "healthcheck", "METRICS_ADDR", "DATABASE_URL")
+		expect(t, code, out, errOut, 0, "migrate status", "migrate down-to N", "healthcheck", "METRICS_ADDR", "DATABASE_URL",
+			"sale apply -f FILE", "sale list", "sale show ID", "sale pause ID", "sale resume ID", "sale end ID")
 	})
 	t.Run("version", func(t *testing.T) {
 		code, out, errOut := run(t, nil, "-version")
@@ -130,6 +107,48 @@ func TestCommands(t *testing.T) {
 			t.Fatalf("healthcheck of a closed port says %q", errOut)
 		}
 	})
+}
+
+// buildServer builds the server binary for a test, as an operator gets it.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "server")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v-test-7", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runServer returns the exit code and output of bin args with env added
+// and stdin as its input.
+func runServer(t *testing.T, bin, stdin string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...) // the last value of a variable wins
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// expectRun fails the test unless a run exited wantCode with every one of
+// wantOut on stdout.
+func expectRun(t *testing.T, code int, stdout, stderr string, wantCode int, wantOut ...string) {
+	t.Helper()
+	if code != wantCode {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, wantCode, stdout, stderr)
+	}
+	for _, w := range wantOut {
+		if !strings.Contains(stdout, w) {
+			t.Fatalf("stdout lacks %q:\n%s\nstderr:\n%s", w, stdout, stderr)
+		}
+	}
 }
 
 func lineWith(text, s string) string {

@@ -85,11 +85,7 @@ func run() error {
 	if cfg.MetricsAddr != "" {
 		m = metrics.New(version)
 	}
-	sales := sale.NewService(pool, sale.Settings{
-		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
-		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL, IdempotencyKeyTTL: cfg.IdempotencyKeyTTL,
-		AttemptsRetention: cfg.AttemptsRetention, NoGeneratedSales: !cfg.SaleAutogenerate, EditLead: cfg.SaleEditLead,
-	}, cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool))...)
+	sales := sale.NewService(pool, saleSettings(cfg), cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool))...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
 	// The API's polled reads, its event streams and the metrics share one
 	// read of the current sale.
@@ -151,6 +147,17 @@ func run() error {
 		log.Info("stopped")
 	}
 	return runErr
+}
+
+// saleSettings are the sale rules from the server's settings: `server
+// sale` applies a definition with the same defaults and edit lead as the
+// servers.
+func saleSettings(cfg config.Config) sale.Settings {
+	return sale.Settings{
+		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
+		PerUserLimit: cfg.PerUserLimit, HoldTTL: cfg.HoldTTL, IdempotencyKeyTTL: cfg.IdempotencyKeyTTL,
+		AttemptsRetention: cfg.AttemptsRetention, NoGeneratedSales: !cfg.SaleAutogenerate, EditLead: cfg.SaleEditLead,
+	}
 }
 
 // migrate applies pending migrations through the service's pool, or
