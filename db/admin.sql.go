@@ -13,25 +13,31 @@ import (
 const adminActionRecord = `-- name: AdminActionRecord :one
 INSERT INTO admin_actions (actor, action, sale_id, before, after)
 VALUES ($1::text, $2::text, $3::bigint, $4::jsonb,
-        (SELECT d.document FROM sale_documents d WHERE d.id = $3::bigint))
+        CASE WHEN $5::boolean
+             THEN (SELECT d.document FROM sale_documents d WHERE d.id = $3::bigint)
+             ELSE (SELECT h.document FROM sale_headers h WHERE h.id = $3::bigint) END)
 RETURNING id, at, actor, action, sale_id, before, after
 `
 
 type AdminActionRecordParams struct {
-	Actor  string
-	Action string
-	SaleID int64
-	Before []byte
+	Actor     string
+	Action    string
+	SaleID    int64
+	Before    []byte
+	WithItems bool
 }
 
 // The action's audit row: the sale as it was (read before the change, in
-// the same transaction) and as it is now (NULL once deleted).
+// the same transaction) and as it is now (NULL once deleted), with its
+// items when the action may have changed them (with_items), else its own
+// row only (sale_headers).
 func (q *Queries) AdminActionRecord(ctx context.Context, db DBTX, arg AdminActionRecordParams) (AdminAction, error) {
 	row := db.QueryRow(ctx, adminActionRecord,
 		arg.Actor,
 		arg.Action,
 		arg.SaleID,
 		arg.Before,
+		arg.WithItems,
 	)
 	var i AdminAction
 	err := row.Scan(
@@ -283,6 +289,17 @@ func (q *Queries) SaleGetForEdit(ctx context.Context, db DBTX, arg SaleGetForEdi
 		&i.DbNow,
 	)
 	return i, err
+}
+
+const saleHeaderGet = `-- name: SaleHeaderGet :one
+SELECT h.document FROM sale_headers h WHERE h.id = $1
+`
+
+func (q *Queries) SaleHeaderGet(ctx context.Context, db DBTX, id int64) ([]byte, error) {
+	row := db.QueryRow(ctx, saleHeaderGet, id)
+	var document []byte
+	err := row.Scan(&document)
+	return document, err
 }
 
 const saleInsertDefined = `-- name: SaleInsertDefined :one

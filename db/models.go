@@ -286,6 +286,11 @@ type SaleDocument struct {
 	Document []byte
 }
 
+type SaleHeader struct {
+	ID       int64
+	Document []byte
+}
+
 type SaleStock struct {
 	ID              int64
 	UnitsSold       int64

@@ -19,6 +19,9 @@ FOR UPDATE;
 -- name: SaleDocumentGet :one
 SELECT d.document FROM sale_documents d WHERE d.id = @id;
 
+-- name: SaleHeaderGet :one
+SELECT h.document FROM sale_headers h WHERE h.id = @id;
+
 -- name: SalesDeleteGeneratedOverlapping :many
 -- Makes room for a definition: deletes the generated sales that overlap
 -- its window and start more than @lead ahead (made ahead of their window,
@@ -92,10 +95,14 @@ RETURNING *;
 
 -- name: AdminActionRecord :one
 -- The action's audit row: the sale as it was (read before the change, in
--- the same transaction) and as it is now (NULL once deleted).
+-- the same transaction) and as it is now (NULL once deleted), with its
+-- items when the action may have changed them (with_items), else its own
+-- row only (sale_headers).
 INSERT INTO admin_actions (actor, action, sale_id, before, after)
 VALUES (@actor::text, @action::text, @sale_id::bigint, sqlc.narg('before')::jsonb,
-        (SELECT d.document FROM sale_documents d WHERE d.id = @sale_id::bigint))
+        CASE WHEN @with_items::boolean
+             THEN (SELECT d.document FROM sale_documents d WHERE d.id = @sale_id::bigint)
+             ELSE (SELECT h.document FROM sale_headers h WHERE h.id = @sale_id::bigint) END)
 RETURNING *;
 
 -- name: SalesList :many

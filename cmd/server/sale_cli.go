@@ -266,7 +266,7 @@ func toListedSale(sum sale.Summary, now time.Time) listedSale {
 		ID: sum.ID, StartsAt: sum.StartsAt.UTC(), EndsAt: sum.EndsAt.UTC(), UnitsTotal: sum.UnitsTotal,
 		UnitsSold: sum.UnitsSold, UnitsHeld: sum.UnitsHeld, UnitsAvailable: sum.UnitsAvailable, Items: sum.Items,
 		PerUserLimit: sum.PerUserLimit, HoldTTLSeconds: sum.HoldTTL.Seconds(), Buyers: sum.Buyers,
-		Status: saleStatus(sum.Sale, now), DefinedBy: sum.DefinedBy,
+		Status: sale.Status(sum.Sale, now), DefinedBy: sum.DefinedBy,
 	}
 	if l.DefinedBy == "" {
 		l.DefinedBy = "generated"
@@ -276,19 +276,6 @@ func toListedSale(sum sale.Summary, now time.Time) listedSale {
 		l.PausedAt = &t
 	}
 	return l
-}
-
-// saleStatus names where a sale stands at now, in the admin API's words.
-func saleStatus(s sale.Sale, now time.Time) string {
-	switch {
-	case now.Before(s.StartsAt):
-		return "scheduled"
-	case !now.Before(s.EndsAt):
-		return "ended"
-	case !s.PausedAt.IsZero():
-		return "paused"
-	}
-	return "running"
 }
 
 func saleList(ctx context.Context, sales *sale.Service, since time.Time, limit int, asJSON bool, stdout, stderr io.Writer) error {

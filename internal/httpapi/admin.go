@@ -106,21 +106,8 @@ type adminSaleJSON struct {
 	Definition *sale.Definition `json:"definition,omitempty"`
 }
 
-// saleStatus names where a sale stands by now.
-func saleStatus(sl sale.Sale, now time.Time) string {
-	switch {
-	case now.Before(sl.StartsAt):
-		return "scheduled"
-	case !now.Before(sl.EndsAt):
-		return "ended"
-	case !sl.PausedAt.IsZero():
-		return "paused"
-	}
-	return "running"
-}
-
 func toAdminSaleJSON(sum sale.Summary, items []sale.Item) adminSaleJSON {
-	out := adminSaleJSON{saleJSON: toSaleJSON(sum), Status: saleStatus(sum.Sale, time.Now()), DefinedBy: sum.DefinedBy}
+	out := adminSaleJSON{saleJSON: toSaleJSON(sum), Status: sale.Status(sum.Sale, time.Now()), DefinedBy: sum.DefinedBy}
 	if out.DefinedBy == "" {
 		out.DefinedBy = "generated"
 	}

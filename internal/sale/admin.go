@@ -203,3 +203,17 @@ func adminError(err error) error {
 	}
 	return unavailable(err)
 }
+
+// Status names where a sale stands at now: scheduled, running, paused or
+// ended (the admin API's and `server sale list`'s words).
+func Status(s Sale, now time.Time) string {
+	switch {
+	case now.Before(s.StartsAt):
+		return "scheduled"
+	case !now.Before(s.EndsAt):
+		return "ended"
+	case !s.PausedAt.IsZero():
+		return "paused"
+	}
+	return "running"
+}

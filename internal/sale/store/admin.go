@@ -75,6 +75,7 @@ func (s *Store) adminTx(e Edit, what string, fn func(ctx context.Context, tx pgx
 func (s *Store) record(ctx context.Context, tx pgx.Tx, e Edit, action Action, saleID int64, before []byte) error {
 	_, err := s.q.AdminActionRecord(ctx, tx, db.AdminActionRecordParams{
 		Actor: e.Actor, Action: string(action), SaleID: saleID, Before: before,
+		WithItems: action == ActionCreate || action == ActionReplace || action == ActionDelete,
 	})
 	if err != nil {
 		return fmt.Errorf("record %s of sale %d: %w", action, saleID, err)
@@ -296,7 +297,8 @@ func (s *Store) SaleControl(e Edit, id int64, action Action) (_ Sale, changed bo
 		if cur.StartsAt.After(cur.DbNow) || !cur.EndsAt.After(cur.DbNow) {
 			return ErrNotRunning
 		}
-		before, err := s.q.SaleDocumentGet(ctx, tx, id)
+		// Controls change the sale's row, never its items.
+		before, err := s.q.SaleHeaderGet(ctx, tx, id)
 		if err != nil {
 			return fmt.Errorf("read sale: %w", err)
 		}
