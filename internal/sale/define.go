@@ -100,16 +100,46 @@ func (e *DefinitionError) orNil() error {
 // ParseDefinition reads a JSON definition, refusing unknown fields (a
 // misspelt "per_user_limt" would otherwise be silently the default).
 func ParseDefinition(r io.Reader) (Definition, error) {
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return Definition{}, fmt.Errorf("read the definition: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var d Definition
 	if err := dec.Decode(&d); err != nil {
-		return Definition{}, &DefinitionError{Fields: []FieldError{{Field: jsonErrorField(err), Message: jsonErrorMessage(err)}}}
+		field := jsonErrorField(err)
+		if field == "" {
+			field = badTimeField(body)
+		}
+		return Definition{}, &DefinitionError{Fields: []FieldError{{Field: field, Message: jsonErrorMessage(err)}}}
 	}
 	if dec.More() {
 		return Definition{}, &DefinitionError{Fields: []FieldError{{Field: "", Message: "one JSON object expected, found more"}}}
 	}
 	return d, nil
+}
+
+// badTimeField names the window field that is not an RFC 3339 time:
+// encoding/json reports a time's parse error without its field.
+func badTimeField(body []byte) string {
+	var times struct {
+		StartsAt json.RawMessage `json:"starts_at"`
+		EndsAt   json.RawMessage `json:"ends_at"`
+	}
+	if json.Unmarshal(body, &times) != nil {
+		return ""
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"starts_at", times.StartsAt}, {"ends_at", times.EndsAt}} {
+		var t time.Time
+		if f.raw != nil && json.Unmarshal(f.raw, &t) != nil {
+			return f.name
+		}
+	}
+	return ""
 }
 
 func jsonErrorField(err error) string {
