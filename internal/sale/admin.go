@@ -93,11 +93,18 @@ func (s *Service) ReplaceSale(ctx context.Context, actor string, id int64, d Def
 // does nothing when the definition is the same (applying a file twice
 // changes nothing).
 func (s *Service) ApplySale(ctx context.Context, actor string, d Definition) (Sale, Applied, error) {
-	p, err := s.plan(ctx, d)
+	// The start's lead is not checked up front: a file applied again once
+	// its sale runs is unchanged, not too late.
+	p, err := s.check(d, time.Time{})
 	if err != nil {
 		return Sale{}, "", err
 	}
 	made, applied, err := s.store.SaleApply(s.edit(actor), p.sale, p.items)
+	if errors.Is(err, store.ErrNotEditable) {
+		if _, early := s.plan(ctx, d); errors.Is(early, ErrInvalidDefinition) {
+			return Sale{}, "", early // the start is too soon: say so at its field
+		}
+	}
 	if err != nil {
 		return Sale{}, "", adminError(err)
 	}

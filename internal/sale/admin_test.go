@@ -240,7 +240,8 @@ func TestEditsRacingTheStartOfASale(t *testing.T) {
 func TestPauseResumeAndEndARunningSale(t *testing.T) {
 	t.Parallel()
 	env := saletest.New(t, saletest.WithSettings(definedSettings()), saletest.WithoutSales())
-	made, err := env.Service.DefineSale(t.Context(), "token:ops", definition(dbNow(t, env).Add(editLead+500*time.Millisecond), time.Hour, 10))
+	def := definition(dbNow(t, env).Add(editLead+500*time.Millisecond), time.Hour, 10)
+	made, err := env.Service.DefineSale(t.Context(), "token:ops", def)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +250,10 @@ func TestPauseResumeAndEndARunningSale(t *testing.T) {
 	}
 	waitUntilOpen(t, env, made.ID)
 	ctx := t.Context()
+	// A deploy job applying its file again while the sale runs changes nothing.
+	if _, applied, err := env.Service.ApplySale(ctx, "cli:deploy", def); err != nil || applied != sale.Unchanged {
+		t.Errorf("applying the running sale's own file: %s, %v; want unchanged", applied, err)
+	}
 	hold, err := env.Service.Checkout(ctx, sale.CheckoutRequest{UserID: "early", SKU: "SKU-1"})
 	if err != nil {
 		t.Fatal(err)
