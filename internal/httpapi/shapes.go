@@ -33,6 +33,7 @@ func formatPrice(cents int32) string { return fmt.Sprintf("%d.%02d", cents/100, 
 type itemStockJSON struct {
 	itemJSON
 	FreeUnits int64 `json:"free_units"`
+	HeldUnits int64 `json:"held_units"`
 }
 
 type checkoutResponse struct {
