@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/flashsale/flashsale/internal/auth"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/apitest"
 	"github.com/flashsale/flashsale/internal/testkit/saletest"
@@ -86,4 +88,32 @@ func TestSalePageFollowsOtherShoppers(t *testing.T) {
 	run(t, ctx, "only available items", chromedp.Click(chromedp.ID("only-available")))
 	waitFor(t, ctx, "no item available", gridIs()+` && !document.getElementById("no-items").hidden`)
 	screenshot(t, ctx, "sale-page-soldout-desktop.png")
+}
+
+// With auth on, the shopper is the subject of the token the shop's
+// sign-in hands the page in its fragment: no id to type, and checkouts and
+// purchases are theirs.
+func TestSalePageSignedIn(t *testing.T) {
+	v, err := auth.New(testSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := authServer(t, v)
+	alice := token(t, jwt.SigningMethodHS256, []byte(testSecret), "alice", nil)
+	ctx := newBrowser(t, 60*time.Second)
+	run(t, ctx, "open the page signed in", chromedp.Navigate(srv.URL+"/#token="+alice))
+	waitFor(t, ctx, "alice signed in", textIs("who-name", "alice")+
+		` && document.getElementById("user-label").hidden && document.getElementById("signin-form").hidden && location.hash === ""`)
+	waitFor(t, ctx, "the items", tileIs(1, "10 left", "", false))
+	run(t, ctx, "choose item 1 and check out", chromedp.Click(chromedp.CSS(`#items .item[data-id="1"] .pick`)), chromedp.Click(chromedp.ID("checkout")))
+	waitFor(t, ctx, "the checkout code", `document.getElementById("code").value.length > 0`)
+	run(t, ctx, "purchase", chromedp.Click(chromedp.ID("purchase")))
+	waitFor(t, ctx, "the purchase", `document.getElementById("message").textContent.startsWith("You bought")`)
+	if n := apitest.Int(t, send(t, http.MethodGet, srv.URL+"/users/alice/purchases", alice).Body, "count"); n != 1 {
+		t.Errorf("alice has %d purchases, want 1", n)
+	}
+
+	// Signed out, a checkout is refused in words.
+	run(t, ctx, "sign out and check out", chromedp.Click(chromedp.ID("signout")), chromedp.Click(chromedp.ID("checkout")))
+	waitFor(t, ctx, "the refusal", messageIs("unauthorized", "Please sign in")+` && !document.getElementById("signin-form").hidden`)
 }
