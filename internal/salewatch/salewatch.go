@@ -12,6 +12,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flashsale/flashsale/internal/sale"
@@ -54,8 +55,9 @@ type Watcher struct {
 
 	// Owned by the reading goroutine: the item counts of sale countsOf at
 	// its last read, which the next read's Items are told against.
-	counts   map[int32]sale.ItemCount
-	countsOf int64
+	counts    map[int32]sale.ItemCount
+	countsOf  int64
+	itemReads atomic.Int64
 }
 
 // New returns a Watcher with a Current of its own.
@@ -73,6 +75,10 @@ func NewWatcher(current *Current, interval time.Duration) *Watcher {
 // Reads is how many times the sale was read from the database through the
 // watcher's Current, by the watcher or its other users, for tests.
 func (w *Watcher) Reads() int64 { return w.current.Reads() }
+
+// ItemReads is how many times the watcher read the items' counts, for
+// tests: at most once per interval, however many watch.
+func (w *Watcher) ItemReads() int64 { return w.itemReads.Load() }
 
 // Watching reports whether the reading goroutine runs: from the first
 // Subscribe until it notices that the last watcher has gone.
@@ -200,6 +206,7 @@ func (w *Watcher) withItems(snap *Snapshot) *Snapshot {
 		out.NextSaleStart = w.latest.NextSaleStart // the last known
 	}
 	began := time.Now()
+	w.itemReads.Add(1)
 	counts, err := w.current.sales.ItemCounts(ctx, id)
 	if err != nil {
 		return &out
