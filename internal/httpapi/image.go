@@ -25,6 +25,8 @@ func itemSVG(it sale.Item) []byte {
 	shape := (sum / 129600) % 3
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="320" viewBox="0 0 320 320">`)
+	// The whole name for screen readers and tooltips.
+	fmt.Fprintf(&b, `<title>%s, $%s</title>`, html.EscapeString(it.Name), formatPrice(it.PriceCents))
 	fmt.Fprintf(&b, `<rect width="320" height="320" fill="hsl(%d,70%%,88%%)"/>`, hue)
 	switch shape {
 	case 0:

@@ -218,15 +218,11 @@ func (w *Watcher) withItems(snap *Snapshot) *Snapshot {
 	if w.countsOf == id {
 		out.Items, out.ItemsReadAt = changedItems(w.counts, fresh), began
 	}
+	// The sale's counts may come from a read another user of Current made
+	// up to an interval before this one: the items may be ahead of them
+	// until the next snapshot. Reading the sale again would cost a second
+	// read per interval.
 	w.counts, w.countsOf = fresh, id
-	// Changed items with counts of the sale read before them (another user
-	// of Current read it meanwhile) would show a change the sale's counts
-	// do not: the sale is read again, at most once more per interval.
-	if len(out.Items) > 0 && snap.ReadAt.Before(began) {
-		if again := w.current.Get(ctx, time.Since(began)); again.Err == nil && again.Summary.ID == id {
-			out.Summary, out.ReadAt = again.Summary, again.ReadAt
-		}
-	}
 	return &out
 }
 
