@@ -10,6 +10,44 @@ import (
 	"time"
 )
 
+const itemCountsList = `-- name: ItemCountsList :many
+SELECT u.item_id, count(*) FILTER (WHERE u.held_until <= now())::bigint AS free_units,
+       count(*) FILTER (WHERE u.held_until > now())::bigint AS held_units
+FROM units u
+WHERE u.sale_id = $1 AND u.sold_at IS NULL
+GROUP BY u.item_id
+ORDER BY u.item_id
+`
+
+type ItemCountsListRow struct {
+	ItemID    int32
+	FreeUnits int64
+	HeldUnits int64
+}
+
+// The free and held units of every item of a sale that has unsold units
+// (the others have none of either): what the live page's watcher reads
+// once a second per server, in one range scan of the sale's unsold units.
+func (q *Queries) ItemCountsList(ctx context.Context, db DBTX, saleID int64) ([]ItemCountsListRow, error) {
+	rows, err := db.Query(ctx, itemCountsList, saleID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ItemCountsListRow
+	for rows.Next() {
+		var i ItemCountsListRow
+		if err := rows.Scan(&i.ItemID, &i.FreeUnits, &i.HeldUnits); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const itemGet = `-- name: ItemGet :one
 SELECT sale_id, item_id, name, price_cents, sku, description, currency, image_url, units FROM items WHERE sale_id = $1 AND item_id = $2
 `
@@ -85,6 +123,83 @@ func (q *Queries) ItemsInsertForSale(ctx context.Context, db DBTX, saleID int64)
 	return err
 }
 
+const itemsListAvailableWithFreeUnits = `-- name: ItemsListAvailableWithFreeUnits :many
+WITH free AS (
+    SELECT u.item_id, count(*) FILTER (WHERE u.held_until <= now()) AS n, count(*) FILTER (WHERE u.held_until > now()) AS held
+    FROM units u
+    WHERE u.sale_id = $1 AND u.item_id > $2::integer AND u.sold_at IS NULL
+    GROUP BY u.item_id
+    HAVING count(*) FILTER (WHERE u.held_until <= now()) > 0
+    ORDER BY u.item_id
+    LIMIT $3::integer
+)
+SELECT i.sale_id, i.item_id, i.sku, i.name, i.description, i.price_cents, i.currency, i.image_url,
+       f.n::bigint AS free_units, f.held::bigint AS held_units
+FROM free f
+JOIN LATERAL (
+    SELECT sale_id, item_id, name, price_cents, sku, description, currency, image_url, units FROM items i WHERE i.sale_id = $1 AND i.item_id = f.item_id LIMIT 1
+) i ON true
+ORDER BY i.item_id
+`
+
+type ItemsListAvailableWithFreeUnitsParams struct {
+	SaleID      int64
+	AfterItemID int32
+	MaxItems    int32
+}
+
+type ItemsListAvailableWithFreeUnitsRow struct {
+	SaleID      int64
+	ItemID      int32
+	Sku         string
+	Name        string
+	Description string
+	PriceCents  int32
+	Currency    string
+	ImageUrl    *string
+	FreeUnits   int64
+	HeldUnits   int64
+}
+
+// ItemsListWithFreeUnits restricted to items with a free unit, for the
+// shoppers' "only available" filter. The page is found in the same one
+// range scan of the sale's unsold units, in item order, stopping at the
+// page's last item: sold units are not in the index, so sold-out items
+// cost nothing, and an item with all its units held costs its held units.
+// Keep its columns those of ItemsListWithFreeUnits.
+// One key lookup per item of the page (LIMIT keeps the planner from
+// hashing the items of every sale instead).
+func (q *Queries) ItemsListAvailableWithFreeUnits(ctx context.Context, db DBTX, arg ItemsListAvailableWithFreeUnitsParams) ([]ItemsListAvailableWithFreeUnitsRow, error) {
+	rows, err := db.Query(ctx, itemsListAvailableWithFreeUnits, arg.SaleID, arg.AfterItemID, arg.MaxItems)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ItemsListAvailableWithFreeUnitsRow
+	for rows.Next() {
+		var i ItemsListAvailableWithFreeUnitsRow
+		if err := rows.Scan(
+			&i.SaleID,
+			&i.ItemID,
+			&i.Sku,
+			&i.Name,
+			&i.Description,
+			&i.PriceCents,
+			&i.Currency,
+			&i.ImageUrl,
+			&i.FreeUnits,
+			&i.HeldUnits,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const itemsListWithFreeUnits = `-- name: ItemsListWithFreeUnits :many
 WITH page AS (
     SELECT i.sale_id, i.item_id, i.sku, i.name, i.description, i.price_cents, i.currency, i.image_url
@@ -94,15 +209,17 @@ WITH page AS (
     LIMIT $3::integer
 ),
 free AS (
-    SELECT u.item_id, count(*) AS n
+    -- Held units are unsold units too: the same range holds them, so a
+    -- page shows what may come back without a second scan.
+    SELECT u.item_id, count(*) FILTER (WHERE u.held_until <= now()) AS n, count(*) FILTER (WHERE u.held_until > now()) AS held
     FROM units u
     WHERE u.sale_id = $1 AND u.item_id > $2::integer
       AND u.item_id <= (SELECT max(p.item_id) FROM page p)
-      AND u.sold_at IS NULL AND u.held_until <= now()
+      AND u.sold_at IS NULL
     GROUP BY u.item_id
 )
 SELECT p.sale_id, p.item_id, p.sku, p.name, p.description, p.price_cents, p.currency, p.image_url,
-       coalesce(f.n, 0)::bigint AS free_units
+       coalesce(f.n, 0)::bigint AS free_units, coalesce(f.held, 0)::bigint AS held_units
 FROM page p
 LEFT JOIN free f ON f.item_id = p.item_id
 ORDER BY p.item_id
@@ -124,6 +241,7 @@ type ItemsListWithFreeUnitsRow struct {
 	Currency    string
 	ImageUrl    *string
 	FreeUnits   int64
+	HeldUnits   int64
 }
 
 // Keyset pagination by item id. The free units of the whole page are
@@ -149,6 +267,7 @@ func (q *Queries) ItemsListWithFreeUnits(ctx context.Context, db DBTX, arg Items
 			&i.Currency,
 			&i.ImageUrl,
 			&i.FreeUnits,
+			&i.HeldUnits,
 		); err != nil {
 			return nil, err
 		}
@@ -300,6 +419,19 @@ func (q *Queries) SaleInsert(ctx context.Context, db DBTX, arg SaleInsertParams)
 		&i.PausedAt,
 	)
 	return i, err
+}
+
+const saleNextStart = `-- name: SaleNextStart :one
+SELECT s.starts_at FROM sales s WHERE s.starts_at >= $1::timestamptz ORDER BY s.starts_at LIMIT 1
+`
+
+// When the first sale starting at or after a time begins (the next sale of
+// the one ending then); no row while none is defined or made yet.
+func (q *Queries) SaleNextStart(ctx context.Context, db DBTX, after time.Time) (time.Time, error) {
+	row := db.QueryRow(ctx, saleNextStart, after)
+	var starts_at time.Time
+	err := row.Scan(&starts_at)
+	return starts_at, err
 }
 
 const saleStockGet = `-- name: SaleStockGet :one

@@ -84,18 +84,62 @@ WITH page AS (
     LIMIT @max_items::integer
 ),
 free AS (
-    SELECT u.item_id, count(*) AS n
+    -- Held units are unsold units too: the same range holds them, so a
+    -- page shows what may come back without a second scan.
+    SELECT u.item_id, count(*) FILTER (WHERE u.held_until <= now()) AS n, count(*) FILTER (WHERE u.held_until > now()) AS held
     FROM units u
     WHERE u.sale_id = @sale_id AND u.item_id > @after_item_id::integer
       AND u.item_id <= (SELECT max(p.item_id) FROM page p)
-      AND u.sold_at IS NULL AND u.held_until <= now()
+      AND u.sold_at IS NULL
     GROUP BY u.item_id
 )
 SELECT p.sale_id, p.item_id, p.sku, p.name, p.description, p.price_cents, p.currency, p.image_url,
-       coalesce(f.n, 0)::bigint AS free_units
+       coalesce(f.n, 0)::bigint AS free_units, coalesce(f.held, 0)::bigint AS held_units
 FROM page p
 LEFT JOIN free f ON f.item_id = p.item_id
 ORDER BY p.item_id;
+
+-- name: ItemsListAvailableWithFreeUnits :many
+-- ItemsListWithFreeUnits restricted to items with a free unit, for the
+-- shoppers' "only available" filter. The page is found in the same one
+-- range scan of the sale's unsold units, in item order, stopping at the
+-- page's last item: sold units are not in the index, so sold-out items
+-- cost nothing, and an item with all its units held costs its held units.
+-- Keep its columns those of ItemsListWithFreeUnits.
+WITH free AS (
+    SELECT u.item_id, count(*) FILTER (WHERE u.held_until <= now()) AS n, count(*) FILTER (WHERE u.held_until > now()) AS held
+    FROM units u
+    WHERE u.sale_id = @sale_id AND u.item_id > @after_item_id::integer AND u.sold_at IS NULL
+    GROUP BY u.item_id
+    HAVING count(*) FILTER (WHERE u.held_until <= now()) > 0
+    ORDER BY u.item_id
+    LIMIT @max_items::integer
+)
+SELECT i.sale_id, i.item_id, i.sku, i.name, i.description, i.price_cents, i.currency, i.image_url,
+       f.n::bigint AS free_units, f.held::bigint AS held_units
+FROM free f
+-- One key lookup per item of the page (LIMIT keeps the planner from
+-- hashing the items of every sale instead).
+JOIN LATERAL (
+    SELECT * FROM items i WHERE i.sale_id = @sale_id AND i.item_id = f.item_id LIMIT 1
+) i ON true
+ORDER BY i.item_id;
+
+-- name: ItemCountsList :many
+-- The free and held units of every item of a sale that has unsold units
+-- (the others have none of either): what the live page's watcher reads
+-- once a second per server, in one range scan of the sale's unsold units.
+SELECT u.item_id, count(*) FILTER (WHERE u.held_until <= now())::bigint AS free_units,
+       count(*) FILTER (WHERE u.held_until > now())::bigint AS held_units
+FROM units u
+WHERE u.sale_id = @sale_id AND u.sold_at IS NULL
+GROUP BY u.item_id
+ORDER BY u.item_id;
+
+-- name: SaleNextStart :one
+-- When the first sale starting at or after a time begins (the next sale of
+-- the one ending then); no row while none is defined or made yet.
+SELECT s.starts_at FROM sales s WHERE s.starts_at >= @after::timestamptz ORDER BY s.starts_at LIMIT 1;
 
 -- name: SaleTablesAnalyze :exec
 -- A sale's units arrive in one INSERT, and a table has no statistics for

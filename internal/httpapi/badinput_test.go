@@ -92,6 +92,8 @@ func inputCases(saleID int64, code string) []inputCase {
 		{name: "items limit 5000", method: get, path: "/sales/current/items?limit=5000", status: bad, code: invalid},
 		{name: "items limit abc", method: get, path: "/sales/current/items?limit=abc", status: bad, code: invalid},
 		{name: "items after -1", method: get, path: "/sales/current/items?after=-1", status: bad, code: invalid},
+		{name: "items available yes", method: get, path: "/sales/current/items?available=yes", status: bad, code: invalid},
+		{name: "items available 1", method: get, path: "/sales/current/items?available=1", status: bad, code: invalid},
 		{name: "purchases user one byte too long", method: get, path: "/users/" + long + "/purchases", status: bad, code: invalid},
 		{name: "purchases user invalid UTF-8", method: get, path: "/users/a%FFb/purchases", status: bad, code: invalid},
 		{name: "purchases user invalid UTF-8 lowercase hex", method: get, path: "/users/a%ffb/purchases", status: bad, code: invalid},

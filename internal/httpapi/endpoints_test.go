@@ -6,12 +6,15 @@ import (
 	"html"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/apitest"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
+	"github.com/flashsale/flashsale/internal/testkit/saletest"
 )
 
 func TestIndex(t *testing.T) {
@@ -344,5 +347,64 @@ func TestRequestIDFromClient(t *testing.T) {
 		if (got == c.sent) != c.echo || got == "" || len(got) > 128 {
 			t.Errorf("sent an id of %d bytes, got back %q (echo wanted: %v)", len(c.sent), got, c.echo)
 		}
+	}
+}
+
+// available=true lists only the items with a free unit, paged like the
+// whole list; every listing says how many units are held apart from free.
+func TestItemsOnlyAvailable(t *testing.T) {
+	t.Parallel()
+	srv := apitest.Start(t, apitest.WeekLong(sale.Settings{Units: 20, Items: 10, PerUserLimit: 20, HoldTTL: time.Hour}))
+	for _, item := range []int{2, 2, 3, 3} { // sold out
+		apitest.Bought(t, srv.URL, apitest.Held(t, srv.URL, "buyer", item))
+	}
+	for _, item := range []int{5, 5, 7} { // all held, half held
+		apitest.Held(t, srv.URL, "holder", item)
+	}
+	type counts struct{ free, held int64 }
+	walk := func(query string, limit int) ([]int64, map[int64]counts) {
+		t.Helper()
+		var ids []int64
+		byID := map[int64]counts{}
+		after := "0"
+		for range 20 {
+			page := apitest.GetOK(t, fmt.Sprintf("%s/sales/current/items?limit=%d&after=%s%s", srv.URL, limit, after, query))
+			if apitest.Time(t, page, "read_at").IsZero() {
+				t.Fatalf("page without read_at: %v", page)
+			}
+			for _, raw := range page["items"].([]any) {
+				it := raw.(map[string]any)
+				id := apitest.Int(t, it, "id")
+				ids = append(ids, id)
+				byID[id] = counts{apitest.Int(t, it, "free_units"), apitest.Int(t, it, "held_units")}
+			}
+			if page["next_after"] == nil {
+				return ids, byID
+			}
+			after = fmt.Sprint(page["next_after"])
+		}
+		t.Fatal("pagination does not end")
+		return nil, nil
+	}
+	ids, available := walk("&available=true", 3)
+	if want := []int64{1, 4, 6, 7, 8, 9, 10}; !slices.Equal(ids, want) {
+		t.Errorf("available=true walked items %v, want %v", ids, want)
+	}
+	if c := available[7]; c != (counts{1, 1}) {
+		t.Errorf("item 7 available: %+v, want 1 free and 1 held", c)
+	}
+	ids, all := walk("&available=false", 4)
+	if len(ids) != 10 {
+		t.Errorf("available=false walked %v, want all 10 items", ids)
+	}
+	for id, want := range map[int64]counts{1: {2, 0}, 2: {0, 0}, 3: {0, 0}, 5: {0, 2}, 7: {1, 1}} {
+		if all[id] != want {
+			t.Errorf("item %d: %+v, want %+v", id, all[id], want)
+		}
+	}
+
+	saletest.SellOut(t, srv.Pool, apitest.CurrentSaleID(t, srv.URL))
+	if page := apitest.GetOK(t, srv.URL+"/sales/current/items?available=true"); len(page["items"].([]any)) != 0 || page["next_after"] != nil {
+		t.Errorf("sold out, available=true: %v, want no item and no next page", page)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,6 +24,8 @@ type liveStreams struct {
 	// for handlers to return, and a stream's handler would not otherwise.
 	ctx  context.Context
 	stop context.CancelFunc
+	// items is the last "items" event encoded, shared by the streams.
+	items *atomic.Pointer[encodedItems]
 }
 
 const (
@@ -41,7 +44,7 @@ func newLiveStreams(w *salewatch.Watcher, heartbeat time.Duration) liveStreams {
 		heartbeat = defaultHeartbeat
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return liveStreams{watch: w, heartbeat: heartbeat, ctx: ctx, stop: stop}
+	return liveStreams{watch: w, heartbeat: heartbeat, ctx: ctx, stop: stop, items: new(atomic.Pointer[encodedItems])}
 }
 
 // StopStreams ends every event stream and refuses new ones. HTTPServer's
@@ -57,19 +60,38 @@ func (s *Server) SaleWatcher() *salewatch.Watcher { return s.live.watch }
 // /sales/current plus what a page needs to count down.
 type saleEventJSON struct {
 	saleJSON
-	// NextSaleStartsAt is ends_at: sale windows follow each other without
-	// a gap.
-	NextSaleStartsAt time.Time `json:"next_sale_starts_at"`
+	// NextSaleStartsAt is when the next sale starts: absent while none
+	// exists yet (the scheduler makes the next generated sale ahead of
+	// time; a shop's next sale may be days away or not defined).
+	NextSaleStartsAt *time.Time `json:"next_sale_starts_at,omitempty"`
+	// ReadAt is when the counts were read, to tell them from a page of
+	// items read earlier or later.
+	ReadAt time.Time `json:"read_at"`
 	// ServerTime is when the event was written, so that a page whose
 	// clock is off still counts down to the right moment.
 	ServerTime time.Time `json:"server_time"`
 }
 
+// itemsEventJSON is the data of an "items" event: the items whose free or
+// held units changed since the stream's previous event, with their counts
+// as of read_at.
+type itemsEventJSON struct {
+	SaleID int64           `json:"sale_id"`
+	ReadAt time.Time       `json:"read_at"`
+	Items  []itemCountJSON `json:"items"`
+}
+
+type itemCountJSON struct {
+	ID        int32 `json:"id"`
+	FreeUnits int64 `json:"free_units"`
+	HeldUnits int64 `json:"held_units"`
+}
+
 // saleEvents streams the current sale as server-sent events: a "sale"
 // event at once and after every change (read at most once per second by
-// the process's watcher), a "sale_error" event with the API's error body
-// while no sale can be read, and a comment every heartbeat when nothing
-// changes.
+// the process's watcher), followed by an "items" event when items' counts
+// changed, a "sale_error" event with the API's error body while no sale
+// can be read, and a comment every heartbeat when nothing changes.
 func (s *Server) saleEvents(c echo.Context) error {
 	if s.live.ctx.Err() != nil {
 		c.Response().Header().Set("Retry-After", "1") // as every 503: another server, or this one restarted
@@ -114,7 +136,7 @@ func (s *Server) saleEvents(c echo.Context) error {
 			return nil
 		case snap := <-sub.C:
 			var err error
-			if msg, err = saleEvent(snap, time.Now()); err != nil {
+			if msg, err = s.live.event(snap, time.Now()); err != nil {
 				return err
 			}
 			heartbeat.Reset(s.live.heartbeat)
@@ -127,23 +149,61 @@ func (s *Server) saleEvents(c echo.Context) error {
 	}
 }
 
-// saleEvent is one snapshot as an event: its JSON holds no newline, so it
+// event is one snapshot as events: each one's JSON holds no newline, so it
 // fits one data line.
-func saleEvent(snap *salewatch.Snapshot, now time.Time) ([]byte, error) {
+func (l *liveStreams) event(snap *salewatch.Snapshot, now time.Time) ([]byte, error) {
 	var b bytes.Buffer
-	var body any
 	if snap.Err != nil {
-		b.WriteString("event: sale_error\ndata: ")
 		_, detail := apiError(snap.Err)
-		body = errorBody{Error: detail}
-	} else {
-		b.WriteString("event: sale\ndata: ")
-		body = saleEventJSON{saleJSON: toSaleJSON(snap.Summary), NextSaleStartsAt: snap.Summary.EndsAt.UTC(), ServerTime: now.UTC()}
+		return appendEvent(&b, "sale_error", errorBody{Error: detail})
 	}
-	enc := json.NewEncoder(&b)
+	body := saleEventJSON{saleJSON: toSaleJSON(snap.Summary), ReadAt: snap.ReadAt.UTC(), ServerTime: now.UTC()}
+	if !snap.NextSaleStart.IsZero() {
+		next := snap.NextSaleStart.UTC()
+		body.NextSaleStartsAt = &next
+	}
+	if _, err := appendEvent(&b, "sale", body); err != nil {
+		return nil, err
+	}
+	if len(snap.Items) > 0 {
+		items, err := l.itemsEvent(snap)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(items)
+	}
+	return b.Bytes(), nil
+}
+
+// encodedItems is a snapshot's "items" event, encoded once for every
+// stream that sends it: after a herd it lists thousands of items.
+type encodedItems struct {
+	snap  *salewatch.Snapshot
+	event []byte
+}
+
+func (l *liveStreams) itemsEvent(snap *salewatch.Snapshot) ([]byte, error) {
+	if e := l.items.Load(); e != nil && e.snap == snap {
+		return e.event, nil
+	}
+	body := itemsEventJSON{SaleID: snap.Summary.ID, ReadAt: snap.ItemsReadAt.UTC(), Items: make([]itemCountJSON, len(snap.Items))}
+	for i, c := range snap.Items {
+		body.Items[i] = itemCountJSON{ID: c.ItemID, FreeUnits: c.FreeUnits, HeldUnits: c.HeldUnits}
+	}
+	b, err := appendEvent(&bytes.Buffer{}, "items", body)
+	if err != nil {
+		return nil, err
+	}
+	l.items.Store(&encodedItems{snap: snap, event: b})
+	return b, nil
+}
+
+func appendEvent(b *bytes.Buffer, name string, body any) ([]byte, error) {
+	b.WriteString("event: " + name + "\ndata: ")
+	enc := json.NewEncoder(b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(body); err != nil {
-		return nil, fmt.Errorf("encode sale event: %w", err)
+		return nil, fmt.Errorf("encode %s event: %w", name, err)
 	}
 	b.WriteString("\n") // Encode ended the data line; an empty line ends the event
 	return b.Bytes(), nil

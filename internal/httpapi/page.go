@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"embed"
 	"io/fs"
 	"mime"
@@ -24,7 +25,8 @@ func pageHeaders(h http.Header, contentType string) {
 	h.Set(echo.HeaderContentType, contentType)
 	// The files change with the binary; revalidating them is cheap.
 	h.Set("Cache-Control", "no-cache")
-	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+	// Images may be a shop's own, wherever it keeps them.
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' https: http:; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 
@@ -45,6 +47,11 @@ func (s *Server) servePageFile(c echo.Context, name string) error {
 	b, err := fs.ReadFile(pageFiles, "page/"+name)
 	if err != nil {
 		return echo.ErrNotFound
+	}
+	if name == "index.html" && len(s.authed) > 0 {
+		// The page then sends the shopper's token instead of asking who
+		// they are.
+		b = bytes.Replace(b, []byte(`<body data-auth="off">`), []byte(`<body data-auth="bearer">`), 1)
 	}
 	ct := mime.TypeByExtension(path.Ext(name))
 	if ct == "" {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/flashsale/flashsale/internal/testkit/apitest"
@@ -99,16 +101,39 @@ func textIs(id, want string) string {
 	return fmt.Sprintf("document.getElementById(%q).textContent === %q", id, want)
 }
 
-// apiMessage is what the page must show for an error: the API's message
-// and code for the same request.
-func apiMessage(t *testing.T, method, url string) string {
+// apiCode is the error code the API answers a request with, which the
+// page must keep in its message's data-code (the text is for shoppers).
+func apiCode(t *testing.T, method, url string) string {
 	t.Helper()
 	r := apitest.Do(t, method, url, "", nil)
 	if r.Status < 400 {
 		t.Fatalf("%s %s: %d, want an error", method, url, r.Status)
 	}
-	e, _ := r.Body["error"].(map[string]any)
-	return fmt.Sprintf("%v (%v)", e["message"], e["code"])
+	return apitest.ErrorCode(r.Body)
+}
+
+// messageIs: the page shows an error whose code is code, in words that
+// are not the code.
+func messageIs(code, words string) string {
+	return fmt.Sprintf(`(() => { const m = document.getElementById("message");
+		return m.classList.contains("error") && m.dataset.code === %q && m.textContent.includes(%q) && !m.textContent.includes(%q); })()`,
+		code, words, code)
+}
+
+// setValue types into a field at once.
+func setValue(id, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(document.getElementById(%q).value = %q) !== null`, id, value))(ctx, t)
+		return err
+	})
+}
+
+// timezone makes the browser's local time zone zone.
+func timezone(zone string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: zone})
+		return err
+	})
 }
 
 // screenshot writes the page into the git-ignored test-output/ folder at the
@@ -153,7 +178,7 @@ func TestSalePageInBrowser(t *testing.T) {
 
 	cur := apitest.GetOK(t, srv.URL+"/sales/current")
 	count := func(key string) string { return strconv.FormatInt(apitest.Int(t, cur, key), 10) }
-	run(t, ctx, "open the page", chromedp.Navigate(srv.URL+"/"))
+	run(t, ctx, "open the page in New York", timezone("America/New_York"), chromedp.Navigate(srv.URL+"/"))
 	waitFor(t, ctx, "the first event", textIs("sale-id", count("id")))
 	for _, c := range []struct{ id, key string }{
 		{"count-sold", "units_sold"}, {"count-held", "units_held"}, {"count-available", "units_available"},
@@ -165,11 +190,27 @@ func TestSalePageInBrowser(t *testing.T) {
 	}
 	// A week-long sale: days, hours, minutes and seconds to its end.
 	countdown := regexp.MustCompile(`^(\d+d )?\d+:\d\d(:\d\d)?$`)
-	for _, id := range []string{"ends-in", "next-in"} {
-		if got := text(t, ctx, id); !countdown.MatchString(got) {
-			t.Errorf("#%s shows %q, want a countdown", id, got)
+	if got := text(t, ctx, "ends-in"); !countdown.MatchString(got) {
+		t.Errorf("#ends-in shows %q, want a countdown", got)
+	}
+	// The next generated sale starts as this one ends: said so, not
+	// counted down a second time; its time in the shopper's zone.
+	waitFor(t, ctx, "the next sale", `!document.getElementById("next-box").hidden`)
+	if got := text(t, ctx, "next-in"); got != "as this one ends" {
+		t.Errorf("#next-in shows %q, want %q", got, "as this one ends")
+	}
+	for _, id := range []string{"starts-at", "ends-at", "next-at"} {
+		if got := text(t, ctx, id); !strings.Contains(got, "EST") {
+			t.Errorf("#%s shows %q, want New York's time zone (EST)", id, got)
 		}
 	}
+	// Without auth the shopper gets an id of their own, kept across visits.
+	userID, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("user-id").value`))
+	if err != nil || !strings.HasPrefix(userID, "shopper-") {
+		t.Errorf("#user-id holds %q (%v), want a generated shopper id", userID, err)
+	}
+	run(t, ctx, "reload", chromedp.Reload())
+	waitFor(t, ctx, "the same shopper id after a reload", fmt.Sprintf(`document.getElementById("user-id").value === %q`, userID))
 
 	items := apitest.Int(t, cur, "items")
 	waitFor(t, ctx, "the item grid", fmt.Sprintf(`document.querySelectorAll("#items .item").length === %d`, items))
@@ -182,13 +223,13 @@ func TestSalePageInBrowser(t *testing.T) {
 	// An error: item chosen, no user id.
 	run(t, ctx, "choose item 1 and check out with no user id",
 		chromedp.Click(chromedp.CSS(`#items .item[data-id="1"] button`)),
+		setValue("user-id", ""),
 		chromedp.Click(chromedp.ID("checkout")))
-	want := apiMessage(t, http.MethodPost, srv.URL+"/checkout?user_id=&id=1")
-	waitFor(t, ctx, "the API's error message", fmt.Sprintf(`%s && document.getElementById("message").classList.contains("error")`, textIs("message", want)))
+	waitFor(t, ctx, "the error in words", messageIs(apiCode(t, http.MethodPost, srv.URL+"/checkout?user_id=&id=1"), "Please check what you entered"))
 
 	// Check out: the code shows with its expiry, the bar moves.
 	run(t, ctx, "check out item 1 as browser-user",
-		chromedp.SendKeys(chromedp.ID("user-id"), "browser-user"),
+		setValue("user-id", "browser-user"),
 		chromedp.Click(chromedp.ID("checkout")))
 	waitFor(t, ctx, "the checkout code", `document.getElementById("code").value.length > 0`)
 	waitFor(t, ctx, "the hold in the counts", textIs("count-held", "1")+` && document.getElementById("bar-held").style.width !== "0%"`)
@@ -203,7 +244,7 @@ func TestSalePageInBrowser(t *testing.T) {
 	// Purchase: the hold becomes a sale.
 	run(t, ctx, "purchase", chromedp.Click(chromedp.ID("purchase")))
 	waitFor(t, ctx, "the purchase in the counts", textIs("count-sold", "1")+" && "+textIs("count-held", "0"))
-	waitFor(t, ctx, "the purchase's message", `document.getElementById("message").textContent.includes("bought")`)
+	waitFor(t, ctx, "the purchase's message", `document.getElementById("message").textContent.includes("You bought")`)
 	if n := apitest.Int(t, apitest.GetOK(t, srv.URL+"/users/browser-user/purchases"), "count"); n != 1 {
 		t.Errorf("browser-user has %d purchases, want 1", n)
 	}
@@ -212,8 +253,7 @@ func TestSalePageInBrowser(t *testing.T) {
 	run(t, ctx, "purchase with an unknown code",
 		chromedp.SetValue(chromedp.ID("code"), "no-such-code"),
 		chromedp.Click(chromedp.ID("purchase")))
-	want = apiMessage(t, http.MethodPost, srv.URL+"/purchase?code=no-such-code")
-	waitFor(t, ctx, "the unknown code's message", textIs("message", want))
+	waitFor(t, ctx, "the unknown code's message", messageIs(apiCode(t, http.MethodPost, srv.URL+"/purchase?code=no-such-code"), "checkout code is not known"))
 	screenshot(t, ctx, "sale-page-desktop.png")
 
 	// A phone: everything fits its width.

@@ -87,25 +87,36 @@ func (s *Server) currentItems(c echo.Context) error {
 			return invalid(fmt.Sprintf("limit must be an integer from 1 to %d", maxItemsPage))
 		}
 	}
-	key := fmt.Sprintf("current-items:%d:%d", after, limit)
+	available := false
+	if v := c.QueryParam("available"); v != "" {
+		if available, err = strconv.ParseBool(v); err != nil || (v != "true" && v != "false") {
+			return invalid("available must be true or false")
+		}
+	}
+	list := s.sales.Items
+	if available {
+		list = s.sales.AvailableItems
+	}
+	key := fmt.Sprintf("current-items:%d:%d:%t", after, limit, available)
 	body, err := readshare.DoSince(s.answers, c.Request().Context(), key, func(ctx context.Context) ([]byte, time.Time, error) {
 		saleID, began, err := s.current.SaleID(ctx, s.readMaxAge)
 		if err != nil {
 			return nil, began, err
 		}
-		items, err := s.sales.Items(ctx, saleID, int32(after), int32(limit))
+		readAt := time.Now()
+		items, err := list(ctx, saleID, int32(after), int32(limit))
 		if err != nil {
 			return nil, began, err
 		}
 		out := make([]itemStockJSON, len(items))
 		for i, it := range items {
-			out[i] = itemStockJSON{itemJSON: toItemJSON(it.Item), FreeUnits: it.FreeUnits}
+			out[i] = itemStockJSON{itemJSON: toItemJSON(it.Item), FreeUnits: it.FreeUnits, HeldUnits: it.HeldUnits}
 		}
 		var next *int32 // null on the last page
 		if len(items) == int(limit) {
 			next = &items[len(items)-1].ID
 		}
-		body, err := encodeJSON(map[string]any{"sale_id": saleID, "items": out, "next_after": next})
+		body, err := encodeJSON(map[string]any{"sale_id": saleID, "items": out, "next_after": next, "read_at": readAt.UTC()})
 		return body, began, err
 	})
 	if err != nil {

@@ -36,6 +36,7 @@ func toItemJSON(it sale.Item) itemJSON {
 type itemStockJSON struct {
 	itemJSON
 	FreeUnits int64 `json:"free_units"`
+	HeldUnits int64 `json:"held_units"`
 }
 
 type checkoutResponse struct {

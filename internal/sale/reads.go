@@ -2,9 +2,12 @@ package sale
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/sale/store"
 )
 
 // The reads decide nothing and go to the read pool (WithReadPool).
@@ -48,6 +51,37 @@ func (s *Service) Items(ctx context.Context, saleID int64, after, limit int32) (
 	defer cancel()
 	items, err := s.store.Items(ctx, saleID, after, limit)
 	return items, unavailable(err)
+}
+
+// AvailableItems lists up to limit items of a sale with ids greater than
+// after that have a free unit now.
+func (s *Service) AvailableItems(ctx context.Context, saleID int64, after, limit int32) ([]ItemStock, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	items, err := s.store.AvailableItems(ctx, saleID, after, limit)
+	return items, unavailable(err)
+}
+
+// ItemCounts returns the free and held units of every item of a sale that
+// has any, in item order: an item missing has neither.
+func (s *Service) ItemCounts(ctx context.Context, saleID int64) ([]ItemCount, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	counts, err := s.store.ItemCounts(ctx, saleID)
+	return counts, unavailable(err)
+}
+
+// NextSaleStart returns when the first sale starting at or after t begins,
+// and false while none exists yet (the scheduler makes the next generated
+// sale ahead of its start; a shop may define one or not).
+func (s *Service) NextSaleStart(ctx context.Context, t time.Time) (time.Time, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	start, err := s.store.NextSaleStart(ctx, t)
+	if errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	return start, err == nil, unavailable(err)
 }
 
 // Item returns one item of a sale.

@@ -30,6 +30,7 @@ type (
 	Summary   = store.Summary
 	Item      = store.Item
 	ItemStock = store.ItemStock
+	ItemCount = store.ItemCount
 	Purchase  = store.Purchase
 )
 

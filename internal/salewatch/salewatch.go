@@ -8,8 +8,11 @@
 package salewatch
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flashsale/flashsale/internal/sale"
@@ -24,6 +27,19 @@ type Snapshot struct {
 	Err error
 	// ReadAt is when the read began.
 	ReadAt time.Time
+
+	// The watchers' snapshots (Subscribe) carry what Current's do not:
+
+	// Items are the items of Summary's sale whose free or held units
+	// changed since the watcher's previous snapshot of the same sale, with
+	// their counts as of this read, in item order. A watcher's first
+	// snapshot, and its first of a new sale, carry no such change: read
+	// the items themselves then.
+	Items []sale.ItemCount
+	// ItemsReadAt is when the read of Items began.
+	ItemsReadAt time.Time
+	// NextSaleStart is when the next sale starts; zero while none exists.
+	NextSaleStart time.Time
 }
 
 // Watcher is the once-per-interval reader and its watchers. Its zero value
@@ -36,6 +52,12 @@ type Watcher struct {
 	subs    map[*Subscription]struct{}
 	running bool      // the reading goroutine exists
 	latest  *Snapshot // nil before the first read
+
+	// Owned by the reading goroutine: the item counts of sale countsOf at
+	// its last read, which the next read's Items are told against.
+	counts    map[int32]sale.ItemCount
+	countsOf  int64
+	itemReads atomic.Int64
 }
 
 // New returns a Watcher with a Current of its own.
@@ -53,6 +75,10 @@ func NewWatcher(current *Current, interval time.Duration) *Watcher {
 // Reads is how many times the sale was read from the database through the
 // watcher's Current, by the watcher or its other users, for tests.
 func (w *Watcher) Reads() int64 { return w.current.Reads() }
+
+// ItemReads is how many times the watcher read the items' counts, for
+// tests: at most once per interval, however many watch.
+func (w *Watcher) ItemReads() int64 { return w.itemReads.Load() }
 
 // Watching reports whether the reading goroutine runs: from the first
 // Subscribe until it notices that the last watcher has gone.
@@ -109,6 +135,9 @@ func (s *Subscription) Close() {
 // apart, also across a stop and a restart (it waits out the interval since
 // latest); a read another user of Current made meanwhile serves instead.
 func (w *Watcher) run() {
+	// The counts may be hours old at the next watch, which starts from a
+	// read of its own.
+	defer func() { w.counts, w.countsOf = nil, 0 }()
 	for {
 		w.mu.Lock()
 		if len(w.subs) == 0 {
@@ -136,7 +165,7 @@ func (w *Watcher) run() {
 		// The service bounds each query by its own timeout; the read does
 		// not belong to any one watcher's request, so no request's context
 		// applies.
-		snap := w.current.Get(context.Background(), w.interval)
+		snap := w.withItems(w.current.Get(context.Background(), w.interval))
 		w.mu.Lock()
 		changed := !same(w.latest, snap)
 		for s := range w.subs {
@@ -144,19 +173,110 @@ func (w *Watcher) run() {
 				continue
 			}
 			s.waiting = false
+			send := snap
 			select {
-			case <-s.c: // drop the one this watcher has not taken yet
+			case old := <-s.c: // replace the one this watcher has not taken yet
+				send = merged(old, snap)
 			default:
 			}
-			s.c <- snap // cannot block: only this goroutine sends, under mu
+			s.c <- send // cannot block: only this goroutine sends, under mu
 		}
 		w.latest = snap
 		w.mu.Unlock()
 	}
 }
 
+// withItems is snap, read from Current, with the watchers' part: the items
+// changed since the last read and the next sale's start. Those reads are
+// the watcher's alone, once per interval however many watch. When they
+// fail the snapshot goes out without them, and the next read's Items tell
+// against the last counts read.
+func (w *Watcher) withItems(snap *Snapshot) *Snapshot {
+	if snap.Err != nil {
+		return snap
+	}
+	out := *snap // Current's snapshot is shared with its other users
+	ctx := context.Background()
+	id := snap.Summary.ID
+	next, ok, err := w.current.sales.NextSaleStart(ctx, snap.Summary.EndsAt)
+	switch {
+	case err == nil && ok:
+		out.NextSaleStart = next
+	case err != nil && w.latest != nil && w.latest.Err == nil && w.latest.Summary.ID == id:
+		out.NextSaleStart = w.latest.NextSaleStart // the last known
+	}
+	began := time.Now()
+	w.itemReads.Add(1)
+	counts, err := w.current.sales.ItemCounts(ctx, id)
+	if err != nil {
+		return &out
+	}
+	fresh := make(map[int32]sale.ItemCount, len(counts))
+	for _, c := range counts {
+		fresh[c.ItemID] = c
+	}
+	if w.countsOf == id {
+		out.Items, out.ItemsReadAt = changedItems(w.counts, fresh), began
+	}
+	// The sale's counts may come from a read another user of Current made
+	// up to an interval before this one: the items may be ahead of them
+	// until the next snapshot. Reading the sale again would cost a second
+	// read per interval.
+	w.counts, w.countsOf = fresh, id
+	return &out
+}
+
+// changedItems lists the items whose counts differ between old and fresh,
+// with their counts in fresh (an item missing there has none), in item
+// order.
+func changedItems(old, fresh map[int32]sale.ItemCount) []sale.ItemCount {
+	var out []sale.ItemCount
+	for id, c := range fresh {
+		if old[id] != c {
+			out = append(out, c)
+		}
+	}
+	for id := range old {
+		if _, ok := fresh[id]; !ok {
+			out = append(out, sale.ItemCount{ItemID: id})
+		}
+	}
+	slices.SortFunc(out, func(a, b sale.ItemCount) int { return cmp.Compare(a.ItemID, b.ItemID) })
+	return out
+}
+
+// merged is the snapshot for a watcher that has not taken old when next
+// comes: next, with the item changes of old that next does not repeat, so
+// that a skipped snapshot loses no change.
+func merged(old, next *Snapshot) *Snapshot {
+	if len(old.Items) == 0 || old.Err != nil || next.Err != nil || old.Summary.ID != next.Summary.ID {
+		return next
+	}
+	out := *next
+	if out.ItemsReadAt.IsZero() { // next's read of the items failed
+		out.ItemsReadAt = old.ItemsReadAt
+	}
+	out.Items = make([]sale.ItemCount, 0, len(old.Items)+len(next.Items))
+	i, j := 0, 0
+	for i < len(old.Items) || j < len(next.Items) {
+		switch {
+		case j == len(next.Items) || (i < len(old.Items) && old.Items[i].ItemID < next.Items[j].ItemID):
+			out.Items = append(out.Items, old.Items[i])
+			i++
+		case i == len(old.Items) || next.Items[j].ItemID < old.Items[i].ItemID:
+			out.Items = append(out.Items, next.Items[j])
+			j++
+		default: // the same item: the newer counts
+			out.Items = append(out.Items, next.Items[j])
+			i, j = i+1, j+1
+		}
+	}
+	return &out
+}
+
 // same reports whether b shows watchers nothing new after a. A sale's
-// window and settings never change, so its id and counts are enough.
+// window and settings never change, so its id, counts, changed items and
+// next sale are enough.
 func same(a, b *Snapshot) bool {
 	if a == nil || (a.Err == nil) != (b.Err == nil) {
 		return false
@@ -166,5 +286,6 @@ func same(a, b *Snapshot) bool {
 	}
 	x, y := a.Summary, b.Summary
 	return x.ID == y.ID && x.UnitsSold == y.UnitsSold && x.UnitsHeld == y.UnitsHeld &&
-		x.UnitsAvailable == y.UnitsAvailable && x.Buyers == y.Buyers && x.MaxUnitsPerUser == y.MaxUnitsPerUser
+		x.UnitsAvailable == y.UnitsAvailable && x.Buyers == y.Buyers && x.MaxUnitsPerUser == y.MaxUnitsPerUser &&
+		len(b.Items) == 0 && a.NextSaleStart.Equal(b.NextSaleStart)
 }

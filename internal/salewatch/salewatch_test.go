@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/salewatch"
 	"github.com/flashsale/flashsale/internal/testkit/saletest"
 	"github.com/flashsale/flashsale/internal/testkit/testutil"
@@ -162,5 +163,70 @@ func wait(t *testing.T, wg *sync.WaitGroup, what string) {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("waiting for %s: not within 30s", what)
+	}
+}
+
+// Every watcher hears which items changed, with their counts, from one
+// read of the items per interval however many watch; a watcher that took
+// none of its snapshots meanwhile still gets every change, in the one it
+// holds.
+func TestWatchersGetChangedItems(t *testing.T) {
+	const active = 1000
+	env := saletest.New(t, saletest.WithSettings(sale.Settings{Duration: time.Hour, Units: 20, Items: 10, PerUserLimit: 10, HoldTTL: time.Hour}))
+	w := salewatch.New(env.Service, 100*time.Millisecond)
+	start := time.Now()
+	idle := w.Subscribe()
+	defer idle.Close()
+	// heard[i] is done once every active watcher has seen item i held.
+	heard := map[int32]*sync.WaitGroup{3: {}, 7: {}}
+	for _, wg := range heard {
+		wg.Add(active)
+	}
+	var watchers sync.WaitGroup
+	for range active {
+		sub := w.Subscribe()
+		watchers.Go(func() {
+			defer sub.Close()
+			left := map[int32]bool{3: true, 7: true}
+			for len(left) > 0 {
+				snap := <-sub.C
+				for _, c := range snap.Items {
+					if left[c.ItemID] && c.HeldUnits == 1 && c.FreeUnits == 1 {
+						delete(left, c.ItemID)
+						heard[c.ItemID].Done()
+					}
+				}
+			}
+		})
+	}
+	// Subscribed, and the first read (which lists no change) done.
+	testutil.Poll(t, 10*time.Second, func() error {
+		if w.ItemReads() == 0 {
+			return errors.New("no read of the items yet")
+		}
+		return nil
+	})
+	saletest.Hold(t, env, "ann", 3)
+	wait(t, heard[3], "every watcher to hear of item 3")
+	saletest.Hold(t, env, "bob", 7)
+	wait(t, heard[7], "every watcher to hear of item 7")
+	elapsed := time.Since(start)
+	watchers.Wait()
+
+	if reads, most := w.ItemReads(), int64(elapsed/(100*time.Millisecond))+1; reads > most {
+		t.Errorf("%d reads of the items in %v by %d watchers: want at most %d, one per interval", reads, elapsed, active+1, most)
+	}
+	snap := <-idle.C
+	got := map[int32]sale.ItemCount{}
+	for _, c := range snap.Items {
+		got[c.ItemID] = c
+	}
+	for _, id := range []int32{3, 7} {
+		if c := got[id]; c.FreeUnits != 1 || c.HeldUnits != 1 {
+			t.Errorf("the idle watcher's snapshot has item %d as %+v, want 1 free and 1 held (items %+v)", id, c, snap.Items)
+		}
+	}
+	if snap.ItemsReadAt.IsZero() || snap.NextSaleStart.IsZero() {
+		t.Errorf("snapshot read at %v, next sale at %v: want both", snap.ItemsReadAt, snap.NextSaleStart)
 	}
 }

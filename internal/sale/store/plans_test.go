@@ -81,7 +81,8 @@ func TestHotQueriesUseTheirIndexes(t *testing.T) {
 }
 
 // The reads behind GET /sales/{id}, /sales/current/items (its largest
-// page) and /users/{id}/purchases, on a fresh sale and beside hundreds of
+// page, all or available items only), the live page's item counts and
+// /users/{id}/purchases, on a fresh sale and beside hundreds of
 // past ones: bounded by one sale's units, never a walk over every unit.
 func TestReadsAreBoundedBySale(t *testing.T) {
 	t.Parallel()
@@ -155,6 +156,12 @@ func checkReadPlans(t *testing.T, pool *pgxpool.Pool, cur sale.Sale) {
 		{"ItemsListWithFreeUnits", func(d db.DBTX) {
 			_, _ = q.ItemsListWithFreeUnits(ctx, d, db.ItemsListWithFreeUnitsParams{SaleID: cur.ID, AfterItemID: 0, MaxItems: 1000})
 		}, []string{"units_free_by_item"}},
+		{"ItemsListAvailableWithFreeUnits", func(d db.DBTX) {
+			_, _ = q.ItemsListAvailableWithFreeUnits(ctx, d, db.ItemsListAvailableWithFreeUnitsParams{SaleID: cur.ID, AfterItemID: 0, MaxItems: 1000})
+		}, nil}, // either index of the free units: one range scan by the sale (checked below)
+		// The live page's watcher, once a second per server.
+		{"ItemCountsList", func(d db.DBTX) { _, _ = q.ItemCountsList(ctx, d, cur.ID) }, nil},
+		{"SaleNextStart", func(d db.DBTX) { _, _ = q.SaleNextStart(ctx, d, cur.EndsAt) }, nil},
 		{"SaleGetCurrent", func(d db.DBTX) { _, _ = q.SaleGetCurrent(ctx, d) }, nil},
 		{"PurchasesListByUser", func(d db.DBTX) {
 			_, _ = q.PurchasesListByUser(ctx, d, db.PurchasesListByUserParams{SaleID: cur.ID, UserID: "user1"})
@@ -381,6 +388,8 @@ func literal(t *testing.T, arg any) string {
 		return fmt.Sprint(a)
 	case time.Duration:
 		return "'" + a.String() + "'::interval"
+	case time.Time:
+		return "'" + a.Format(time.RFC3339Nano) + "'::timestamptz"
 	case string:
 		return "'" + strings.ReplaceAll(a, "'", "''") + "'"
 	default:

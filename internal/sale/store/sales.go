@@ -111,12 +111,56 @@ func (s *Store) Items(ctx context.Context, saleID int64, after, limit int32) ([]
 	}
 	out := make([]ItemStock, len(rows))
 	for i, r := range rows {
-		out[i] = ItemStock{Item: Item{
-			SaleID: r.SaleID, ID: r.ItemID, SKU: r.Sku, Name: r.Name, Description: r.Description,
-			PriceCents: r.PriceCents, Currency: r.Currency, ImageURL: deref(r.ImageUrl),
-		}, FreeUnits: r.FreeUnits}
+		out[i] = itemStockFromRow(r)
 	}
 	return out, nil
+}
+
+// AvailableItems lists up to limit items of a sale with ids greater than
+// after that have a free unit now.
+func (s *Store) AvailableItems(ctx context.Context, saleID int64, after, limit int32) ([]ItemStock, error) {
+	rows, err := s.q.ItemsListAvailableWithFreeUnits(ctx, s.read, db.ItemsListAvailableWithFreeUnitsParams{
+		SaleID: saleID, AfterItemID: after, MaxItems: limit,
+	})
+	if err != nil {
+		return nil, wrap(err, "list available items")
+	}
+	out := make([]ItemStock, len(rows))
+	for i, r := range rows {
+		out[i] = itemStockFromRow(db.ItemsListWithFreeUnitsRow(r)) // the two queries' columns are the same
+	}
+	return out, nil
+}
+
+func itemStockFromRow(r db.ItemsListWithFreeUnitsRow) ItemStock {
+	return ItemStock{
+		Item: Item{
+			SaleID: r.SaleID, ID: r.ItemID, SKU: r.Sku, Name: r.Name, Description: r.Description,
+			PriceCents: r.PriceCents, Currency: r.Currency, ImageURL: deref(r.ImageUrl),
+		},
+		FreeUnits: r.FreeUnits, HeldUnits: r.HeldUnits,
+	}
+}
+
+// ItemCounts returns the free and held units of every item of a sale that
+// has any, in item order; an item missing has neither.
+func (s *Store) ItemCounts(ctx context.Context, saleID int64) ([]ItemCount, error) {
+	rows, err := s.q.ItemCountsList(ctx, s.read, saleID)
+	if err != nil {
+		return nil, wrap(err, "count units by item")
+	}
+	out := make([]ItemCount, len(rows))
+	for i, r := range rows {
+		out[i] = ItemCount(r)
+	}
+	return out, nil
+}
+
+// NextSaleStart returns when the first sale starting at or after t
+// begins, or ErrNotFound while there is none.
+func (s *Store) NextSaleStart(ctx context.Context, t time.Time) (time.Time, error) {
+	start, err := s.q.SaleNextStart(ctx, s.read, t)
+	return start, wrap(err, "next sale's start")
 }
 
 // Item returns one item of a sale, or ErrNotFound.

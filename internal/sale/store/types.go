@@ -55,6 +55,16 @@ type Item struct {
 type ItemStock struct {
 	Item
 	FreeUnits int64
+	// HeldUnits are held by checkouts not yet bought: free again if their
+	// holds expire.
+	HeldUnits int64
+}
+
+// ItemCount is how many units of an item are free and held right now.
+type ItemCount struct {
+	ItemID    int32
+	FreeUnits int64
+	HeldUnits int64
 }
 
 // Purchase is a sold unit.
