@@ -18,12 +18,17 @@ func (s *Service) Current(ctx context.Context) (Sale, error) {
 }
 
 // Ready reports why this instance cannot serve, or nil: the database must
-// answer with every migration applied, and a sale must be open.
+// answer with every migration applied, the write pool's server must take
+// writes (during a failover it may be a standby not yet promoted, or the
+// old primary), and a sale must be open.
 func (s *Service) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := database.Ready(ctx, s.store.ReadPool()); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := s.store.Writable(ctx); err != nil {
+		return err
 	}
 	_, err := s.Current(ctx)
 	return err
