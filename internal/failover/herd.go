@@ -22,7 +22,7 @@ type Herd struct {
 	// HotUsers, when set, send half the requests (u0..u(HotUsers-1)), so
 	// that they reach the cap and are refused.
 	HotUsers int
-	Items   int // item ids 1..Items
+	Items    int // item ids 1..Items
 
 	mu sync.Mutex
 	// Holds maps each acknowledged hold's code to its user and item.
