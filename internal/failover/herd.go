@@ -221,3 +221,15 @@ func (h *Herd) Count(status int, from time.Time) (n int) {
 	}
 	return n
 }
+
+// CountAny is how many answers, of any status, were read in [from, to).
+func (h *Herd) CountAny(from, to time.Time) (n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, a := range h.Answers {
+		if !a.At.Before(from) && a.At.Before(to) {
+			n++
+		}
+	}
+	return n
+}
