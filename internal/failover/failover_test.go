@@ -75,17 +75,22 @@ func handFailover(t *testing.T, stall bool) {
 		if !o.Recovered {
 			return errWait
 		}
+		if _, ok := h.BackToFull(lost); !ok {
+			return errWait
+		}
 		return atLeast("201s after recovery", count(http.StatusCreated, lost.Add(o.FirstCreated)), 100)
 	})
 	stop()
 	<-done
 
 	o := h.Outage(lost)
+	full, _ := h.BackToFull(lost)
 	rep, err := failover.Verify(context.Background(), pair.Standby.URL(replica.Database), saleID, h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stall=%v: %v; %v; %d answers in %.1fs", stall, rep, o, len(h.Answers), time.Since(start).Seconds())
+	t.Logf("stall=%v: %v; %v; full throughput again at +%.2fs; %d answers in %.1fs",
+		stall, rep, o, full.Seconds(), len(h.Answers), time.Since(start).Seconds())
 	if rep.Missing() != 0 || rep.Oversold != 0 || rep.CapBreaches != 0 {
 		t.Errorf("after the failover: %v", rep)
 	}

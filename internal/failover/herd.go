@@ -222,14 +222,41 @@ func (h *Herd) Count(status int, from time.Time) (n int) {
 	return n
 }
 
-// CountAny is how many answers, of any status, were read in [from, to).
-func (h *Herd) CountAny(from, to time.Time) (n int) {
+// BackToFull is when, after the loss of the primary at at and the last
+// 503, the herd was answered at 90 % of its rate in the second before the
+// loss again, over a 500 ms window; ok is false when it never was.
+func (h *Herd) BackToFull(at time.Time) (time.Duration, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	const window = 500 * time.Millisecond
+	last := at // the last 503
 	for _, a := range h.Answers {
-		if !a.At.Before(from) && a.At.Before(to) {
-			n++
+		if a.Status == http.StatusServiceUnavailable && a.At.After(last) {
+			last = a.At
 		}
 	}
-	return n
+	var before int
+	var served []time.Time
+	for _, a := range h.Answers {
+		if a.Status == http.StatusServiceUnavailable {
+			continue
+		}
+		if a.At.Before(at) && !a.At.Before(at.Add(-2*window)) {
+			before++
+		}
+		if a.At.After(last) {
+			served = append(served, a.At)
+		}
+	}
+	want := int(0.9 * float64(before) / 2)
+	for i, t := range served {
+		j := i
+		for j < len(served) && served[j].Before(t.Add(window)) {
+			j++
+		}
+		if j-i >= want && j < len(served) {
+			return t.Sub(at), true
+		}
+	}
+	return 0, false
 }
