@@ -9,6 +9,25 @@ import (
 	"context"
 )
 
+const commitWaitsForStandby = `-- name: CommitWaitsForStandby :exec
+SELECT pg_logical_emit_message(true, 'flashsale', '')
+`
+
+// Makes the batch's transaction write WAL and take a transaction id even
+// when it stores nothing (a replayed idempotency key, a repeated
+// purchase): PostgreSQL then writes its commit record and, under
+// synchronous replication, answers COMMIT only once the standby has every
+// WAL record up to it. What such a batch read, maybe written by a commit
+// whose wait for the standby was cancelled, is then on the standby before
+// its answer is given (see internal/sale/store/syncrep.go). A transaction
+// id alone is not enough: a commit that wrote no WAL does not wait. The
+// message is a few bytes of WAL that logical decoding, if any, ignores by
+// its prefix.
+func (q *Queries) CommitWaitsForStandby(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, commitWaitsForStandby)
+	return err
+}
+
 const serverWritable = `-- name: ServerWritable :one
 SELECT pg_is_in_recovery() AS in_recovery,
        current_setting('transaction_read_only')::text = 'on' AS read_only
@@ -28,19 +47,4 @@ func (q *Queries) ServerWritable(ctx context.Context, db DBTX) (ServerWritableRo
 	var i ServerWritableRow
 	err := row.Scan(&i.InRecovery, &i.ReadOnly)
 	return i, err
-}
-
-const transactionIDAssign = `-- name: TransactionIDAssign :exec
-SELECT pg_current_xact_id()
-`
-
-// Gives the batch's transaction an id even when it writes nothing (a
-// replayed idempotency key, a repeated purchase), so that its COMMIT writes
-// a commit record and, under synchronous replication, waits until the
-// standby has every WAL record before it: what such a batch read, maybe
-// written by a commit whose wait for the standby was cancelled, is then on
-// the standby before its answer is given (see internal/sale/store/tx.go).
-func (q *Queries) TransactionIDAssign(ctx context.Context, db DBTX) error {
-	_, err := db.Exec(ctx, transactionIDAssign)
-	return err
 }

@@ -1,11 +1,15 @@
--- name: TransactionIDAssign :exec
--- Gives the batch's transaction an id even when it writes nothing (a
--- replayed idempotency key, a repeated purchase), so that its COMMIT writes
--- a commit record and, under synchronous replication, waits until the
--- standby has every WAL record before it: what such a batch read, maybe
--- written by a commit whose wait for the standby was cancelled, is then on
--- the standby before its answer is given (see internal/sale/store/tx.go).
-SELECT pg_current_xact_id();
+-- name: CommitWaitsForStandby :exec
+-- Makes the batch's transaction write WAL and take a transaction id even
+-- when it stores nothing (a replayed idempotency key, a repeated
+-- purchase): PostgreSQL then writes its commit record and, under
+-- synchronous replication, answers COMMIT only once the standby has every
+-- WAL record up to it. What such a batch read, maybe written by a commit
+-- whose wait for the standby was cancelled, is then on the standby before
+-- its answer is given (see internal/sale/store/syncrep.go). A transaction
+-- id alone is not enough: a commit that wrote no WAL does not wait. The
+-- message is a few bytes of WAL that logical decoding, if any, ignores by
+-- its prefix.
+SELECT pg_logical_emit_message(true, 'flashsale', '');
 
 -- name: ServerWritable :one
 -- Whether this connection's server takes writes: not a standby in

@@ -2,7 +2,9 @@ package failover_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +106,48 @@ func handFailover(t *testing.T, stall bool) {
 		t.Errorf("%d unexpected answers, first: %s", len(h.Unexpected), h.Unexpected[0])
 	}
 	apitest.Expect(t, "readyz after the failover", apitest.Get(t, srv.URL+"/readyz"), http.StatusOK, "")
+}
+
+// TestStalledStandbyAnswers: while the synchronous standby gets nothing, a
+// purchase's COMMIT is cut short at DB_TIMEOUT and committed on the primary
+// alone. Its answer, and that of its repeat (which finds the purchase
+// already made and writes nothing), must be 503 "may have been stored",
+// never 200: once the primary is lost and the standby promoted, the
+// purchase is not there, and the hold still is.
+func TestStalledStandbyAnswers(t *testing.T) {
+	t.Parallel()
+	pair := replica.Start(t, true)
+	migrate(t, pair.Primary.URL(replica.Database))
+	settings := herdSettings
+	srv := apitest.Start(t, apitest.Options{DBURL: pair.URL(), DBTimeout: dbTimeout, Settings: &settings})
+	saleID := apitest.CurrentSaleID(t, srv.URL)
+	hold := apitest.Held(t, srv.URL, "ana", 1)
+
+	resume := pair.StallReplication(t)
+	t.Cleanup(resume)
+	for _, what := range []string{"purchase while the standby stalls", "its repeat"} {
+		r := apitest.Purchase(t, srv.URL, hold)
+		apitest.Expect(t, what, r, http.StatusServiceUnavailable, "unavailable")
+		if msg, _ := r.Body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "may have been stored") {
+			t.Errorf("%s answered %q, want it to say the purchase may have been stored", what, msg)
+		}
+	}
+	pair.Primary.Kill()
+	pair.Standby.Promote(t)
+
+	h := &failover.Herd{Holds: map[string]failover.Hold{hold["code"].(string): {User: "ana", Item: 1}},
+		Purchases: map[string]failover.Bought{}, Refusals: map[failover.Refusal]int{}}
+	rep, err := failover.Verify(context.Background(), pair.Standby.URL(replica.Database), saleID, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Missing() != 0 {
+		t.Errorf("after the failover: %v", rep)
+	}
+	testutil.Poll(t, 30*time.Second, func() error {
+		if r := apitest.Purchase(t, srv.URL, hold); r.Status != http.StatusOK {
+			return fmt.Errorf("purchase after the failover answered %d: %s", r.Status, r.Raw)
+		}
+		return nil
+	})
 }

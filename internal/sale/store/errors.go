@@ -24,8 +24,9 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 	// ErrOutcomeUnknown is an ErrUnavailable whose transaction may have
 	// committed: the connection broke after COMMIT was sent and before its
-	// answer came back.
-	ErrOutcomeUnknown = fmt.Errorf("%w: the connection was lost after COMMIT was sent; the request may have been stored", ErrUnavailable)
+	// answer came back, or COMMIT's wait for the synchronous standby was
+	// cut short (syncrep.go).
+	ErrOutcomeUnknown = fmt.Errorf("%w: the outcome of COMMIT is unknown; the request may have been stored", ErrUnavailable)
 	// ErrOverLimit: PostgreSQL refused a purchase past its buyer's cap
 	// (buyers_within_limit); the whole batch was rolled back.
 	ErrOverLimit = errors.New("a purchase would take its buyer past the per-user limit")

@@ -40,8 +40,9 @@ import (
 // A later transaction sees the rows of such a commit at once, on the
 // primary. One that writes commits after it in the WAL, so when its own
 // COMMIT is answered the standby has both. One that writes nothing (a
-// replayed idempotency key, a repeated purchase) would not wait at all:
-// assignXID makes every batch's transaction write its commit record.
+// replayed idempotency key, a repeated purchase) would not wait at all,
+// and could answer from a commit the standby never got: waitForStandby
+// makes every batch's transaction write WAL, so its COMMIT waits.
 
 // warningsKey keys, in a connection's CustomData, how many WARNING notices
 // it has received.
@@ -92,7 +93,7 @@ func warnedSince(c *pgconn.PgConn, before int) error {
 	return errCommitWarned
 }
 
-// assignXID is the first statement of every batch (see above).
-func assignXID(tx db.DBTX) error {
-	return db.New().TransactionIDAssign(context.Background(), tx)
+// waitForStandby is the first statement of every batch (see above).
+func waitForStandby(tx db.DBTX) error {
+	return db.New().CommitWaitsForStandby(context.Background(), tx)
 }
