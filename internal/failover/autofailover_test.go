@@ -11,11 +11,9 @@ package failover_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/failover"
 	"github.com/flashsale/flashsale/internal/testkit/apitest"
+	"github.com/flashsale/flashsale/internal/testkit/replica"
 	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
@@ -87,15 +86,6 @@ func (a *autoctl) service(pgdata string) (kill func()) {
 	return kill
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func queryRows(ctx context.Context, url, sql string) ([][]string, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -129,16 +119,7 @@ func TestAutoFailover(t *testing.T) {
 	if _, err := os.Stat(pgCtl); err != nil {
 		t.Fatalf("PostgreSQL 15 server binaries are needed (Debian's postgresql-15): %v", err)
 	}
-	a := &autoctl{t: t}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root, pg_autoctl needs the postgres OS user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		a.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
+	a := &autoctl{t: t, cred: replica.Credential(t)}
 	root, err := os.MkdirTemp("", "flashsale-autofailover-")
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +136,7 @@ func TestAutoFailover(t *testing.T) {
 		"XDG_RUNTIME_DIR="+root+"/run", "PGHOST=", "LC_ALL=C.UTF-8", "LANG=C.UTF-8")
 
 	ctx := context.Background()
-	monPort := freePort(t)
+	monPort := replica.FreePort(t)
 	mon := filepath.Join(root, "monitor")
 	a.run("create", "monitor", "--pgdata", mon, "--pgport", strconv.Itoa(monPort), "--hostname", "127.0.0.1",
 		"--auth", "trust", "--no-ssl", "--pgctl", pgCtl)
@@ -179,7 +160,7 @@ func TestAutoFailover(t *testing.T) {
 	}
 	nodes := []*node{{name: "node1"}, {name: "node2"}}
 	for _, n := range nodes {
-		n.pgdata, n.port = filepath.Join(root, n.name), freePort(t)
+		n.pgdata, n.port = filepath.Join(root, n.name), replica.FreePort(t)
 		a.run("create", "postgres", "--pgdata", n.pgdata, "--pgport", strconv.Itoa(n.port), "--hostname", "127.0.0.1",
 			"--auth", "trust", "--no-ssl", "--pgctl", pgCtl, "--dbname", "flashsale", "--name", n.name,
 			"--monitor", monitorURI)

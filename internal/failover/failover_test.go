@@ -38,13 +38,9 @@ func TestHandFailoverAfterStall(t *testing.T) { handFailover(t, true) }
 
 func handFailover(t *testing.T, stall bool) {
 	t.Parallel()
-	pair := replica.Start(t, true)
-	migrate(t, pair.Primary.URL(replica.Database))
-	settings := herdSettings
-	srv := apitest.Start(t, apitest.Options{DBURL: pair.URL(), DBTimeout: dbTimeout, Settings: &settings})
-	saleID := apitest.CurrentSaleID(t, srv.URL)
+	pair, srv, saleID := startOnPair(t)
 
-	h := &failover.Herd{Base: srv.URL, Clients: 12, Users: 5000, HotUsers: 20, Items: settings.Items}
+	h := &failover.Herd{Base: srv.URL, Clients: 12, Users: 5000, HotUsers: 20, Items: herdSettings.Items}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
@@ -116,11 +112,7 @@ func handFailover(t *testing.T, stall bool) {
 // purchase is not there, and the hold still is.
 func TestStalledStandbyAnswers(t *testing.T) {
 	t.Parallel()
-	pair := replica.Start(t, true)
-	migrate(t, pair.Primary.URL(replica.Database))
-	settings := herdSettings
-	srv := apitest.Start(t, apitest.Options{DBURL: pair.URL(), DBTimeout: dbTimeout, Settings: &settings})
-	saleID := apitest.CurrentSaleID(t, srv.URL)
+	pair, srv, saleID := startOnPair(t)
 	hold := apitest.Held(t, srv.URL, "ana", 1)
 
 	resume := pair.StallReplication(t)
@@ -150,4 +142,15 @@ func TestStalledStandbyAnswers(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// startOnPair starts a primary with a synchronous standby, migrates it and
+// runs the server on both hosts with herdSettings' sale.
+func startOnPair(t *testing.T) (*replica.Pair, *apitest.Server, int64) {
+	t.Helper()
+	pair := replica.Start(t, true)
+	migrate(t, pair.Primary.URL(replica.Database))
+	settings := herdSettings
+	srv := apitest.Start(t, apitest.Options{DBURL: pair.URL(), DBTimeout: dbTimeout, Settings: &settings})
+	return pair, srv, apitest.CurrentSaleID(t, srv.URL)
 }

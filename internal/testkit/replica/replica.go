@@ -76,7 +76,7 @@ func (p *Pair) URL() string {
 // standby at every commit. Both are stopped and removed when the test ends.
 func Start(t testing.TB, sync bool) *Pair {
 	t.Helper()
-	cred := credential(t)
+	cred := Credential(t)
 	root, err := os.MkdirTemp("", "flashsale-replica-")
 	if err != nil {
 		t.Fatalf("replica: %v", err)
@@ -89,7 +89,7 @@ func Start(t testing.TB, sync bool) *Pair {
 	t.Cleanup(func() { _ = os.RemoveAll(root) })
 
 	p := &Pair{Sync: sync}
-	p.Primary = &Node{Name: "primary", Dir: filepath.Join(root, "primary"), Port: freePort(t), cred: cred, t: t}
+	p.Primary = &Node{Name: "primary", Dir: filepath.Join(root, "primary"), Port: FreePort(t), cred: cred, t: t}
 	initdb(t, cred, p.Primary.Dir)
 	conf := []string{
 		"listen_addresses = '127.0.0.1'",
@@ -106,7 +106,7 @@ func Start(t testing.TB, sync bool) *Pair {
 	p.Primary.waitReady(true)
 	p.Primary.exec(t, "postgres", "CREATE DATABASE "+Database+" ENCODING 'UTF8' TEMPLATE template0")
 
-	p.Standby = &Node{Name: "standby", Dir: filepath.Join(root, "standby"), Port: freePort(t), cred: cred, t: t}
+	p.Standby = &Node{Name: "standby", Dir: filepath.Join(root, "standby"), Port: FreePort(t), cred: cred, t: t}
 	run(t, cred, filepath.Join(BinDir, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(p.Primary.Port),
 		"-U", "postgres", "-D", p.Standby.Dir, "-R", "-X", "stream", "--checkpoint=fast")
 	appendConf(t, p.Standby.Dir, []string{
@@ -138,9 +138,9 @@ func Start(t testing.TB, sync bool) *Pair {
 	return p
 }
 
-// credential is who runs the servers: the postgres OS user when the test
-// runs as root, else the test's own user.
-func credential(t testing.TB) *syscall.Credential {
+// Credential is who runs the servers: the postgres OS user when the test
+// runs as root (nil: the test's own user).
+func Credential(t testing.TB) *syscall.Credential {
 	if os.Geteuid() != 0 {
 		return nil
 	}
@@ -215,7 +215,8 @@ func run(t testing.TB, cred *syscall.Credential, name string, args ...string) {
 	}
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a loopback TCP port nobody listens on right now.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
