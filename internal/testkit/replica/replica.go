@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"os"
 	"os/exec"
@@ -153,8 +154,11 @@ func Credential(t testing.TB) *syscall.Credential {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
-// template holds one initdb'd data directory per test binary: copying it
-// is much faster than initdb.
+// template is an initdb'd data directory that every Pair copies, much
+// faster than initdb. It is kept between runs in the temporary directory,
+// under a name of the binaries' version and the servers' user, and made in
+// a directory of its own renamed into place, so that test binaries running
+// at once never see a half-made one.
 var template struct {
 	once sync.Once
 	dir  string
@@ -163,30 +167,52 @@ var template struct {
 
 func initdb(t testing.TB, cred *syscall.Credential, dir string) {
 	t.Helper()
-	template.once.Do(func() {
-		root, err := os.MkdirTemp("", "flashsale-replica-template-")
-		if err == nil && cred != nil {
-			err = os.Chown(root, int(cred.Uid), int(cred.Gid))
-		}
-		if err != nil {
-			template.err = err
-			return
-		}
-		template.dir = filepath.Join(root, "data")
-		cmd := command(cred, filepath.Join(BinDir, "initdb"), "-D", template.dir, "-U", "postgres",
-			"--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			template.err = fmt.Errorf("initdb: %w\n%s", err, out)
-		}
-	})
+	template.once.Do(func() { template.dir, template.err = makeTemplate(cred) })
 	if template.err != nil {
 		t.Fatalf("replica: %v (PostgreSQL 15 server binaries are expected in %s: Debian's postgresql-15 package)", template.err, BinDir)
 	}
 	run(t, cred, "cp", "-a", template.dir, dir)
 }
 
-// appendConf adds settings to dir's postgresql.auto.conf, which is read
-// after postgresql.conf and where pg_basebackup -R puts primary_conninfo.
+func makeTemplate(cred *syscall.Credential) (string, error) {
+	version, err := exec.Command(filepath.Join(BinDir, "postgres"), "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", filepath.Join(BinDir, "postgres"), err)
+	}
+	uid := os.Geteuid()
+	if cred != nil {
+		uid = int(cred.Uid)
+	}
+	final := filepath.Join(os.TempDir(), fmt.Sprintf("flashsale-replica-template-%x-%d",
+		crc32.ChecksumIEEE(append(version, BinDir...)), uid))
+	if _, err := os.Stat(filepath.Join(final, "PG_VERSION")); err == nil {
+		return final, nil
+	}
+	root, err := os.MkdirTemp("", "flashsale-replica-initdb-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(root)
+	if cred != nil {
+		if err := os.Chown(root, int(cred.Uid), int(cred.Gid)); err != nil {
+			return "", err
+		}
+	}
+	data := filepath.Join(root, "data")
+	cmd := command(cred, filepath.Join(BinDir, "initdb"), "-D", data, "-U", "postgres",
+		"--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	if err := os.Rename(data, final); err != nil {
+		if _, statErr := os.Stat(filepath.Join(final, "PG_VERSION")); statErr == nil {
+			return final, nil // another test binary made it first
+		}
+		return "", fmt.Errorf("keep the initdb template: %w", err)
+	}
+	return final, nil
+}
+
 func appendConf(t testing.TB, dir string, lines []string) {
 	t.Helper()
 	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
