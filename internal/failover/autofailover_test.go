@@ -52,7 +52,7 @@ func (a *autoctl) command(args ...string) *exec.Cmd {
 	cmd := exec.Command("pg_autoctl", args...)
 	cmd.Env = a.env
 	cmd.Dir = a.root
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.cred, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.cred}
 	return cmd
 }
 
@@ -64,7 +64,8 @@ func (a *autoctl) run(args ...string) {
 }
 
 // service runs pg_autoctl run for pgdata until the test ends; kill ends
-// every process of it (the keeper and its PostgreSQL) with SIGKILL.
+// every process of it (the keeper, its PostgreSQL and that one's children)
+// with SIGKILL.
 func (a *autoctl) service(pgdata string) (kill func()) {
 	a.t.Helper()
 	log, err := os.Create(pgdata + ".log")
@@ -79,7 +80,7 @@ func (a *autoctl) service(pgdata string) (kill func()) {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); log.Close(); close(exited) }()
 	kill = func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		replica.KillTree(cmd.Process.Pid)
 		<-exited
 	}
 	a.t.Cleanup(kill)

@@ -263,11 +263,6 @@ func (n *Node) start() {
 	}
 	n.cmd = command(n.cred, filepath.Join(BinDir, "postgres"), "-D", n.Dir)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
-	// Its own process group, so that Kill takes every process of it.
-	if n.cmd.SysProcAttr == nil {
-		n.cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	n.cmd.SysProcAttr.Setpgid = true
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("replica: start %s: %v", n.Name, err)
 	}
@@ -336,7 +331,7 @@ func (n *Node) Kill() {
 	if n.cmd == nil || n.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+	KillTree(n.cmd.Process.Pid)
 	<-n.exited
 }
 
