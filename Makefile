@@ -140,7 +140,7 @@ db-stop:
 clean:
 	rm -rf bin
 
-# Failover under pg_auto_failover, end to end (about 75 s, so not part of
+# Failover under pg_auto_failover, end to end (about a minute, so not part of
 # `make test`; internal/failover/autofailover_test.go): a monitor and two
 # nodes with the tuned timeouts of docs/operating.md (Failover), a herd
 # through the server, the primary's node lost. Prints acknowledged writes
