@@ -84,6 +84,16 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 	}
 	// Broken connections are found and replaced between requests, not by them.
 	cfg.HealthCheckPeriod = 5 * time.Second
+	// A batch must see the warning of a COMMIT whose wait for the
+	// synchronous standby was cut short (store/syncrep.go).
+	store.WatchCommits(&cfg.ConnConfig.Config)
+	// Connecting is paced while the database is away (dialgate.go).
+	if cfg.ConnConfig.Tracer != nil {
+		return nil, errors.New("database.Open: the connection config already has a tracer")
+	}
+	gate := newDialGate()
+	cfg.BeforeConnect = gate.beforeConnect
+	cfg.ConnConfig.Tracer = gate
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)

@@ -31,7 +31,8 @@ var (
 	ErrUnavailable = store.ErrUnavailable
 	// ErrOutcomeUnknown is an ErrUnavailable whose transaction may have
 	// committed: the connection broke after COMMIT was sent and before its
-	// answer came back.
+	// answer came back, or its wait for the synchronous standby was cut
+	// short, so a failover could take it back.
 	ErrOutcomeUnknown = store.ErrOutcomeUnknown
 )
 

@@ -21,14 +21,18 @@ func (s *Service) Current(ctx context.Context) (Sale, error) {
 }
 
 // Ready reports why this instance cannot serve, or nil: the database must
-// answer with every migration applied, and, while sales are generated, a
-// sale must be open (with only defined sales, the gaps between them are
-// normal).
+// answer with every migration applied, the write pool's server must take
+// writes (during a failover it may be a standby not yet promoted, or the
+// old primary), and, while sales are generated, a sale must be open (with
+// only defined sales, the gaps between them are normal).
 func (s *Service) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := database.Ready(ctx, s.store.ReadPool()); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := s.store.Writable(ctx); err != nil {
+		return err
 	}
 	if s.settings.NoGeneratedSales {
 		return nil

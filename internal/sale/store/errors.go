@@ -24,8 +24,9 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 	// ErrOutcomeUnknown is an ErrUnavailable whose transaction may have
 	// committed: the connection broke after COMMIT was sent and before its
-	// answer came back.
-	ErrOutcomeUnknown = fmt.Errorf("%w: the connection was lost after COMMIT was sent; the request may have been stored", ErrUnavailable)
+	// answer came back, or COMMIT's wait for the synchronous standby was
+	// cut short (syncrep.go).
+	ErrOutcomeUnknown = fmt.Errorf("%w: the outcome of COMMIT is unknown; the request may have been stored", ErrUnavailable)
 	// ErrOverLimit: PostgreSQL refused a purchase past its buyer's cap
 	// (buyers_within_limit); the whole batch was rolled back.
 	ErrOverLimit = errors.New("a purchase would take its buyer past the per-user limit")
@@ -66,12 +67,14 @@ func unreachable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		// connection exceptions, insufficient resources (too many
-		// connections), operator intervention (shutdown, recovery).
+		// connections), operator intervention (shutdown, recovery), and a
+		// server that takes no writes (a standby, a demoted primary): the
+		// failover is not over, or the pool has yet to find the new primary.
 		switch pgErr.Code[:2] {
 		case "08", "53", "57":
 			return true
 		}
-		return false
+		return notWritable(pgErr)
 	}
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error
@@ -103,12 +106,21 @@ func goingAway(pgErr *pgconn.PgError) bool {
 	return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57") && pgErr.Code != "57014"
 }
 
+// notWritable reports a server refusing to write: read_only_sql_transaction
+// (25006), what a hot standby, a demoted primary or one made read-only
+// (default_transaction_read_only) answers, so its connections are no use to
+// the write pool.
+func notWritable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "25006"
+}
+
 // brokenConnection reports whether err came from the connection rather than
 // from the statements: only such a failure is worth a retry elsewhere.
 func brokenConnection(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return goingAway(pgErr)
+		return goingAway(pgErr) || notWritable(pgErr)
 	}
 	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && unreachable(err)
 }

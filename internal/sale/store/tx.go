@@ -35,9 +35,12 @@ type stmt func(tx db.DBTX) error
 
 // commitGrace is how long a batch may run past its earliest caller's
 // deadline to report what PostgreSQL really did: at the deadline a cancel
-// request goes out, and a statement it cancels rolls the transaction back;
-// a COMMIT already executing finishes and is answered. Half of the
-// database timeout, and never so short that a healthy commit cannot make it.
+// request goes out, and a statement it cancels rolls the transaction back.
+// A COMMIT already executing finishes, and is answered only when nothing
+// was cut short: a cancel that hit its wait for a synchronous standby
+// leaves it committed on this server alone (see commitWarnings). Half of
+// the database timeout, and never so short that a healthy commit cannot
+// make it.
 func commitGrace(timeout time.Duration) time.Duration {
 	return max(timeout/2, 100*time.Millisecond)
 }
@@ -48,8 +51,16 @@ func commitGrace(timeout time.Duration) time.Duration {
 // COMMIT took effect because its connection broke (PostgreSQL killed the
 // backend, the connection went stale), it is retried once on another
 // connection, so a single lost connection costs its callers nothing.
+//
+// A server that no longer takes writes (a demoted or fenced primary, a
+// standby) serves none of the pool's connections: they are all dropped, so
+// that the next ones are dialed to whichever host takes writes now
+// (target_session_attrs=read-write).
 func (s *Store) inTx(deadline time.Time, what string, stmts ...stmt) error {
 	err := inTxOnce(s.pool, deadline, s.grace, stmts)
+	if notWritable(err) {
+		s.pool.Reset()
+	}
 	if errors.Is(err, errNotStored) && brokenConnection(err) && time.Now().Before(deadline) {
 		err = inTxOnce(s.pool, deadline, s.grace, stmts)
 	}
@@ -78,6 +89,7 @@ func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, stmts
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	queue := queueDBTX{b}
+	stmts = append([]stmt{waitForStandby}, stmts...)
 	for _, st := range stmts {
 		if err := st(queue); err != nil {
 			return fmt.Errorf("%w: queue batch: %w", errNotStored, err)
@@ -111,21 +123,30 @@ func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, stmts
 		}
 	}
 	committed := false
+	var inDoubt error
 	if err == nil {
 		stage = "COMMIT"
+		warned := commitWarnings(conn.Conn().PgConn())
 		var tag pgconn.CommandTag
 		tag, err = br.Exec()
-		// PostgreSQL answers COMMIT only once the commit is durable; a
-		// transaction that had failed would answer ROLLBACK.
+		// PostgreSQL answers COMMIT only once the commit is durable (on
+		// the synchronous standby too, when one is named); a transaction
+		// that had failed would answer ROLLBACK.
 		committed = err == nil && tag.String() == "COMMIT"
 		if err == nil && !committed {
 			err = fmt.Errorf("COMMIT answered %q", tag.String())
 		}
+		inDoubt = warnedSince(conn.Conn().PgConn(), warned)
 	}
 	closeErr := br.Close()
 	cancelSent := !stopCanceller()
 	if cancelSent {
 		<-cancelled
+	}
+	if committed && inDoubt != nil {
+		// Committed here, maybe not on the standby a failover would
+		// promote: no answer of this batch may be given as true.
+		return fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, stage, inDoubt)
 	}
 	if committed {
 		// Stored, in time or within the grace, whatever happens to the
