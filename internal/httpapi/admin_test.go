@@ -189,11 +189,18 @@ func TestAdminOffByDefault(t *testing.T) {
 // adminJWT signs a token for sub with the given role claim ("" for none).
 func adminJWT(t *testing.T, sub, role string) string {
 	t.Helper()
-	claims := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()}
+	claims := jwt.MapClaims{"sub": sub}
 	if role != "" {
 		claims["role"] = role
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
+	return signClaims(t, testSecret, claims)
+}
+
+// signClaims signs claims, valid for an hour, with an HS256 secret.
+func signClaims(t *testing.T, secret string, claims jwt.MapClaims) string {
+	t.Helper()
+	claims["exp"] = time.Now().Add(time.Hour).Unix()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,10 +225,10 @@ func TestAdminAuth(t *testing.T) {
 		t.Errorf("no token: WWW-Authenticate %q, want a Bearer challenge", h)
 	}
 	for what, bearer := range map[string]string{
-		"wrong admin token":          "0123456789abcdef-not-ops",
-		"the token with its name":    opsToken,
-		"a JWT signed with another":  jwtSignedWith(t, "another-secret-another-secret-32b", "mallory", "admin"),
-		"something else":             "not-a-jwt",
+		"wrong admin token":         "0123456789abcdef-not-ops",
+		"the token with its name":   opsToken,
+		"a JWT signed with another": signClaims(t, "another-secret-another-secret-32b", jwt.MapClaims{"sub": "mallory", "role": "admin"}),
+		"something else":            "not-a-jwt",
 	} {
 		r := adminDo(t, http.MethodGet, list, bearer, "", nil)
 		apitest.Check(t, what, r, http.StatusUnauthorized, "unauthorized")
@@ -232,14 +239,14 @@ func TestAdminAuth(t *testing.T) {
 	for what, bearer := range map[string]string{
 		"a JWT without a role":     adminJWT(t, "alice", ""),
 		"a JWT with another role":  adminJWT(t, "alice", "shopper"),
-		"a JWT with roles lacking": jwtWithRoles(t, "alice", []string{"shopper"}),
+		"a JWT with roles lacking": signClaims(t, testSecret, jwt.MapClaims{"sub": "alice", "roles": []string{"shopper"}}),
 	} {
 		apitest.Check(t, what, adminDo(t, http.MethodGet, list, bearer, "", nil), http.StatusForbidden, "forbidden")
 	}
 
 	// Who acted is recorded: the JWT's subject, the token's name.
 	byJWT := defineSale(t, srv, adminJWT(t, "alice", "admin"), definition(soon(t, srv, time.Hour)))
-	byRoles := defineSale(t, srv, jwtWithRoles(t, "bob", []string{"shopper", "admin"}), definition(soon(t, srv, 3*time.Hour)))
+	byRoles := defineSale(t, srv, signClaims(t, testSecret, jwt.MapClaims{"sub": "bob", "roles": []string{"shopper", "admin"}}), definition(soon(t, srv, 3*time.Hour)))
 	byToken := defineSale(t, srv, opsBearer, definition(soon(t, srv, 5*time.Hour)))
 	for _, c := range []struct {
 		sale  map[string]any
@@ -254,28 +261,6 @@ func TestAdminAuth(t *testing.T) {
 	}
 	apitest.Check(t, "list with an admin JWT", adminDo(t, http.MethodGet, list, adminJWT(t, "alice", "admin"), "", nil),
 		http.StatusOK, "")
-}
-
-func jwtSignedWith(t *testing.T, secret, sub, role string) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": sub, "role": role, "exp": time.Now().Add(time.Hour).Unix(),
-	}).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func jwtWithRoles(t *testing.T, sub string, roles []string) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": sub, "roles": roles, "exp": time.Now().Add(time.Hour).Unix(),
-	}).SignedString([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // checkDefinition compares the definition a sale answers with the one sent.
@@ -359,6 +344,21 @@ func TestAdminDefineSale(t *testing.T) {
 		t.Errorf("create's audit row: before %v, after %v", actions[0]["before"], actions[0]["after"])
 	}
 
+	// Definitions are far larger than the 16 KiB of other requests, up to 8 MiB.
+	big := definition(start.Add(2 * time.Hour))
+	var many []itemDef
+	for i := range 500 {
+		many = append(many, itemDef{"sku": fmt.Sprintf("SKU-%04d", i), "name": fmt.Sprintf("Product %d", i),
+			"description": strings.Repeat("d", 100), "price": "1.25", "currency": "EUR", "units": 20})
+	}
+	big["items"] = many
+	if s := defineSale(t, srv, opsBearer, big); apitest.Int(t, s, "units_total") != 10_000 || apitest.Int(t, s, "items") != 500 {
+		t.Errorf("a sale of 500 items: %v units over %v items, want 10000 over 500", s["units_total"], s["items"])
+	}
+	huge := `{"items":[` + strings.Repeat(`{"sku":"A","name":"`+strings.Repeat("x", 1000)+`"},`, 9<<10) + `{}]}`
+	apitest.Check(t, "a definition over 8 MiB", adminDo(t, http.MethodPost, srv.URL+"/admin/sales", opsBearer, "application/json", huge),
+		http.StatusRequestEntityTooLarge, "request_too_large")
+
 	apitest.Check(t, "GET a sale that does not exist",
 		adminDo(t, http.MethodGet, srv.URL+"/admin/sales/999999", opsBearer, "", nil), http.StatusNotFound, "sale_not_found")
 	apitest.Check(t, "a body that is neither JSON nor CSV",
@@ -390,6 +390,17 @@ func fieldsOf(t *testing.T, r apitest.Reply) []string {
 		out = append(out, field)
 	}
 	return out
+}
+
+// checkInvalid checks that r is 400 invalid_definition naming exactly fields.
+func checkInvalid(t *testing.T, what string, r apitest.Reply, fields ...string) {
+	t.Helper()
+	if !apitest.Check(t, what, r, http.StatusBadRequest, "invalid_definition") {
+		return
+	}
+	if got := fieldsOf(t, r); !slices.Equal(got, fields) {
+		t.Errorf("%s: fields %q, want %q: %s", what, got, fields, r.Raw)
+	}
 }
 
 func TestAdminValidation(t *testing.T) {
@@ -446,13 +457,7 @@ func TestAdminValidation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d := definition(start)
 			c.change(d)
-			r := adminDo(t, http.MethodPost, srv.URL+"/admin/sales", opsBearer, "", d)
-			if !apitest.Check(t, c.name, r, http.StatusBadRequest, "invalid_definition") {
-				return
-			}
-			if got := fieldsOf(t, r); !slices.Equal(got, c.fields) {
-				t.Errorf("fields %q, want %q: %s", got, c.fields, r.Raw)
-			}
+			checkInvalid(t, c.name, adminDo(t, http.MethodPost, srv.URL+"/admin/sales", opsBearer, "", d), c.fields...)
 		})
 	}
 	if n := scalar(t, srv, "SELECT count(*) FROM sales"); n != 0 {
@@ -551,24 +556,14 @@ func TestAdminCSVUpload(t *testing.T) {
 	q.Set("starts_at", later.UTC().Format(time.RFC3339))
 	q.Set("ends_at", later.Add(time.Hour).UTC().Format(time.RFC3339))
 	bad := "sku,name,price,currency,units\nA,Apple,1.00,USD,2\nB,Banana,0.50,USD,many\n"
-	r = adminDo(t, http.MethodPost, srv.URL+"/admin/sales?"+q.Encode(), opsBearer, "text/csv", bad)
-	if apitest.Check(t, "CSV with units that are not a number", r, http.StatusBadRequest, "invalid_definition") {
-		if got := fieldsOf(t, r); !slices.Equal(got, []string{"items[1].units"}) {
-			t.Errorf("fields %q, want items[1].units", got)
-		}
+	csv := func(query, body string) apitest.Reply {
+		return adminDo(t, http.MethodPost, srv.URL+"/admin/sales?"+query, opsBearer, "text/csv", body)
 	}
-	r = adminDo(t, http.MethodPost, srv.URL+"/admin/sales?"+q.Encode(), opsBearer, "text/csv", "sku,name\nA,Apple\n")
-	if apitest.Check(t, "CSV without the price, currency and units columns", r, http.StatusBadRequest, "invalid_definition") {
-		if got := fieldsOf(t, r); !slices.Equal(got, []string{"items"}) {
-			t.Errorf("fields %q, want items", got)
-		}
-	}
-	r = adminDo(t, http.MethodPost, srv.URL+"/admin/sales?per_user_limit=3", opsBearer, "text/csv", csvBody)
-	if apitest.Check(t, "CSV without a window", r, http.StatusBadRequest, "invalid_definition") {
-		if got := fieldsOf(t, r); !slices.Equal(got, []string{"starts_at", "ends_at"}) {
-			t.Errorf("fields %q, want starts_at and ends_at", got)
-		}
-	}
+	checkInvalid(t, "CSV with units that are not a number", csv(q.Encode(), bad), "items[1].units")
+	checkInvalid(t, "CSV without the price, currency and units columns", csv(q.Encode(), "sku,name\nA,Apple\n"), "items")
+	checkInvalid(t, "CSV without a window", csv("per_user_limit=3", csvBody), "starts_at", "ends_at")
+	q.Set("ends_at", "tomorrow")
+	checkInvalid(t, "CSV with an end that is not a time", csv(q.Encode(), csvBody), "ends_at")
 }
 
 func TestAdminReplaceAndDeleteBeforeStart(t *testing.T) {
@@ -768,5 +763,58 @@ func TestAdminRunningSale(t *testing.T) {
 	}
 	if n := scalar(t, srv, "SELECT count(*) FROM admin_audit WHERE sale_id = $1 AND action = 'pause' AND paused", id); n != 1 {
 		t.Errorf("admin_audit shows %d pauses with paused set, want 1", n)
+	}
+}
+
+// TestOpenAPIDescribesAdmin: every admin route is in the document, behind
+// the admin bearer scheme, and the document's bounds on a definition are
+// the ones Go enforces.
+func TestOpenAPIDescribesAdmin(t *testing.T) {
+	t.Parallel()
+	var doc map[string]any
+	if err := json.Unmarshal(httpapi.OpenAPIJSON(), &doc); err != nil {
+		t.Fatalf("OpenAPI document: %v", err)
+	}
+	for path, methods := range map[string][]string{
+		"/admin/sales":                  {"get", "post"},
+		"/admin/sales/{sale_id}":        {"get", "put", "delete"},
+		"/admin/sales/{sale_id}/audit":  {"get"},
+		"/admin/sales/{sale_id}/pause":  {"post"},
+		"/admin/sales/{sale_id}/resume": {"post"},
+		"/admin/sales/{sale_id}/end":    {"post"},
+	} {
+		for _, m := range methods {
+			op := walk(t, doc, []string{"paths", path, m})
+			if sec := fmt.Sprint(op["security"]); sec != "[map[adminAuth:[]]]" {
+				t.Errorf("%s %s: security %s, want adminAuth alone", m, path, sec)
+			}
+		}
+	}
+	for _, c := range []struct {
+		path []string
+		key  string
+		want int
+	}{
+		{[]string{"components", "schemas", "ItemDefinition", "properties", "units"}, "maximum", sale.MaxItemUnits},
+		{[]string{"components", "schemas", "SaleDefinition", "properties", "items"}, "maxItems", sale.MaxSaleItems},
+		{[]string{"components", "schemas", "SaleDefinition", "properties", "per_user_limit"}, "maximum", sale.MaxPerUserLimit},
+		{[]string{"components", "parameters", "CSVPerUserLimit", "schema"}, "maximum", sale.MaxPerUserLimit},
+	} {
+		if got := walk(t, doc, c.path)[c.key]; got != float64(c.want) {
+			t.Errorf("OpenAPI %s.%s = %v, Go's bound is %d", strings.Join(c.path, "."), c.key, got, c.want)
+		}
+	}
+	params, _ := walk(t, doc, []string{"paths", "/admin/sales", "get"})["parameters"].([]any)
+	found := false
+	for _, p := range params {
+		if p, _ := p.(map[string]any); p["name"] == "limit" {
+			found = true
+			if got := p["schema"].(map[string]any)["maximum"]; got != float64(sale.MaxListedSales) {
+				t.Errorf("OpenAPI GET /admin/sales limit maximum %v, Go's bound is %d", got, sale.MaxListedSales)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("OpenAPI GET /admin/sales has no limit parameter")
 	}
 }
