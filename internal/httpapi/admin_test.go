@@ -361,6 +361,27 @@ func TestAdminDefineSale(t *testing.T) {
 
 	apitest.Check(t, "GET a sale that does not exist",
 		adminDo(t, http.MethodGet, srv.URL+"/admin/sales/999999", opsBearer, "", nil), http.StatusNotFound, "sale_not_found")
+	apitest.Check(t, "pause a sale that does not exist",
+		adminDo(t, http.MethodPost, srv.URL+"/admin/sales/999999/pause", opsBearer, "", nil), http.StatusNotFound, "sale_not_found")
+	apitest.Check(t, "a sale id that is not a number",
+		adminDo(t, http.MethodGet, srv.URL+"/admin/sales/first", opsBearer, "", nil), http.StatusBadRequest, "invalid_request")
+	// The admin routes answer like every other: 404 for a path that is
+	// not one (token or not), 405 for a method, HEAD wherever GET is.
+	for _, bearer := range []string{"", opsBearer} {
+		apitest.Check(t, "an unknown admin path", adminDo(t, http.MethodGet, srv.URL+"/admin/nope", bearer, "", nil),
+			http.StatusNotFound, "not_found")
+	}
+	r = adminDo(t, http.MethodPatch, srv.URL+"/admin/sales", opsBearer, "", nil)
+	if apitest.Check(t, "PATCH /admin/sales", r, http.StatusMethodNotAllowed, "method_not_allowed") &&
+		!strings.Contains(r.Header.Get("Allow"), http.MethodPost) {
+		t.Errorf("PATCH /admin/sales: Allow %q, want GET and POST among them", r.Header.Get("Allow"))
+	}
+	if r := adminDo(t, http.MethodHead, saleURL(srv, made, ""), opsBearer, "", nil); r.Status != http.StatusOK || len(r.Raw) != 0 {
+		t.Errorf("HEAD of a sale: %d with %d bytes, want 200 without a body", r.Status, len(r.Raw))
+	}
+	if r := adminDo(t, http.MethodHead, saleURL(srv, made, ""), "", "", nil); r.Status != http.StatusUnauthorized {
+		t.Errorf("HEAD of a sale without a token: %d, want 401", r.Status)
+	}
 	apitest.Check(t, "a body that is neither JSON nor CSV",
 		adminDo(t, http.MethodPost, srv.URL+"/admin/sales", opsBearer, "text/plain", "hello"),
 		http.StatusUnsupportedMediaType, "unsupported_media_type")
