@@ -45,8 +45,11 @@ var errNotAdmin = errors.New("the token does not grant the admin role")
 func (s *Server) requireAdmin(a AdminAccess) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			if !ok || token == "" {
+			// The scheme is case-insensitive (RFC 9110 11.1), as for the
+			// shoppers' tokens (echo-jwt).
+			scheme, token, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+			token = strings.TrimSpace(token)
+			if !strings.EqualFold(scheme, "Bearer") || token == "" {
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="flashsale-admin"`)
 				return fmt.Errorf("%w: an admin token (Authorization: Bearer ...) is required", errUnauthorized)
 			}

@@ -261,6 +261,27 @@ func TestAdminAuth(t *testing.T) {
 	}
 	apitest.Check(t, "list with an admin JWT", adminDo(t, http.MethodGet, list, adminJWT(t, "alice", "admin"), "", nil),
 		http.StatusOK, "")
+	for _, c := range []struct {
+		what, header string
+		status       int
+	}{
+		{"a lower-case scheme", "bearer " + opsBearer, http.StatusOK},
+		{"an upper-case scheme", "BEARER " + opsBearer, http.StatusOK},
+		{"Basic", "Basic b3BzOnNlY3JldA==", http.StatusUnauthorized},
+		{"a scheme alone", "Bearer", http.StatusUnauthorized},
+		{"Bearer and spaces", "Bearer   ", http.StatusUnauthorized},
+	} {
+		req, err := http.NewRequest(http.MethodGet, list, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", c.header)
+		r, err := apitest.SendRequest(apitest.Client, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apitest.Check(t, "Authorization: "+c.what, r, c.status, "")
+	}
 }
 
 // checkDefinition compares the definition a sale answers with the one sent.
