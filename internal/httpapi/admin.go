@@ -45,8 +45,11 @@ var errNotAdmin = errors.New("the token does not grant the admin role")
 func (s *Server) requireAdmin(a AdminAccess) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			token, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			if !ok || token == "" {
+			// The scheme is case-insensitive (RFC 9110 11.1), as for the
+			// shoppers' tokens (echo-jwt).
+			scheme, token, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+			token = strings.TrimSpace(token)
+			if !strings.EqualFold(scheme, "Bearer") || token == "" {
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="flashsale-admin"`)
 				return fmt.Errorf("%w: an admin token (Authorization: Bearer ...) is required", errUnauthorized)
 			}
@@ -79,15 +82,22 @@ func (s *Server) adminRoutes(a AdminAccess) {
 	if !a.on() {
 		return
 	}
-	g := s.echo.Group("/admin", s.requireAdmin(a), middleware.BodyLimit(maxAdminBody))
-	g.GET("/sales", s.adminListSales)
-	g.POST("/sales", s.adminCreateSale)
-	g.GET("/sales/:sale_id", s.adminGetSale)
-	g.PUT("/sales/:sale_id", s.adminReplaceSale)
-	g.DELETE("/sales/:sale_id", s.adminDeleteSale)
-	g.GET("/sales/:sale_id/audit", s.adminAudit)
+	// The middleware goes on each route, not on the group: a group with
+	// middleware routes every /admin/* path and method to it, so an
+	// unknown path would answer 401 and a wrong method 404, not 405.
+	mw := []echo.MiddlewareFunc{s.requireAdmin(a), middleware.BodyLimit(maxAdminBody)}
+	g := s.echo.Group("/admin")
+	get := func(path string, h echo.HandlerFunc) {
+		g.Match([]string{http.MethodGet, http.MethodHead}, path, h, mw...) // HEAD wherever GET is
+	}
+	get("/sales", s.adminListSales)
+	g.POST("/sales", s.adminCreateSale, mw...)
+	get("/sales/:sale_id", s.adminGetSale)
+	g.PUT("/sales/:sale_id", s.adminReplaceSale, mw...)
+	g.DELETE("/sales/:sale_id", s.adminDeleteSale, mw...)
+	get("/sales/:sale_id/audit", s.adminAudit)
 	for _, action := range []sale.Action{sale.Pause, sale.Resume, sale.End} {
-		g.POST("/sales/:sale_id/"+string(action), s.adminControl(action))
+		g.POST("/sales/:sale_id/"+string(action), s.adminControl(action), mw...)
 	}
 }
 

@@ -147,7 +147,21 @@ func jsonErrorField(err error) string {
 	if errors.As(err, &te) {
 		return te.Field
 	}
+	if name, ok := unknownJSONField(err); ok {
+		return name
+	}
 	return ""
+}
+
+// unknownJSONField is the name in DisallowUnknownFields' error, which
+// encoding/json gives only in its message (without the object's path).
+func unknownJSONField(err error) (string, bool) {
+	quoted, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	if !ok {
+		return "", false
+	}
+	name, uerr := strconv.Unquote(quoted)
+	return name, uerr == nil
 }
 
 func jsonErrorMessage(err error) string {
@@ -158,6 +172,9 @@ func jsonErrorMessage(err error) string {
 		return fmt.Sprintf("must be a JSON %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
 	case errors.As(err, &pe):
 		return "must be an RFC 3339 time such as 2026-12-24T18:00:00Z"
+	}
+	if _, ok := unknownJSONField(err); ok {
+		return "is not a field of a sale definition or of its items"
 	}
 	return "not valid JSON for a sale definition: " + err.Error()
 }

@@ -34,7 +34,7 @@ func exchange(method, target, ctype, reqBody string, status int, header map[stri
 	return spectest.Exchange{Request: req, RequestBody: []byte(reqBody), Status: status, Header: h, Body: []byte(body)}
 }
 
-const hold = `{"code":"abc","checkout_code":"abc","sale_id":1,"user_id":"u","item":{"id":1,"name":"Mug","image_url":"/items/1/1/image.svg","price":"9.99"},"expires_at":"2030-01-01T00:00:00Z"}`
+const hold = `{"code":"abc","checkout_code":"abc","sale_id":1,"user_id":"u","item":{"id":1,"sku":"item1","name":"Mug","description":"","image_url":"/items/1/1/image.svg","price":"9.99","currency":"USD"},"expires_at":"2030-01-01T00:00:00Z"}`
 
 var (
 	jsonID  = map[string]string{"Content-Type": "application/json", "X-Request-Id": "r1"}
@@ -63,6 +63,10 @@ func TestCheckAcceptsDocumentedExchanges(t *testing.T) {
 		"HTML index":           exchange("GET", "/", "", "", 200, map[string]string{"Content-Type": "text/html; charset=UTF-8", "X-Request-Id": "r1"}, "<!doctype html>"),
 		"event stream":         exchange("GET", "/sales/current/events", "", "", 200, map[string]string{"Content-Type": "text/event-stream", "X-Request-Id": "r1"}, ""),
 		"trailing slash":       exchange("GET", "/healthz/", "", "", 404, jsonID, errBody("not_found")),
+		"checkout by sku":      exchange("POST", "/checkout?user_id=u&sku=MUG-1", "", "", 201, jsonID, hold),
+		"checkout paused":      exchange("POST", "/checkout?user_id=u&sku=MUG-1", "", "", 409, jsonID, errBody("sale_paused")),
+		"definition's fields": exchange("POST", "/admin/sales", "application/json", `{"starts_at":"2030-01-01T00:00:00Z","ends_at":"2030-01-01T01:00:00Z","items":[]}`,
+			400, jsonID, `{"error":{"code":"invalid_definition","message":"m","fields":[{"field":"items","message":"m"}]}}`),
 	} {
 		if problems := s.Check(x); len(problems) > 0 {
 			t.Errorf("%s: %v", name, problems)
@@ -97,6 +101,10 @@ func TestCheckReportsWhatTheDocumentLacks(t *testing.T) {
 		{"405 without Allow", exchange("GET", "/checkout", "", "", 405, jsonID, errBody("method_not_allowed")), "Allow"},
 		{"HEAD with an undocumented status", exchange("HEAD", "/healthz", "", "", 404, jsonID, ""), "404"},
 		{"preflight failing", exchange("OPTIONS", "/checkout", "", "", 500, nil, ""), "500"},
+		{"a shop image that is not http", exchange("POST", "/checkout?user_id=u&id=1", "", "", 201, jsonID,
+			strings.Replace(hold, `"/items/1/1/image.svg"`, `"javascript:alert(1)"`, 1)), "image_url"},
+		{"fields of another shape", exchange("POST", "/admin/sales", "text/csv", "sku\n", 400, jsonID,
+			`{"error":{"code":"invalid_definition","message":"m","fields":[{"path":"items"}]}}`), "path"},
 		{"trailing slash answered as without", exchange("GET", "/healthz/", "", "", 200, jsonID, `{"status":"ok"}`), "not 200"},
 		{"stream of another type", exchange("GET", "/sales/current/events", "", "", 200, map[string]string{"Content-Type": "text/plain", "X-Request-Id": "r1"}, ""), "text/plain"},
 	} {
