@@ -54,7 +54,7 @@ func TestCheckAcceptsDocumentedExchanges(t *testing.T) {
 		"HEAD without a body":  exchange("HEAD", "/healthz", "", "", 200, jsonID, ""),
 		"checkout by query":    exchange("POST", "/checkout?user_id=u&id=1", "", "", 201, jsonID, hold),
 		"checkout old item id": exchange("POST", "/checkout", "application/json", `{"user_id":"u","item_id":"item7"}`, 201, jsonID, hold),
-		"empty after":          exchange("GET", "/sales/current/items?after=&limit=2", "", "", 200, jsonID, `{"sale_id":1,"items":[],"next_after":null}`),
+		"empty after":          exchange("GET", "/sales/current/items?after=&limit=2", "", "", 200, jsonID, `{"sale_id":1,"items":[],"next_after":null,"read_at":"2026-12-04T15:00:00Z"}`),
 		"bad request 400":      exchange("POST", "/checkout?id=0&user_id=u", "", "", 400, jsonID, errBody("invalid_request")),
 		"no sale":              exchange("GET", "/readyz", "", "", 503, retryID, errBody("no_active_sale")),
 		"unknown path":         exchange("GET", "/nope", "", "", 404, jsonID, errBody("not_found")),
