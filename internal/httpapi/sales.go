@@ -76,14 +76,14 @@ const (
 
 func (s *Server) currentItems(c echo.Context) error {
 	after, limit := int64(0), int64(defaultItemsPage)
-	var err error
+	var ok bool
 	if v := c.QueryParam("after"); v != "" {
-		if after, err = strconv.ParseInt(v, 10, 32); err != nil || after < 0 {
-			return invalid("after must be a non-negative integer")
+		if after, ok = parseDecimal(v); !ok || after > math.MaxInt32 {
+			return invalid("after must be a non-negative integer without a sign or leading zeros")
 		}
 	}
 	if v := c.QueryParam("limit"); v != "" {
-		if limit, err = strconv.ParseInt(v, 10, 32); err != nil || limit < 1 || limit > maxItemsPage {
+		if limit, ok = parseDecimal(v); !ok || limit < 1 || limit > maxItemsPage {
 			return invalid(fmt.Sprintf("limit must be an integer from 1 to %d", maxItemsPage))
 		}
 	}
