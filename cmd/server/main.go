@@ -87,7 +87,11 @@ func run(cfg config.Config) error {
 
 	var m *metrics.Metrics // nil: off
 	if cfg.MetricsAddr != "" {
-		m = metrics.New(version)
+		var opts []metrics.Option
+		if cfg.MetricsHTTPSizes {
+			opts = append(opts, metrics.WithHTTPSizes())
+		}
+		m = metrics.New(version, opts...)
 	}
 	sales := sale.NewService(pool, sale.Settings{
 		Duration: cfg.SaleDuration, Units: cfg.SaleUnits, Items: cfg.SaleItems,
@@ -98,7 +102,7 @@ func run(cfg config.Config) error {
 	// The API's polled reads, its event streams and the metrics share one
 	// read of the current sale.
 	current := salewatch.NewCurrent(sales)
-	m.Watch(pool, current)
+	m.Watch(pool, readPool, current, sales)
 	if m != nil {
 		stopMetrics, err := serveMetrics(m, cfg.MetricsAddr, log)
 		if err != nil {
@@ -117,6 +121,7 @@ func run(cfg config.Config) error {
 
 	apiOpts.Middleware, apiOpts.Current = m.Middleware(), current
 	api := httpapi.New(sales, apiOpts)
+	m.WatchStreams(api.OpenStreams)
 	if cfg.PprofAddr != "" {
 		// The profiler gets its own listener so it is never exposed with the API.
 		prof := &http.Server{Addr: cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}

@@ -61,6 +61,10 @@ type Config struct {
 	// exposed beside the API unless chosen (127.0.0.1:9464 on a host,
 	// :9464 inside a container on a private network).
 	MetricsAddr string `env:"METRICS_ADDR"`
+	// MetricsHTTPSizes adds request and response body size histograms:
+	// off by default, since they double a scrape's size for a figure a
+	// sale's operator does not watch.
+	MetricsHTTPSizes bool `env:"METRICS_HTTP_SIZES" envDefault:"false"`
 
 	// How long the answer to a checkout with an Idempotency-Key is kept;
 	// unset, the service's default (sale.DefaultIdempotencyKeyTTL).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,6 +24,8 @@ type liveStreams struct {
 	// for handlers to return, and a stream's handler would not otherwise.
 	ctx  context.Context
 	stop context.CancelFunc
+	// open counts the streams being served, for the metrics.
+	open *atomic.Int64
 }
 
 const (
@@ -41,13 +44,16 @@ func newLiveStreams(w *salewatch.Watcher, heartbeat time.Duration) liveStreams {
 		heartbeat = defaultHeartbeat
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return liveStreams{watch: w, heartbeat: heartbeat, ctx: ctx, stop: stop}
+	return liveStreams{watch: w, heartbeat: heartbeat, ctx: ctx, stop: stop, open: new(atomic.Int64)}
 }
 
 // StopStreams ends every event stream and refuses new ones. HTTPServer's
 // server calls it when Shutdown starts; call it before closing any other
 // server that serves s.
 func (s *Server) StopStreams() { s.live.stop() }
+
+// OpenStreams is how many event streams are being served now.
+func (s *Server) OpenStreams() int64 { return s.live.open.Load() }
 
 // SaleWatcher is the reader behind the event streams, for tests: it reads
 // the sale at most once per second however many watch.
@@ -75,6 +81,8 @@ func (s *Server) saleEvents(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "1") // as every 503: another server, or this one restarted
 		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "unavailable", Message: "the server is shutting down"}})
 	}
+	s.live.open.Add(1)
+	defer s.live.open.Add(-1)
 	w := c.Response()
 	h := w.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")
