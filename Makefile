@@ -8,7 +8,7 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flashsale?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test test-failover fuzz vet fmt-check sqlc-check layout-check example-tools compose-check browser pgbouncer generate bench db-stop clean psql migrate-status
+.PHONY: run build test test-failover fuzz vet fmt-check sqlc-check layout-check example-tools compose-check browser pgbouncer openapi-lint generate bench db-stop clean psql migrate-status
 
 run: build
 	@url="$$(go run ./cmd/devdb ensure -url '$(DATABASE_URL)')" && DATABASE_URL="$$url" exec ./bin/server
@@ -16,7 +16,7 @@ run: build
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/server ./cmd/server
 
-test: vet fmt-check sqlc-check layout-check compose-check browser pgbouncer example-tools
+test: vet fmt-check sqlc-check layout-check compose-check openapi-lint browser pgbouncer example-tools
 	@url="$$(go run ./cmd/devdb ensure -url '$(TEST_DATABASE_URL)')" && \
 		TEST_DATABASE_URL="$$url" go test -race -count=1 -timeout 20m ./... && \
 		$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) TEST_DATABASE_URL="$$url"
@@ -100,6 +100,25 @@ compose-check:
 		docker compose -f '$(COMPOSE_CHECK_FILE)' config -q && echo "$(COMPOSE_CHECK_FILE): valid (docker compose)"; \
 	elif command -v docker-compose >/dev/null 2>&1; then \
 		docker-compose -f '$(COMPOSE_CHECK_FILE)' config -q && echo "$(COMPOSE_CHECK_FILE): valid (docker-compose)"; fi
+
+# The OpenAPI document (internal/httpapi/openapi.yaml) against Redocly's
+# recommended rules, warnings as errors (redocly.yaml says which rule is off
+# and why). Redocly CLI comes from npm at the version
+# tools/redocly/package-lock.json pins, installed there by npm ci (again
+# whenever the lock file changes); its 1.x line, because 2.x needs a
+# Node.js newer than Debian's. Node.js and npm are Debian's nodejs and npm
+# packages, installed when missing, as the browser target does Chromium.
+REDOCLY = tools/redocly/node_modules/.bin/redocly
+openapi-lint:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "openapi-lint: no Node.js and npm found, installing Debian's nodejs and npm packages"; \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm || exit 1; \
+		else echo "make test needs Node.js and npm for the OpenAPI lint: install Debian's nodejs and npm packages (apt-get install nodejs npm)."; exit 1; fi; \
+	fi
+	@[ tools/redocly/node_modules/.package-lock.json -nt tools/redocly/package-lock.json ] || \
+		npm ci --prefix tools/redocly --no-audit --no-fund --loglevel=error
+	@REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(REDOCLY) lint --format=stylish internal/httpapi/openapi.yaml
 
 # Operator commands on the database `make run` uses (DATABASE_URL above),
 # from any shell: `make psql`, `make psql SQL='table sale_summary'`,

@@ -467,6 +467,27 @@ func (q *Queries) SaleTablesAnalyze(ctx context.Context, db DBTX) error {
 	return err
 }
 
+const unitsHoldHistory = `-- name: UnitsHoldHistory :one
+SELECT count(*) FILTER (WHERE sold_at IS NULL AND hold_code IS NOT NULL AND held_until <= now())::bigint AS expired_holds,
+       coalesce(extract(epoch FROM max(sold_at)), 0)::float8 AS last_sold_epoch
+FROM units WHERE sale_id = $1
+`
+
+type UnitsHoldHistoryRow struct {
+	ExpiredHolds  int64
+	LastSoldEpoch float64
+}
+
+// For the metrics: units whose hold expired without a purchase and that no
+// checkout has claimed again (back in the pool), and when the last unit
+// was sold (Unix seconds; 0 when none was). One scan of the sale's units, at most once a second per server.
+func (q *Queries) UnitsHoldHistory(ctx context.Context, db DBTX, saleID int64) (UnitsHoldHistoryRow, error) {
+	row := db.QueryRow(ctx, unitsHoldHistory, saleID)
+	var i UnitsHoldHistoryRow
+	err := row.Scan(&i.ExpiredHolds, &i.LastSoldEpoch)
+	return i, err
+}
+
 const unitsInsertForSale = `-- name: UnitsInsertForSale :exec
 INSERT INTO units (sale_id, item_id)
 SELECT i.sale_id, i.item_id

@@ -65,6 +65,14 @@ SELECT * FROM current_sale;
 -- name: SaleStockGet :one
 SELECT * FROM sale_stock WHERE id = @id;
 
+-- name: UnitsHoldHistory :one
+-- For the metrics: units whose hold expired without a purchase and that no
+-- checkout has claimed again (back in the pool), and when the last unit
+-- was sold (Unix seconds; 0 when none was). One scan of the sale's units, at most once a second per server.
+SELECT count(*) FILTER (WHERE sold_at IS NULL AND hold_code IS NOT NULL AND held_until <= now())::bigint AS expired_holds,
+       coalesce(extract(epoch FROM max(sold_at)), 0)::float8 AS last_sold_epoch
+FROM units WHERE sale_id = @sale_id;
+
 -- name: ItemGet :one
 SELECT * FROM items WHERE sale_id = @sale_id AND item_id = @item_id;
 

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -33,6 +35,7 @@ Commands:
   migrate up         apply the pending migrations (serve does this at start)
   migrate down-to N  roll back every migration above version N (0: all); stop the servers first
   healthcheck        GET /readyz on HTTP_ADDR: exit 0 when it answers 200 within DB_TIMEOUT+1s, else 1
+  config             print the settings in effect and where each comes from (secrets masked)
   sale apply -f FILE define or replace a sale from a JSON file (- reads stdin); the same file twice changes nothing
   sale list          list the sales that have not ended: status, units sold, who defined them
   sale show ID       print sale ID's definition as a file for sale apply
@@ -67,14 +70,14 @@ func command(args []string, stdout, stderr io.Writer) int {
 	}
 	args = fs.Args()
 	if len(args) == 0 {
-		return serve()
+		return serve(stderr)
 	}
 	switch args[0] {
 	case "serve":
 		if len(args) > 1 {
 			return misused(stderr, "serve takes no arguments")
 		}
-		return serve()
+		return serve(stderr)
 	case "migrate":
 		return migrateCommand(args[1:], stdout, stderr)
 	case "sale":
@@ -84,6 +87,11 @@ func command(args []string, stdout, stderr io.Writer) int {
 			return misused(stderr, "healthcheck takes no arguments")
 		}
 		return healthcheck(stdout, stderr)
+	case "config":
+		if len(args) > 1 {
+			return misused(stderr, "config takes no arguments")
+		}
+		return printConfig(stdout, stderr)
 	case "help":
 		printUsage(stdout)
 		return 0
@@ -115,6 +123,31 @@ func misused(stderr io.Writer, msg string) int {
 	return 2
 }
 
+// misconfigured reports a setting that cannot work: one line, exit 2.
+func misconfigured(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "server: %v\n", err)
+	return 2
+}
+
+// printConfig shows what the server would run with, checked as serve
+// checks it: an operator's first question at 3 a.m.
+func printConfig(stdout, stderr io.Writer) int {
+	if _, err := config.Load(); err != nil {
+		return misconfigured(stderr, err)
+	}
+	settings, err := config.Effective()
+	if err != nil {
+		return failed(stderr, err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SETTING\tVALUE\tSOURCE")
+	for _, s := range settings {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, cmp.Or(s.Value, "(off)"), s.Source)
+	}
+	tw.Flush()
+	return 0
+}
+
 func failed(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "server: %v\n", err)
 	return 1
@@ -137,7 +170,7 @@ func migrateCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load()
 	if err != nil {
-		return failed(stderr, err)
+		return misconfigured(stderr, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -194,7 +227,7 @@ func migrateCommand(args []string, stdout, stderr io.Writer) int {
 func healthcheck(stdout, stderr io.Writer) int {
 	cfg, err := config.Load()
 	if err != nil {
-		return failed(stderr, err)
+		return misconfigured(stderr, err)
 	}
 	url := "http://" + dialAddr(cfg.HTTPAddr) + "/readyz"
 	// readyz answers within DB_TIMEOUT; a second more for the connection.
@@ -213,6 +246,29 @@ func healthcheck(stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s", body)
 	return 0
+}
+
+// openURL is the address a person on this host opens in a browser: the
+// listen address as dialAddr reaches it, with the port bound.
+func openURL(listen string, bound net.Addr) string {
+	host, _, _ := net.SplitHostPort(dialAddr(listen))
+	port := "0"
+	if a, ok := bound.(*net.TCPAddr); ok {
+		port = strconv.Itoa(a.Port)
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// logListening warns when the API listens on every interface, HTTP_ADDR's
+// default: right in a container or behind a firewall, a surprise on a
+// laptop on a shared network.
+func logListening(log *slog.Logger, listen string, bound net.Addr) {
+	host, _, _ := net.SplitHostPort(listen) // config.Load has checked it
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		_, port, _ := net.SplitHostPort(bound.String())
+		log.Warn("listening on every network interface; set HTTP_ADDR=127.0.0.1:"+port+" to keep the API to this host",
+			"addr", listen)
+	}
 }
 
 // dialAddr turns a listen address into one to connect to: a server

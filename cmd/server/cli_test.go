@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net"
@@ -9,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/flashsale/flashsale/internal/testkit/apitest"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
@@ -82,10 +87,88 @@ func TestCommands(t *testing.T) {
 		code, out, errOut := run(t, env, "migrate", "up")
 		expect(t, code, out, errOut, 0, "nothing to do")
 		code, out, errOut = run(t, env[:2], "migrate", "status")
-		expect(t, code, out, errOut, 1)
+		expect(t, code, out, errOut, 2)
 		if !strings.Contains(errOut, "DATABASE_MIGRATION_URL") {
 			t.Fatalf("DB_POOLER=transaction without DATABASE_MIGRATION_URL: %q", errOut)
 		}
+	})
+	t.Run("settings errors", func(t *testing.T) {
+		// One line naming the variable, the value and what it takes; exit
+		// 2, before anything connects (the database here is nowhere).
+		nowhere := "DATABASE_URL=postgres://postgres@127.0.0.1:1/nowhere?connect_timeout=1"
+		for _, c := range []struct{ env, want string }{
+			{"SALE_DURATION=90", "server: SALE_DURATION=90 is not a duration: a number with a unit, such as 90s, 15m or 1h (units ns, us, ms, s, m, h)\n"},
+			{"DB_MAX_CONNS=lots", "server: DB_MAX_CONNS=lots is not a whole number, such as 10\n"},
+			{"LOG_LEVEL=verbose", "server: LOG_LEVEL=verbose is not a level: want one of debug, info, warn, error\n"},
+			{"GOGC=lots", "server: GOGC=lots is not a percentage: want a whole number from 1, such as 100 or 400 (how much the heap grows between collections), or off\n"},
+		} {
+			for _, args := range [][]string{nil, {"config"}, {"migrate", "status"}} {
+				code, out, errOut := run(t, []string{nowhere, c.env}, args...)
+				if code != 2 || errOut != c.want || out != "" {
+					t.Errorf("%s server %v: exit %d, stderr %q, stdout %q; want exit 2 and %q", c.env, args, code, errOut, out, c.want)
+				}
+			}
+		}
+		// The Go runtime reads GOMEMLIMIT before main and stops a process
+		// whose value it cannot read, with its own message and exit 2.
+		code, _, errOut := run(t, []string{nowhere, "GOMEMLIMIT=lots"})
+		if code != 2 || !strings.Contains(errOut, "malformed GOMEMLIMIT") {
+			t.Errorf("GOMEMLIMIT=lots: exit %d, stderr %q", code, errOut)
+		}
+	})
+	t.Run("config", func(t *testing.T) {
+		code, out, errOut := run(t, []string{"SALE_UNITS=5", "SALE_ITEMS=5", "HOLD_TTL=", "PPROF_ADDR=",
+			"DATABASE_URL=postgres://app:s3cret@db:5432/flashsale", "AUTH_JWT_SECRET=" + strings.Repeat("s3cret", 6)}, "config")
+		expect(t, code, out, errOut, 0)
+		for _, want := range [][]string{
+			{"SETTING", "VALUE", "SOURCE"},
+			{"SALE_UNITS", "5", "environment"},
+			{"HOLD_TTL", "10m", "default"},
+			{"PPROF_ADDR", "(off)", "default"},
+			{"DATABASE_URL", "postgres://app:xxxxx@db:5432/flashsale", "environment"},
+			{"AUTH_JWT_SECRET", "(set, hidden)", "environment"},
+		} {
+			if got := strings.Fields(lineWith(out, want[0]+" ")); !slices.Equal(got, strings.Fields(strings.Join(want, " "))) {
+				t.Errorf("line %q, want %q", got, want)
+			}
+		}
+		if strings.Contains(out, "s3cret") {
+			t.Errorf("config shows a secret:\n%s", out)
+		}
+	})
+	t.Run("start-up log", func(t *testing.T) {
+		// On every interface: the URL to open, with the port bound, and a
+		// warning.
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+pgtest.New(t), "HTTP_ADDR=:0", "LOG_LEVEL=info")
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		// A server that never logs "listening" ends the scan below.
+		stopper := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
+		defer stopper.Stop()
+		var warned bool
+		var listening struct{ URL string }
+		lines := bufio.NewScanner(stderr)
+		for listening.URL == "" && lines.Scan() {
+			line := lines.Text()
+			warned = warned || strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "every network interface")
+			if strings.Contains(line, `"msg":"listening"`) {
+				if err := json.Unmarshal([]byte(line), &listening); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if !warned || !strings.HasPrefix(listening.URL, "http://127.0.0.1:") || strings.HasSuffix(listening.URL, ":0/") {
+			t.Fatalf("warned %v, url %q", warned, listening.URL)
+		}
+		apitest.GetOK(t, listening.URL+"healthz")
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 	})
 	t.Run("healthcheck", func(t *testing.T) {
 		u, err := url.Parse(apitest.Start(t, apitest.Options{}).URL)

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -33,8 +35,14 @@ func main() {
 }
 
 // serve runs the server until SIGINT or SIGTERM: the default command.
-func serve() int {
-	if err := run(); err != nil {
+// A setting that cannot work ends it at once, before anything connects,
+// with one line naming it and exit 2, as a misused command does.
+func serve(stderr io.Writer) int {
+	cfg, err := config.Load()
+	if err != nil {
+		return misconfigured(stderr, err)
+	}
+	if err := run(cfg); err != nil {
 		// run's own logger is closed by now; this line is written directly.
 		logging.New(os.Stderr, slog.LevelInfo).Error("server stopped", "err", err)
 		return 1
@@ -42,12 +50,8 @@ func serve() int {
 	return 0
 }
 
-func run() error {
+func run(cfg config.Config) error {
 	config.TuneGC()
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
 	log, closeLog, err := logging.Open(cfg.LogLevel)
 	if err != nil {
 		return err
@@ -83,14 +87,18 @@ func run() error {
 
 	var m *metrics.Metrics // nil: off
 	if cfg.MetricsAddr != "" {
-		m = metrics.New(version)
+		var opts []metrics.Option
+		if cfg.MetricsHTTPSizes {
+			opts = append(opts, metrics.WithHTTPSizes())
+		}
+		m = metrics.New(version, opts...)
 	}
 	sales := sale.NewService(pool, saleSettings(cfg), cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool))...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
 	// The API's polled reads, its event streams and the metrics share one
 	// read of the current sale.
 	current := salewatch.NewCurrent(sales)
-	m.Watch(pool, current)
+	m.Watch(pool, readPool, current, sales)
 	if m != nil {
 		stopMetrics, err := serveMetrics(m, cfg.MetricsAddr, log)
 		if err != nil {
@@ -109,6 +117,7 @@ func run() error {
 
 	apiOpts.Middleware, apiOpts.Current = m.Middleware(), current
 	api := httpapi.New(sales, apiOpts)
+	m.WatchStreams(api.OpenStreams)
 	if cfg.PprofAddr != "" {
 		// The profiler gets its own listener so it is never exposed with the API.
 		prof := &http.Server{Addr: cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
@@ -120,9 +129,16 @@ func run() error {
 		}()
 	}
 	srv := api.HTTPServer(cfg.HTTPAddr)
+	// Bound here, so that the URL logged has the port in use (HTTP_ADDR
+	// may say :0).
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", cfg.HTTPAddr, err)
+	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.ListenAndServe() }()
-	log.Info("listening", "addr", cfg.HTTPAddr, "version", version, "sale_duration", cfg.SaleDuration.String(),
+	go func() { serveErr <- srv.Serve(ln) }()
+	logListening(log, cfg.HTTPAddr, ln.Addr())
+	log.Info("listening", "addr", cfg.HTTPAddr, "url", openURL(cfg.HTTPAddr, ln.Addr()), "version", version, "sale_duration", cfg.SaleDuration.String(),
 		"sale_units", cfg.SaleUnits, "sale_items", cfg.SaleItems, "per_user_limit", cfg.PerUserLimit, "hold_ttl", cfg.HoldTTL.String(),
 		"db_max_conns", cfg.DBMaxConns, "db_read_max_conns", cfg.DBReadMaxConns, "attempts_retention", cfg.AttemptsRetention.String(),
 		"auth", apiOpts.Auth != nil, "rate_limit_user", cfg.RateLimitUser, "rate_limit_ip", cfg.RateLimitIP)

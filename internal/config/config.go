@@ -51,6 +51,10 @@ type Config struct {
 	DBTimeout      time.Duration `env:"DB_TIMEOUT" envDefault:"2s"`
 	ShutdownPeriod time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
+	// The Go runtime reads these itself; they are here to be checked
+	// before the server runs and shown by `server config` (see gc.go).
+	GOGC       string `env:"GOGC"`
+	GOMEMLIMIT string `env:"GOMEMLIMIT"`
 	// PprofAddr, when set, serves net/http/pprof there (keep it private).
 	PprofAddr string `env:"PPROF_ADDR"`
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there.
@@ -59,6 +63,10 @@ type Config struct {
 	// exposed beside the API unless chosen (127.0.0.1:9464 on a host,
 	// :9464 inside a container on a private network).
 	MetricsAddr string `env:"METRICS_ADDR"`
+	// MetricsHTTPSizes adds request and response body size histograms:
+	// off by default, since they double a scrape's size for a figure a
+	// sale's operator does not watch.
+	MetricsHTTPSizes bool `env:"METRICS_HTTP_SIZES" envDefault:"false"`
 
 	// How long the answer to a checkout with an Idempotency-Key is kept;
 	// unset, the service's default (sale.DefaultIdempotencyKeyTTL).
@@ -112,7 +120,7 @@ type Config struct {
 func Load() (Config, error) {
 	cfg, err := env.ParseAs[Config]()
 	if err != nil {
-		return Config{}, fmt.Errorf("read configuration: %w", err)
+		return Config{}, explain(err) // explain.go
 	}
 	// Unset or empty takes the service's default; a value given, 0
 	// included, is checked by Validate.
@@ -156,8 +164,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SHUTDOWN_TIMEOUT must not be negative, got %s", c.ShutdownPeriod)
 	case c.IdempotencyKeyTTL < c.HoldTTL:
 		return fmt.Errorf("IDEMPOTENCY_KEY_TTL must be at least HOLD_TTL (%s), got %s", c.HoldTTL, c.IdempotencyKeyTTL)
-	case c.RateLimitUser < 0 || c.RateLimitIP < 0 || c.RateLimitUserBurst < 0 || c.RateLimitIPBurst < 0:
-		return fmt.Errorf("RATE_LIMIT_USER, RATE_LIMIT_IP and their bursts must not be negative")
+	case c.RateLimitUser < 0:
+		return fmt.Errorf("RATE_LIMIT_USER must not be negative (0 turns it off), got %v", c.RateLimitUser)
+	case c.RateLimitIP < 0:
+		return fmt.Errorf("RATE_LIMIT_IP must not be negative (0 turns it off), got %v", c.RateLimitIP)
+	case c.RateLimitUserBurst < 0:
+		return fmt.Errorf("RATE_LIMIT_USER_BURST must not be negative, got %d", c.RateLimitUserBurst)
+	case c.RateLimitIPBurst < 0:
+		return fmt.Errorf("RATE_LIMIT_IP_BURST must not be negative, got %d", c.RateLimitIPBurst)
 	case c.AuthJWTSecret != "" && c.AuthJWTPublicKey != "":
 		return fmt.Errorf("set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY, not both")
 	case c.SaleEditLead < 2*time.Second || c.SaleEditLead > 24*time.Hour:
@@ -165,6 +179,12 @@ func (c Config) Validate() error {
 	case c.AuthJWTSecret != "" && len(c.AuthJWTSecret) < 32:
 		// RFC 7518 3.2: an HS256 key must be at least as long as the hash.
 		return fmt.Errorf("AUTH_JWT_SECRET must be at least 32 bytes, got %d", len(c.AuthJWTSecret))
+	}
+	if !slices.Contains(LogLevels, strings.ToLower(c.LogLevel)) {
+		return fmt.Errorf("LOG_LEVEL=%s is not a level: want one of %s", c.LogLevel, strings.Join(LogLevels, ", "))
+	}
+	if err := checkGC(c.GOGC, c.GOMEMLIMIT); err != nil { // gc.go
+		return err
 	}
 	if _, err := auth.ParseAdminTokens(c.AdminTokens); err != nil {
 		return err
@@ -192,6 +212,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// LogLevels are the values LOG_LEVEL takes, in any case.
+var LogLevels = []string{"debug", "info", "warn", "error"}
 
 // MigrationURL is the connection migrations go through.
 func (c Config) MigrationURL() string {

@@ -40,6 +40,7 @@ var apiErrors = []struct {
 	{errNotAdmin, http.StatusForbidden, "forbidden", false},
 	{sale.ErrNotCodeHolder, http.StatusForbidden, "forbidden", false},
 	{errHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, "request_headers_too_large", false},
+	{errTransferEncoding, http.StatusBadRequest, "invalid_request", false},
 	{sale.ErrKeyReused, http.StatusUnprocessableEntity, "idempotency_key_reused", false},
 	{sale.ErrRateLimited, http.StatusTooManyRequests, "rate_limited", false},
 	{sale.ErrItemNotFound, http.StatusNotFound, "item_not_found", false},

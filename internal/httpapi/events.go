@@ -26,6 +26,8 @@ type liveStreams struct {
 	stop context.CancelFunc
 	// items is the last "items" event encoded, shared by the streams.
 	items *atomic.Pointer[encodedItems]
+	// open counts the streams being served, for the metrics.
+	open *atomic.Int64
 }
 
 const (
@@ -44,13 +46,16 @@ func newLiveStreams(w *salewatch.Watcher, heartbeat time.Duration) liveStreams {
 		heartbeat = defaultHeartbeat
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return liveStreams{watch: w, heartbeat: heartbeat, ctx: ctx, stop: stop, items: new(atomic.Pointer[encodedItems])}
+	return liveStreams{watch: w, heartbeat: heartbeat, ctx: ctx, stop: stop, items: new(atomic.Pointer[encodedItems]), open: new(atomic.Int64)}
 }
 
 // StopStreams ends every event stream and refuses new ones. HTTPServer's
 // server calls it when Shutdown starts; call it before closing any other
 // server that serves s.
 func (s *Server) StopStreams() { s.live.stop() }
+
+// OpenStreams is how many event streams are being served now.
+func (s *Server) OpenStreams() int64 { return s.live.open.Load() }
 
 // SaleWatcher is the reader behind the event streams, for tests: it reads
 // the sale at most once per second however many watch.
@@ -97,6 +102,8 @@ func (s *Server) saleEvents(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "1") // as every 503: another server, or this one restarted
 		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "unavailable", Message: "the server is shutting down"}})
 	}
+	s.live.open.Add(1)
+	defer s.live.open.Add(-1)
 	w := c.Response()
 	h := w.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")

@@ -19,15 +19,28 @@ import (
 // invalid is a client's mistake, answered 400 invalid_request with msg.
 func invalid(msg string) error { return fmt.Errorf("%w: %s", sale.ErrInvalidRequest, msg) }
 
+// parsePositive reads an id in its one form, as the API document's
+// pattern gives it: decimal digits without a sign or a leading zero (not
+// +7 or 007), so one id has one spelling in logs, caches and limits.
 func parsePositive(v, name string) (int64, error) {
 	if v == "" {
 		return 0, invalid(name + " is required")
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 1 {
-		return 0, invalid(name + " must be a positive integer")
+	n, ok := parseDecimal(v)
+	if !ok || n < 1 {
+		return 0, invalid(name + " must be a positive integer without a sign or leading zeros")
 	}
 	return n, nil
+}
+
+// parseDecimal reads a non-negative decimal in its one form: digits only,
+// no leading zero but in 0 itself.
+func parseDecimal(v string) (int64, bool) {
+	if v == "" || v[0] < '0' || v[0] > '9' || len(v) > 1 && v[0] == '0' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 63)
+	return int64(n), err == nil
 }
 
 // field is one request field: its name, then the aliases it may come as.

@@ -76,22 +76,24 @@ const (
 
 func (s *Server) currentItems(c echo.Context) error {
 	after, limit := int64(0), int64(defaultItemsPage)
-	var err error
+	var ok bool
 	if v := c.QueryParam("after"); v != "" {
-		if after, err = strconv.ParseInt(v, 10, 32); err != nil || after < 0 {
-			return invalid("after must be a non-negative integer")
+		if after, ok = parseDecimal(v); !ok || after > math.MaxInt32 {
+			return invalid("after must be a non-negative integer without a sign or leading zeros")
 		}
 	}
 	if v := c.QueryParam("limit"); v != "" {
-		if limit, err = strconv.ParseInt(v, 10, 32); err != nil || limit < 1 || limit > maxItemsPage {
+		if limit, ok = parseDecimal(v); !ok || limit < 1 || limit > maxItemsPage {
 			return invalid(fmt.Sprintf("limit must be an integer from 1 to %d", maxItemsPage))
 		}
 	}
 	available := false
-	if v := c.QueryParam("available"); v != "" {
-		if available, err = strconv.ParseBool(v); err != nil || (v != "true" && v != "false") {
-			return invalid("available must be true or false")
-		}
+	switch v := c.QueryParam("available"); v {
+	case "", "false":
+	case "true":
+		available = true
+	default:
+		return invalid("available must be true or false")
 	}
 	list := s.sales.Items
 	if available {

@@ -153,6 +153,8 @@ func newStack(sales *sale.Service, opts Options) *Server {
 	}))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBody, Skipper: isAdminPath}))
 	e.Use(limitHeaders)
+	e.Use(refuseTransferEncoding)
+	e.Use(noTrailingSlash)
 	if len(opts.CORSOrigins) > 0 {
 		e.Use(cors(opts.CORSOrigins))
 	}
@@ -215,6 +217,20 @@ func requestLogLevel(v middleware.RequestLoggerValues) slog.Level {
 		return slog.LevelInfo
 	}
 	return slog.LevelDebug
+}
+
+// noTrailingSlash answers 404 to a path ending in "/" (but "/" itself),
+// whatever route it would reach: /sales/1/ is not /sales/1, and one
+// resource has one path. It is counted as unmatched, as a path no route
+// matches is.
+func noTrailingSlash(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if p := c.Request().URL.Path; len(p) > 1 && p[len(p)-1] == '/' {
+			c.SetPath("")
+			return echo.ErrNotFound
+		}
+		return next(c)
+	}
 }
 
 // maxRequestIDBytes bounds a client's X-Request-ID, which is echoed and

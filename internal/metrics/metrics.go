@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,8 +26,8 @@ const namespace = "flashsale"
 // sale service (SaleOptions) and the API (Middleware), then Watch the pool
 // and the service, and serve it on a private listener (Server).
 type Metrics struct {
-	reg        *prometheus.Registry
-	middleware echo.MiddlewareFunc
+	reg  *prometheus.Registry
+	http *httpMetrics
 
 	batchSize        *prometheus.HistogramVec
 	batchSeconds     *prometheus.HistogramVec
@@ -39,11 +38,25 @@ type Metrics struct {
 	sale *saleCollector
 }
 
-// New registers the Go runtime, process, build and batch metrics.
-func New(version string) *Metrics {
+// Option changes what New registers.
+type Option func(*options)
+
+type options struct{ httpSizes bool }
+
+// WithHTTPSizes adds histograms of request and response body sizes
+// (METRICS_HTTP_SIZES); off by default.
+func WithHTTPSizes() Option { return func(o *options) { o.httpSizes = true } }
+
+// New registers the Go runtime, process, build, HTTP and batch metrics.
+func New(version string, opts ...Option) *Metrics {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		reg: reg,
+		reg:  reg,
+		http: newHTTPMetrics(o.httpSizes),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "batch_size",
 			Help: "Requests per checkout or purchase batch (one transaction each).",
@@ -77,7 +90,9 @@ func New(version string) *Metrics {
 		m.batchSeconds.WithLabelValues(kind)
 		m.batchFailures.WithLabelValues(kind)
 	}
-	for _, o := range sale.CheckoutOutcomes() {
+	// Answers replayed under an idempotency key are outcomes too (see
+	// sale.Observer), present from the start like the rest.
+	for _, o := range append(sale.CheckoutOutcomes(), "replayed", "idempotency_key_reused") {
 		m.checkoutOutcomes.WithLabelValues(o)
 	}
 	for _, o := range sale.PurchaseOutcomes() {
@@ -95,7 +110,7 @@ func New(version string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		build, m.batchSize, m.batchSeconds, m.batchFailures, m.checkoutOutcomes, m.purchaseOutcomes,
 	)
-	m.middleware = httpMiddleware(reg)
+	reg.MustRegister(m.http.collectors()...)
 	return m
 }
 
@@ -124,18 +139,31 @@ func (m *Metrics) Middleware() []echo.MiddlewareFunc {
 	if m == nil {
 		return nil
 	}
-	return []echo.MiddlewareFunc{m.middleware}
+	return []echo.MiddlewareFunc{m.http.middleware}
 }
 
-// Watch adds the pool's statistics and the current sale's units, both
+// Watch adds both pools' statistics (pool="write" for checkouts and
+// purchases, pool="read" for the reads) and the current sale's units, all
 // read when scraped; the sale through the process's shared read, which
 // the API's readers use too.
-func (m *Metrics) Watch(pool *pgxpool.Pool, current *salewatch.Current) {
+func (m *Metrics) Watch(write, read *pgxpool.Pool, current *salewatch.Current, sales *sale.Service) {
 	if m == nil {
 		return
 	}
-	m.sale = &saleCollector{current: current, maxAge: time.Second}
-	m.reg.MustRegister(poolCollector{pool}, m.sale)
+	m.sale = &saleCollector{current: current, sales: sales, maxAge: time.Second}
+	m.reg.MustRegister(poolCollector{map[string]*pgxpool.Pool{"write": write, "read": read}}, m.sale)
+}
+
+// WatchStreams adds the number of open event streams, as open reports it
+// when scraped (httpapi.Server.OpenStreams).
+func (m *Metrics) WatchStreams(open func() int64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "event_streams_open",
+		Help: "Event streams (GET /sales/current/events) open on this server now.",
+	}, func() float64 { return float64(open()) }))
 }
 
 // SaleReads is how many times the current sale was read from PostgreSQL,
@@ -152,48 +180,4 @@ func (m *Metrics) Server(addr string) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
-}
-
-// httpMiddleware is echoprometheus with labels whose values the client
-// cannot choose freely: the route template instead of the path, and a
-// fixed set of methods, so that no request adds a new series. The Host
-// header is dropped for the same reason.
-func httpMiddleware(reg prometheus.Registerer) echo.MiddlewareFunc {
-	return echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
-		Namespace:  namespace,
-		Subsystem:  "http",
-		Registerer: reg,
-		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
-			"url": func(c echo.Context, _ error) string {
-				if p := c.Path(); p != "" {
-					return p
-				}
-				return "unmatched"
-			},
-			"method": func(c echo.Context, _ error) string {
-				switch m := c.Request().Method; m {
-				case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-					http.MethodDelete, http.MethodOptions:
-					return m
-				}
-				return "other"
-			},
-			"host": func(echo.Context, error) string { return "" },
-		},
-		HistogramOptsFunc: func(o prometheus.HistogramOpts) prometheus.HistogramOpts {
-			if o.Name == "request_duration_seconds" {
-				// Finer below 5 ms than the default: most answers are there.
-				o.Buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
-			}
-			return o
-		},
-		// The middleware runs outside the request logger, whose HandleError
-		// has already written the answer: its status is the one sent.
-		StatusCodeResolver: func(c echo.Context, err error) int {
-			if c.Response().Committed || err == nil {
-				return c.Response().Status
-			}
-			return http.StatusInternalServerError
-		},
-	})
 }

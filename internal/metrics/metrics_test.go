@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -15,16 +16,22 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/flashsale/flashsale/internal/metrics"
+	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/apitest"
 	"github.com/flashsale/flashsale/internal/testkit/testutil"
 )
 
 // start runs the API with metrics, and the metrics on their own listener
 // as cmd/server does; it returns the API's and the metrics' base URLs.
-func start(t *testing.T) (*metrics.Metrics, string, string) {
+func start(t *testing.T, mopts ...metrics.Option) (*metrics.Metrics, string, string) {
 	t.Helper()
-	m := metrics.New("test")
-	opts := apitest.WeekLong(apitest.DefaultSettings)
+	return startSale(t, apitest.DefaultSettings, mopts...)
+}
+
+func startSale(t *testing.T, settings sale.Settings, mopts ...metrics.Option) (*metrics.Metrics, string, string) {
+	t.Helper()
+	m := metrics.New("test", mopts...)
+	opts := apitest.WeekLong(settings)
 	opts.Metrics = m
 	api := apitest.Start(t, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -131,7 +138,8 @@ func TestScrapeShowsCheckoutsPurchasesPoolAndSale(t *testing.T) {
 		{"checkout requests in batches", f.find(t, "flashsale_batch_size", "batch=checkout").GetHistogram().GetSampleSum(), 6},
 		{"purchase requests in batches", f.find(t, "flashsale_batch_size", "batch=purchase").GetHistogram().GetSampleSum(), 4},
 		{"checkout batch failures", f.value(t, "flashsale_batch_failures_total", "batch=checkout"), 0},
-		{"pool max connections", f.value(t, "flashsale_db_pool_max_connections"), 8},
+		{"write pool max connections", f.value(t, "flashsale_db_pool_max_connections", "pool=write"), 8},
+		{"read pool max connections", f.value(t, "flashsale_db_pool_max_connections", "pool=read"), 1},
 		{"sale id", f.value(t, "flashsale_current_sale_id"), float64(apitest.Int(t, cur, "id"))},
 		{"sale open", f.value(t, "flashsale_current_sale_open"), 1},
 		{"units sold", f.value(t, "flashsale_current_sale_units", "state=sold"), float64(apitest.Int(t, cur, "units_sold"))},
@@ -156,8 +164,10 @@ func TestScrapeShowsCheckoutsPurchasesPoolAndSale(t *testing.T) {
 		t.Errorf("BREW requests %v, want 1 under method=other", v)
 	}
 	for _, name := range []string{"flashsale_db_pool_total_connections", "flashsale_db_pool_acquires_total"} {
-		if v := f.value(t, name); v < 1 {
-			t.Errorf("%s = %v, want at least 1", name, v)
+		for _, pool := range []string{"pool=write", "pool=read"} {
+			if v := f.value(t, name, pool); v < 1 {
+				t.Errorf("%s{%s} = %v, want at least 1", name, pool, v)
+			}
 		}
 	}
 	for _, name := range []string{"flashsale_db_pool_acquired_connections", "flashsale_db_pool_idle_connections",
@@ -206,4 +216,125 @@ func TestConcurrentScrapesShareOneSaleRead(t *testing.T) {
 		t.Fatalf("%d concurrent scrapes in %s read the sale %d times, want 1 to %d", scrapes, took, reads, allowed)
 	}
 	t.Logf("%d concurrent scrapes in %s: %d read(s) of the sale", scrapes, took, reads)
+}
+
+// The exposition as Prometheus parses it: every family has help and a
+// type, no label is ever empty, the size histograms are off unless asked
+// for, and every outcome the documents list is a series from the start.
+func TestExposition(t *testing.T) {
+	t.Parallel()
+	_, api, metricsURL := start(t)
+	apitest.Held(t, api, "alice", 1)
+	apitest.GetOK(t, api+"/sales/current")
+	f, err := scrape(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, fam := range f {
+		if fam.GetHelp() == "" {
+			t.Errorf("%s has no help", name)
+		}
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == "" {
+					t.Errorf("%s has an empty label %s", name, l.GetName())
+				}
+				if l.GetName() == "host" {
+					t.Errorf("%s has a host label", name)
+				}
+			}
+		}
+	}
+	for _, name := range []string{"flashsale_http_request_size_bytes", "flashsale_http_response_size_bytes"} {
+		if f[name] != nil {
+			t.Errorf("%s present without WithHTTPSizes", name)
+		}
+	}
+	// docs/operating.md lists these.
+	for _, o := range []string{"held", "sold_out", "item_unavailable", "item_not_found", "user_limit_reached",
+		"no_active_sale", "rate_limited", "replayed", "idempotency_key_reused"} {
+		f.value(t, "flashsale_checkout_outcomes_total", "outcome="+o)
+	}
+	for _, o := range []string{"purchased", "code_not_found", "code_expired", "user_limit_reached"} {
+		f.value(t, "flashsale_purchase_outcomes_total", "outcome="+o)
+	}
+	if v := f.value(t, "flashsale_event_streams_open"); v != 0 {
+		t.Errorf("event streams open %v, want 0", v)
+	}
+	if v := f.value(t, "flashsale_current_sale_expired_holds"); v != 0 {
+		t.Errorf("expired holds %v, want 0", v)
+	}
+	if f["flashsale_current_sale_sellout_seconds"] != nil {
+		t.Error("a sell-out time before the sale sold out")
+	}
+}
+
+func TestHTTPSizesWhenAskedFor(t *testing.T) {
+	t.Parallel()
+	_, api, metricsURL := start(t, metrics.WithHTTPSizes())
+	apitest.Held(t, api, "alice", 1)
+	f, err := scrape(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.find(t, "flashsale_http_response_size_bytes", "url=/checkout", "code=201").GetHistogram().GetSampleCount(); n != 1 {
+		t.Errorf("checkout responses sized %d, want 1", n)
+	}
+	f.find(t, "flashsale_http_request_size_bytes", "url=/checkout")
+}
+
+// An open event stream shows while it is open; a hold that expires shows
+// as back in the pool until claimed again; a sale that sells out shows
+// how long it took.
+func TestStreamsExpiredHoldsAndSellout(t *testing.T) {
+	t.Parallel()
+	_, api, metricsURL := startSale(t, sale.Settings{Units: 3, Items: 3, PerUserLimit: 10, HoldTTL: 2 * time.Second})
+	poll := func(what string, ok func(families) bool) {
+		t.Helper()
+		testutil.Poll(t, 20*time.Second, func() error {
+			f, err := scrape(metricsURL)
+			if err != nil {
+				return err
+			}
+			if !ok(f) {
+				return errors.New(what)
+			}
+			return nil
+		})
+	}
+	gauge := func(f families, name string) (float64, bool) {
+		fam := f[name]
+		if fam == nil || len(fam.GetMetric()) == 0 {
+			return 0, false
+		}
+		return fam.GetMetric()[0].GetGauge().GetValue(), true
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/sales/current/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll("one event stream open", func(f families) bool { v, _ := gauge(f, "flashsale_event_streams_open"); return v == 1 })
+	cancel()
+	resp.Body.Close()
+	poll("no event stream open", func(f families) bool { v, _ := gauge(f, "flashsale_event_streams_open"); return v == 0 })
+
+	apitest.Held(t, api, "quitter", 1) // never bought
+	poll("the hold expired, its unit back in the pool", func(f families) bool {
+		v, _ := gauge(f, "flashsale_current_sale_expired_holds")
+		return v == 1
+	})
+	for item := 1; item <= 3; item++ {
+		apitest.Bought(t, api, apitest.Held(t, api, fmt.Sprintf("buyer-%d", item), item))
+	}
+	poll("sold out, the expired hold's unit sold", func(f families) bool {
+		expired, _ := gauge(f, "flashsale_current_sale_expired_holds")
+		sellout, ok := gauge(f, "flashsale_current_sale_sellout_seconds")
+		return expired == 0 && ok && sellout > 0
+	})
 }

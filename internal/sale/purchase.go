@@ -83,7 +83,8 @@ func (s *Service) purchaseBatch(deadline time.Time, codes []store.Code) ([]purch
 	return out, nil
 }
 
-// UserPurchases lists what userID bought in sale saleID.
+// UserPurchases lists what userID bought in sale saleID; ErrSaleNotFound
+// when there is no such sale.
 func (s *Service) UserPurchases(ctx context.Context, saleID int64, userID string) ([]Purchase, error) {
 	if err := ValidateUserID(userID); err != nil {
 		return nil, err
@@ -91,5 +92,5 @@ func (s *Service) UserPurchases(ctx context.Context, saleID int64, userID string
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	out, err := s.store.PurchasesByUser(ctx, saleID, userID)
-	return out, unavailable(err)
+	return out, notFound(err, ErrSaleNotFound)
 }

@@ -95,3 +95,15 @@ func (s *Service) Item(ctx context.Context, saleID int64, itemID int32) (Item, e
 	item, err := s.store.Item(ctx, saleID, itemID)
 	return item, notFound(err, ErrItemNotFound)
 }
+
+// HoldHistory is store.HoldHistory: expired holds back in the pool and the
+// time of the last sale of a unit.
+type HoldHistory = store.HoldHistory
+
+// HoldHistory reads the units of sale id for the metrics.
+func (s *Service) HoldHistory(ctx context.Context, id int64) (HoldHistory, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	h, err := s.store.UnitsHoldHistory(ctx, id)
+	return h, unavailable(err)
+}

@@ -121,11 +121,20 @@ func (s *Store) CodeHolder(ctx context.Context, code Code) (string, error) {
 	return holder, wrap(err, "look up the code's holder")
 }
 
-// PurchasesByUser lists what userID bought in sale saleID.
+// PurchasesByUser lists what userID bought in sale saleID, or ErrNotFound
+// when there is no such sale: an empty list then would read as "bought
+// nothing" in a sale that never was.
 func (s *Store) PurchasesByUser(ctx context.Context, saleID int64, userID string) ([]Purchase, error) {
 	rows, err := s.q.PurchasesListByUser(ctx, s.read, db.PurchasesListByUserParams{SaleID: saleID, UserID: userID})
 	if err != nil {
 		return nil, wrap(err, "list purchases")
+	}
+	if len(rows) == 0 {
+		// A purchase needs its sale (a foreign key), so only an empty
+		// list needs this second look-up.
+		if _, err := s.q.SaleGetByID(ctx, s.read, saleID); err != nil {
+			return nil, wrap(err, "get sale")
+		}
 	}
 	out := make([]Purchase, len(rows))
 	for i, r := range rows {

@@ -163,6 +163,28 @@ func (s *Store) NextSaleStart(ctx context.Context, t time.Time) (time.Time, erro
 	return start, wrap(err, "next sale's start")
 }
 
+// HoldHistory is what the metrics read of a sale's units besides its stock.
+type HoldHistory struct {
+	// ExpiredHolds are units whose hold expired without a purchase and
+	// that no checkout has claimed again: back in the pool.
+	ExpiredHolds int64
+	// LastSold is when the last unit was sold; zero when none was.
+	LastSold time.Time
+}
+
+// UnitsHoldHistory reads HoldHistory of sale saleID.
+func (s *Store) UnitsHoldHistory(ctx context.Context, saleID int64) (HoldHistory, error) {
+	r, err := s.q.UnitsHoldHistory(ctx, s.read, saleID)
+	if err != nil {
+		return HoldHistory{}, wrap(err, "read the units' hold history")
+	}
+	h := HoldHistory{ExpiredHolds: r.ExpiredHolds}
+	if r.LastSoldEpoch > 0 {
+		h.LastSold = time.Unix(0, int64(r.LastSoldEpoch*1e9))
+	}
+	return h, nil
+}
+
 // Item returns one item of a sale, or ErrNotFound.
 func (s *Store) Item(ctx context.Context, saleID int64, itemID int32) (Item, error) {
 	r, err := s.q.ItemGet(ctx, s.read, db.ItemGetParams{SaleID: saleID, ItemID: itemID})

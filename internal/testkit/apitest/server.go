@@ -89,7 +89,7 @@ func Start(t testing.TB, opts Options) *Server {
 	// One shared read of the current sale for the API and the metrics, as
 	// in cmd/server.
 	current := salewatch.NewCurrent(sales)
-	opts.Metrics.Watch(pool, current)
+	opts.Metrics.Watch(pool, readPool, current, sales)
 	t.Cleanup(sales.Close) // before pool.Close, after the HTTP server's
 	if !opts.NoSale {
 		if err := sales.EnsureSales(ctx, time.Now()); err != nil {
@@ -99,6 +99,7 @@ func Start(t testing.TB, opts Options) *Server {
 	hopts := opts.HTTP
 	hopts.Version, hopts.Log, hopts.Middleware, hopts.Current = "test", log, opts.Metrics.Middleware(), current
 	api := httpapi.New(sales, hopts)
+	opts.Metrics.WatchStreams(api.OpenStreams)
 	// Every exchange is held to the OpenAPI document: an undocumented answer
 	// fails the test that caused it.
 	hs := httptest.NewServer(spectest.Wrap(t, api))
