@@ -135,9 +135,10 @@ func (s *Subscription) Close() {
 // apart, also across a stop and a restart (it waits out the interval since
 // latest); a read another user of Current made meanwhile serves instead.
 func (w *Watcher) run() {
-	// The counts may be hours old at the next watch, which starts from a
-	// read of its own.
-	defer func() { w.counts, w.countsOf = nil, 0 }()
+	// The counts may be hours old at this watch, which starts from a read
+	// of its own. Set here, not when the last goroutine returns: a new one
+	// may start as soon as that one has said it stops (running, under mu).
+	w.counts, w.countsOf = nil, 0
 	for {
 		w.mu.Lock()
 		if len(w.subs) == 0 {
@@ -146,8 +147,9 @@ func (w *Watcher) run() {
 			return
 		}
 		var wait time.Duration
-		if w.latest != nil {
-			wait = w.interval - time.Since(w.latest.ReadAt)
+		prev := w.latest
+		if prev != nil {
+			wait = w.interval - time.Since(prev.ReadAt)
 		}
 		w.mu.Unlock()
 		if wait > 0 {
@@ -165,7 +167,7 @@ func (w *Watcher) run() {
 		// The service bounds each query by its own timeout; the read does
 		// not belong to any one watcher's request, so no request's context
 		// applies.
-		snap := w.withItems(w.current.Get(context.Background(), w.interval))
+		snap := w.withItems(w.current.Get(context.Background(), w.interval), prev)
 		w.mu.Lock()
 		changed := !same(w.latest, snap)
 		for s := range w.subs {
@@ -191,7 +193,7 @@ func (w *Watcher) run() {
 // the watcher's alone, once per interval however many watch. When they
 // fail the snapshot goes out without them, and the next read's Items tell
 // against the last counts read.
-func (w *Watcher) withItems(snap *Snapshot) *Snapshot {
+func (w *Watcher) withItems(snap, prev *Snapshot) *Snapshot {
 	if snap.Err != nil {
 		return snap
 	}
@@ -202,8 +204,8 @@ func (w *Watcher) withItems(snap *Snapshot) *Snapshot {
 	switch {
 	case err == nil && ok:
 		out.NextSaleStart = next
-	case err != nil && w.latest != nil && w.latest.Err == nil && w.latest.Summary.ID == id:
-		out.NextSaleStart = w.latest.NextSaleStart // the last known
+	case err != nil && prev != nil && prev.Err == nil && prev.Summary.ID == id:
+		out.NextSaleStart = prev.NextSaleStart // the last known
 	}
 	began := time.Now()
 	w.itemReads.Add(1)
