@@ -92,6 +92,7 @@ func (s *Store) CheckoutsDecide(deadline time.Time, reqs []CheckoutRequest, keyT
 	ctx := context.Background() // the deadline is inTx's
 	var rows []db.CheckoutsDecideRow
 	err := s.inTx(deadline, "decide checkouts",
+		waitForStandby, // a batch of replayed idempotency keys writes nothing (syncrep.go)
 		func(tx db.DBTX) (err error) {
 			_, err = s.q.UserLocksTakeForCheckout(ctx, tx, locked)
 			return err

@@ -37,6 +37,7 @@ func (s *Store) PurchasesSell(deadline time.Time, codes []Code) ([]PurchaseResul
 	}
 	groups := bySale(codes)
 	stmts := []stmt{
+		waitForStandby, // a repeated purchase writes nothing (syncrep.go)
 		func(tx db.DBTX) (err error) { _, err = s.q.UnitsLockHeld(ctx, tx, texts); return err },
 		func(tx db.DBTX) (err error) { _, err = s.q.UserLocksTakeForCodes(ctx, tx, texts); return err },
 		func(tx db.DBTX) (err error) { _, err = s.q.UnitsSell(ctx, tx, texts); return err },

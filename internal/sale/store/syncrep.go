@@ -42,7 +42,12 @@ import (
 // COMMIT is answered the standby has both. One that writes nothing (a
 // replayed idempotency key, a repeated purchase) would not wait at all,
 // and could answer from a commit the standby never got: waitForStandby
-// makes every batch's transaction write WAL, so its COMMIT waits.
+// makes such a batch's transaction write WAL, so its COMMIT waits. It is
+// the first statement of the batches that may write nothing (checkouts
+// that may all be replays, purchases that may all be repeats); the
+// sold-out short way answers only requests whose attempt it inserts, so
+// its COMMIT waits anyway and it goes without, sparing the storm a
+// statement per batch.
 
 // warningsKey keys, in a connection's CustomData, how many WARNING notices
 // it has received.
@@ -93,7 +98,8 @@ func warnedSince(c *pgconn.PgConn, before int) error {
 	return errCommitWarned
 }
 
-// waitForStandby is the first statement of every batch (see above).
+// waitForStandby is the first statement of a batch that may write
+// nothing (see above).
 func waitForStandby(tx db.DBTX) error {
 	return db.New().CommitWaitsForStandby(context.Background(), tx)
 }

@@ -89,7 +89,6 @@ func inTxOnce(pool *pgxpool.Pool, deadline time.Time, grace time.Duration, stmts
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	queue := queueDBTX{b}
-	stmts = append([]stmt{waitForStandby}, stmts...)
 	for _, st := range stmts {
 		if err := st(queue); err != nil {
 			return fmt.Errorf("%w: queue batch: %w", errNotStored, err)
