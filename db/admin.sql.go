@@ -242,20 +242,9 @@ type SaleGetForEditParams struct {
 }
 
 type SaleGetForEditRow struct {
-	ID                int64
-	StartsAt          time.Time
-	EndsAt            time.Time
-	UnitsTotal        int32
-	Items             int32
-	PerUserLimit      int32
-	HoldTTL           time.Duration
-	CreatedAt         time.Time
-	AttemptsDroppedAt *time.Time
-	DefinedBy         *string
-	DefinitionSha256  *string
-	PausedAt          *time.Time
-	Editable          bool
-	DbNow             time.Time
+	Sale     Sale
+	Editable bool
+	DbNow    time.Time
 }
 
 // Sales a shop defines, and the controls of a running sale. Each change is
@@ -273,18 +262,18 @@ func (q *Queries) SaleGetForEdit(ctx context.Context, db DBTX, arg SaleGetForEdi
 	row := db.QueryRow(ctx, saleGetForEdit, arg.Lead, arg.ID)
 	var i SaleGetForEditRow
 	err := row.Scan(
-		&i.ID,
-		&i.StartsAt,
-		&i.EndsAt,
-		&i.UnitsTotal,
-		&i.Items,
-		&i.PerUserLimit,
-		&i.HoldTTL,
-		&i.CreatedAt,
-		&i.AttemptsDroppedAt,
-		&i.DefinedBy,
-		&i.DefinitionSha256,
-		&i.PausedAt,
+		&i.Sale.ID,
+		&i.Sale.StartsAt,
+		&i.Sale.EndsAt,
+		&i.Sale.UnitsTotal,
+		&i.Sale.Items,
+		&i.Sale.PerUserLimit,
+		&i.Sale.HoldTTL,
+		&i.Sale.CreatedAt,
+		&i.Sale.AttemptsDroppedAt,
+		&i.Sale.DefinedBy,
+		&i.Sale.DefinitionSha256,
+		&i.Sale.PausedAt,
 		&i.Editable,
 		&i.DbNow,
 	)
@@ -528,23 +517,12 @@ type SalesListParams struct {
 }
 
 type SalesListRow struct {
-	ID                int64
-	StartsAt          time.Time
-	EndsAt            time.Time
-	UnitsTotal        int32
-	Items             int32
-	PerUserLimit      int32
-	HoldTTL           time.Duration
-	CreatedAt         time.Time
-	AttemptsDroppedAt *time.Time
-	DefinedBy         *string
-	DefinitionSha256  *string
-	PausedAt          *time.Time
-	UnitsSold         int64
-	UnitsHeld         int64
-	UnitsAvailable    int64
-	Buyers            int64
-	MaxUnitsPerUser   int64
+	Sale            Sale
+	UnitsSold       int64
+	UnitsHeld       int64
+	UnitsAvailable  int64
+	Buyers          int64
+	MaxUnitsPerUser int64
 }
 
 // Sales that end after @since, in order, with their live counts: the
@@ -560,18 +538,18 @@ func (q *Queries) SalesList(ctx context.Context, db DBTX, arg SalesListParams) (
 	for rows.Next() {
 		var i SalesListRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.StartsAt,
-			&i.EndsAt,
-			&i.UnitsTotal,
-			&i.Items,
-			&i.PerUserLimit,
-			&i.HoldTTL,
-			&i.CreatedAt,
-			&i.AttemptsDroppedAt,
-			&i.DefinedBy,
-			&i.DefinitionSha256,
-			&i.PausedAt,
+			&i.Sale.ID,
+			&i.Sale.StartsAt,
+			&i.Sale.EndsAt,
+			&i.Sale.UnitsTotal,
+			&i.Sale.Items,
+			&i.Sale.PerUserLimit,
+			&i.Sale.HoldTTL,
+			&i.Sale.CreatedAt,
+			&i.Sale.AttemptsDroppedAt,
+			&i.Sale.DefinedBy,
+			&i.Sale.DefinitionSha256,
+			&i.Sale.PausedAt,
 			&i.UnitsSold,
 			&i.UnitsHeld,
 			&i.UnitsAvailable,

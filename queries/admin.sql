@@ -11,7 +11,7 @@
 -- name: SaleGetForEdit :one
 -- Locks the sale's row for the rest of the transaction and says whether
 -- its start is far enough ahead to change its definition.
-SELECT s.*, (s.starts_at > now() + @lead::interval)::boolean AS editable, now()::timestamptz AS db_now
+SELECT sqlc.embed(s), (s.starts_at > now() + @lead::interval)::boolean AS editable, now()::timestamptz AS db_now
 FROM sales s
 WHERE s.id = @id
 FOR UPDATE;
@@ -109,7 +109,7 @@ RETURNING *;
 -- Sales that end after @since, in order, with their live counts: the
 -- current and future ones by default. The next page is since = the last
 -- sale's ends_at (windows do not overlap).
-SELECT s.*, st.units_sold, st.units_held, st.units_available, st.buyers, st.max_units_per_user
+SELECT sqlc.embed(s), st.units_sold, st.units_held, st.units_available, st.buyers, st.max_units_per_user
 FROM sales s
 CROSS JOIN LATERAL (SELECT * FROM sale_stock WHERE sale_stock.id = s.id) st
 WHERE s.ends_at > @since::timestamptz

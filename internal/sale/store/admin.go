@@ -289,12 +289,8 @@ func (s *Store) SaleControl(e Edit, id int64, action Action) (_ Sale, changed bo
 		if err != nil {
 			return fmt.Errorf("lock sale: %w", err)
 		}
-		out = saleFromRow(db.Sale{
-			ID: cur.ID, StartsAt: cur.StartsAt, EndsAt: cur.EndsAt, UnitsTotal: cur.UnitsTotal, Items: cur.Items,
-			PerUserLimit: cur.PerUserLimit, HoldTTL: cur.HoldTTL, DefinedBy: cur.DefinedBy,
-			DefinitionSha256: cur.DefinitionSha256, PausedAt: cur.PausedAt,
-		})
-		if cur.StartsAt.After(cur.DbNow) || !cur.EndsAt.After(cur.DbNow) {
+		out = saleFromRow(cur.Sale)
+		if cur.Sale.StartsAt.After(cur.DbNow) || !cur.Sale.EndsAt.After(cur.DbNow) {
 			return ErrNotRunning
 		}
 		// Controls change the sale's row, never its items.
@@ -360,11 +356,7 @@ func (s *Store) SalesList(ctx context.Context, since time.Time, limit int32) ([]
 	out := make([]Summary, len(rows))
 	for i, r := range rows {
 		out[i] = Summary{
-			Sale: saleFromRow(db.Sale{
-				ID: r.ID, StartsAt: r.StartsAt, EndsAt: r.EndsAt, UnitsTotal: r.UnitsTotal, Items: r.Items,
-				PerUserLimit: r.PerUserLimit, HoldTTL: r.HoldTTL, DefinedBy: r.DefinedBy,
-				DefinitionSha256: r.DefinitionSha256, PausedAt: r.PausedAt,
-			}),
+			Sale:      saleFromRow(r.Sale),
 			UnitsSold: r.UnitsSold, UnitsHeld: r.UnitsHeld, UnitsAvailable: r.UnitsAvailable, Buyers: r.Buyers,
 			MaxUnitsPerUser: r.MaxUnitsPerUser,
 		}
