@@ -18,6 +18,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/logging"
 	"github.com/flashsale/flashsale/internal/sale"
 )
@@ -242,42 +243,6 @@ func saleApply(ctx context.Context, sales *sale.Service, def sale.Definition, st
 	return nil
 }
 
-// listedSale is a sale as GET /admin/sales lists it, so that a script
-// reads the same fields from either.
-type listedSale struct {
-	ID             int64      `json:"id"`
-	StartsAt       time.Time  `json:"starts_at"`
-	EndsAt         time.Time  `json:"ends_at"`
-	UnitsTotal     int32      `json:"units_total"`
-	UnitsSold      int64      `json:"units_sold"`
-	UnitsHeld      int64      `json:"units_held"`
-	UnitsAvailable int64      `json:"units_available"`
-	Items          int32      `json:"items"`
-	PerUserLimit   int32      `json:"per_user_limit"`
-	HoldTTLSeconds float64    `json:"hold_ttl_seconds"`
-	Buyers         int64      `json:"buyers"`
-	Status         string     `json:"status"`
-	DefinedBy      string     `json:"defined_by"`
-	PausedAt       *time.Time `json:"paused_at"`
-}
-
-func toListedSale(sum sale.Summary, now time.Time) listedSale {
-	l := listedSale{
-		ID: sum.ID, StartsAt: sum.StartsAt.UTC(), EndsAt: sum.EndsAt.UTC(), UnitsTotal: sum.UnitsTotal,
-		UnitsSold: sum.UnitsSold, UnitsHeld: sum.UnitsHeld, UnitsAvailable: sum.UnitsAvailable, Items: sum.Items,
-		PerUserLimit: sum.PerUserLimit, HoldTTLSeconds: sum.HoldTTL.Seconds(), Buyers: sum.Buyers,
-		Status: sale.Status(sum.Sale, now), DefinedBy: sum.DefinedBy,
-	}
-	if l.DefinedBy == "" {
-		l.DefinedBy = "generated"
-	}
-	if !sum.PausedAt.IsZero() {
-		t := sum.PausedAt.UTC()
-		l.PausedAt = &t
-	}
-	return l
-}
-
 func saleList(ctx context.Context, sales *sale.Service, since time.Time, limit int, asJSON bool, stdout, stderr io.Writer) error {
 	list, err := sales.ListSales(ctx, since, limit)
 	if err != nil {
@@ -291,11 +256,11 @@ func saleList(ctx context.Context, sales *sale.Service, since time.Time, limit i
 	}
 	if asJSON {
 		out := struct {
-			Sales     []listedSale `json:"sales"`
-			NextSince *time.Time   `json:"next_since"`
-		}{Sales: make([]listedSale, len(list)), NextSince: next}
+			Sales     []httpapi.AdminSale `json:"sales"`
+			NextSince *time.Time          `json:"next_since"`
+		}{Sales: make([]httpapi.AdminSale, len(list)), NextSince: next}
 		for i, sum := range list {
-			out.Sales[i] = toListedSale(sum, now)
+			out.Sales[i] = httpapi.NewAdminSale(sum, nil, now)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -304,7 +269,7 @@ func saleList(ctx context.Context, sales *sale.Service, since time.Time, limit i
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tSTARTS AT\tENDS AT\tITEMS\tSOLD/UNITS\tDEFINED BY")
 	for _, sum := range list {
-		l := toListedSale(sum, now)
+		l := httpapi.NewAdminSale(sum, nil, now)
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d/%d\t%s\n", l.ID, l.Status, l.StartsAt.Format(time.RFC3339),
 			l.EndsAt.Format(time.RFC3339), l.Items, l.UnitsSold, l.UnitsTotal, l.DefinedBy)
 	}

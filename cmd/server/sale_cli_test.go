@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/flashsale/flashsale/internal/httpapi"
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 	"github.com/flashsale/flashsale/internal/testkit/testutil"
@@ -312,13 +313,13 @@ func (c *saleCLI) write(name string, d sale.Definition) string {
 }
 
 // listed is what `sale list -json -since since` lists, the whole list.
-func (c *saleCLI) listed(since time.Time) []listedSale {
+func (c *saleCLI) listed(since time.Time) []httpapi.AdminSale {
 	c.t.Helper()
 	code, out, errOut := c.run("", "sale", "list", "-json", "-since", since.Format(time.RFC3339))
 	expectRun(c.t, code, out, errOut, 0)
 	var listed struct {
-		Sales     []listedSale `json:"sales"`
-		NextSince *time.Time   `json:"next_since"`
+		Sales     []httpapi.AdminSale `json:"sales"`
+		NextSince *time.Time          `json:"next_since"`
 	}
 	if err := json.Unmarshal([]byte(out), &listed); err != nil {
 		c.t.Fatalf("-json printed %q: %v", out, err)

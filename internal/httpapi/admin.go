@@ -106,7 +106,8 @@ func isAdminPath(c echo.Context) bool {
 	return strings.HasPrefix(c.Request().URL.Path, "/admin/")
 }
 
-type adminSaleJSON struct {
+// AdminSale is the admin API's sale: its counts, status and who defined it.
+type AdminSale struct {
 	saleJSON
 	Status    string     `json:"status"`
 	DefinedBy string     `json:"defined_by"`
@@ -116,8 +117,11 @@ type adminSaleJSON struct {
 	Definition *sale.Definition `json:"definition,omitempty"`
 }
 
-func toAdminSaleJSON(sum sale.Summary, items []sale.Item) adminSaleJSON {
-	out := adminSaleJSON{saleJSON: toSaleJSON(sum), Status: sale.Status(sum.Sale, time.Now()), DefinedBy: sum.DefinedBy}
+// NewAdminSale is a sale as the admin API answers it (and `server sale
+// list -json` prints it), with its status at now; with items, also its
+// definition.
+func NewAdminSale(sum sale.Summary, items []sale.Item, now time.Time) AdminSale {
+	out := AdminSale{saleJSON: toSaleJSON(sum), Status: sale.Status(sum.Sale, now), DefinedBy: sum.DefinedBy}
 	if out.DefinedBy == "" {
 		out.DefinedBy = "generated"
 	}
@@ -139,7 +143,7 @@ func (s *Server) adminSaleAnswer(c echo.Context, status int, id int64, extra map
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"sale": toAdminSaleJSON(sum, items)}
+	body := map[string]any{"sale": NewAdminSale(sum, items, time.Now())}
 	for k, v := range extra {
 		body[k] = v
 	}
@@ -175,11 +179,11 @@ func (s *Server) adminListSales(c echo.Context) error {
 		return err
 	}
 	out := struct {
-		Sales     []adminSaleJSON `json:"sales"`
-		NextSince *time.Time      `json:"next_since"`
-	}{Sales: make([]adminSaleJSON, len(sales))}
+		Sales     []AdminSale `json:"sales"`
+		NextSince *time.Time  `json:"next_since"`
+	}{Sales: make([]AdminSale, len(sales))}
 	for i, sum := range sales {
-		out.Sales[i] = toAdminSaleJSON(sum, nil)
+		out.Sales[i] = NewAdminSale(sum, nil, time.Now())
 	}
 	if len(sales) == int(limit) {
 		t := sales[len(sales)-1].EndsAt.UTC()
