@@ -8,6 +8,8 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type CheckoutOutcome string
@@ -86,6 +88,76 @@ func AllCheckoutOutcomeValues() []CheckoutOutcome {
 	}
 }
 
+type EventType string
+
+const (
+	EventTypeSalestarted       EventType = "sale.started"
+	EventTypePurchasecompleted EventType = "purchase.completed"
+	EventTypeSalepaused        EventType = "sale.paused"
+	EventTypeSaleresumed       EventType = "sale.resumed"
+	EventTypeSalesoldOut       EventType = "sale.sold_out"
+	EventTypeSaleended         EventType = "sale.ended"
+)
+
+func (e *EventType) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = EventType(s)
+	case string:
+		*e = EventType(s)
+	default:
+		return fmt.Errorf("unsupported scan type for EventType: %T", src)
+	}
+	return nil
+}
+
+type NullEventType struct {
+	EventType EventType
+	Valid     bool // Valid is true if EventType is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullEventType) Scan(value interface{}) error {
+	if value == nil {
+		ns.EventType, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.EventType.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullEventType) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.EventType), nil
+}
+
+func (e EventType) Valid() bool {
+	switch e {
+	case EventTypeSalestarted,
+		EventTypePurchasecompleted,
+		EventTypeSalepaused,
+		EventTypeSaleresumed,
+		EventTypeSalesoldOut,
+		EventTypeSaleended:
+		return true
+	}
+	return false
+}
+
+func AllEventTypeValues() []EventType {
+	return []EventType{
+		EventTypeSalestarted,
+		EventTypePurchasecompleted,
+		EventTypeSalepaused,
+		EventTypeSaleresumed,
+		EventTypeSalesoldOut,
+		EventTypeSaleended,
+	}
+}
+
 type PurchaseOutcome string
 
 const (
@@ -144,6 +216,82 @@ func AllPurchaseOutcomeValues() []PurchaseOutcome {
 		PurchaseOutcomePurchased,
 		PurchaseOutcomeCodeNotFound,
 		PurchaseOutcomeCodeExpired,
+	}
+}
+
+type RiverJobState string
+
+const (
+	RiverJobStateAvailable RiverJobState = "available"
+	RiverJobStateCancelled RiverJobState = "cancelled"
+	RiverJobStateCompleted RiverJobState = "completed"
+	RiverJobStateDiscarded RiverJobState = "discarded"
+	RiverJobStatePending   RiverJobState = "pending"
+	RiverJobStateRetryable RiverJobState = "retryable"
+	RiverJobStateRunning   RiverJobState = "running"
+	RiverJobStateScheduled RiverJobState = "scheduled"
+)
+
+func (e *RiverJobState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = RiverJobState(s)
+	case string:
+		*e = RiverJobState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for RiverJobState: %T", src)
+	}
+	return nil
+}
+
+type NullRiverJobState struct {
+	RiverJobState RiverJobState
+	Valid         bool // Valid is true if RiverJobState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullRiverJobState) Scan(value interface{}) error {
+	if value == nil {
+		ns.RiverJobState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.RiverJobState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullRiverJobState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.RiverJobState), nil
+}
+
+func (e RiverJobState) Valid() bool {
+	switch e {
+	case RiverJobStateAvailable,
+		RiverJobStateCancelled,
+		RiverJobStateCompleted,
+		RiverJobStateDiscarded,
+		RiverJobStatePending,
+		RiverJobStateRetryable,
+		RiverJobStateRunning,
+		RiverJobStateScheduled:
+		return true
+	}
+	return false
+}
+
+func AllRiverJobStateValues() []RiverJobState {
+	return []RiverJobState{
+		RiverJobStateAvailable,
+		RiverJobStateCancelled,
+		RiverJobStateCompleted,
+		RiverJobStateDiscarded,
+		RiverJobStatePending,
+		RiverJobStateRetryable,
+		RiverJobStateRunning,
+		RiverJobStateScheduled,
 	}
 }
 
@@ -218,6 +366,51 @@ type CurrentSale struct {
 	PausedAt          *time.Time
 }
 
+type Event struct {
+	ID          int64
+	Type        EventType
+	SaleID      int64
+	Sequence    int64
+	PurchaseID  *int64
+	OccurredAt  time.Time
+	PublishedAt time.Time
+}
+
+type EventDetail struct {
+	ID               int64
+	Type             EventType
+	SaleID           int64
+	Sequence         int64
+	OccurredAt       time.Time
+	PublishedAt      time.Time
+	SaleStartsAt     time.Time
+	SaleEndsAt       time.Time
+	SaleUnitsTotal   int32
+	SaleItems        int32
+	SalePerUserLimit int32
+	SaleHoldTtl      time.Duration
+	SaleDefinedBy    *string
+	PurchaseID       *int64
+	UserID           *string
+	Code             *string
+	PriceCents       *int32
+	PurchasedAt      *time.Time
+	ItemID           *int32
+	Sku              *string
+	ItemName         *string
+	ItemDescription  *string
+	Currency         *string
+	ImageUrl         *string
+}
+
+type EventOutbox struct {
+	ID         int64
+	Type       EventType
+	SaleID     int64
+	PurchaseID *int64
+	OccurredAt time.Time
+}
+
 type IdempotencyKey struct {
 	UserID        string
 	Key           string
@@ -264,6 +457,55 @@ type Purchase struct {
 	Code        string
 	PriceCents  int32
 	PurchasedAt time.Time
+}
+
+type RiverJob struct {
+	ID           int64
+	State        RiverJobState
+	Attempt      int16
+	MaxAttempts  int16
+	AttemptedAt  *time.Time
+	CreatedAt    time.Time
+	FinalizedAt  *time.Time
+	ScheduledAt  time.Time
+	Priority     int16
+	Args         []byte
+	AttemptedBy  []string
+	Errors       [][]byte
+	Kind         string
+	Metadata     []byte
+	Queue        string
+	Tags         []string
+	UniqueKey    []byte
+	UniqueStates pgtype.Bits
+}
+
+type RiverLeader struct {
+	ElectedAt time.Time
+	ExpiresAt time.Time
+	LeaderID  string
+	Name      string
+}
+
+type RiverMigration struct {
+	ID        int64
+	CreatedAt time.Time
+	Version   int64
+}
+
+type RiverNotification struct {
+	ID        int64
+	CreatedAt time.Time
+	Payload   string
+	Topic     string
+}
+
+type RiverQueue struct {
+	Name      string
+	CreatedAt time.Time
+	Metadata  []byte
+	PausedAt  *time.Time
+	UpdatedAt time.Time
 }
 
 type Sale struct {

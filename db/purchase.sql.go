@@ -235,7 +235,11 @@ bought AS (
     SELECT s.sale_id, s.held_by, s.item_id, s.id, s.hold_code,
            (SELECT i.price_cents FROM items i WHERE i.sale_id = s.sale_id AND i.item_id = s.item_id)
     FROM sold s
-    RETURNING sale_id, user_id
+    RETURNING id, sale_id, user_id
+),
+evented AS (
+    INSERT INTO event_outbox (type, sale_id, purchase_id)
+    SELECT 'purchase.completed', b.sale_id, b.id FROM bought b
 )
 INSERT INTO buyers (sale_id, user_id, units_bought, per_user_limit)
 SELECT b.sale_id, b.user_id, count(*), (SELECT s.per_user_limit FROM sales s WHERE s.id = b.sale_id)
@@ -245,7 +249,7 @@ ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought 
 `
 
 // Sells each unit still held under one of the codes, records the purchase
-// and adds it to the buyer's counter, in one statement. It runs under the
+// and its event, and adds it to the buyer's counter, in one statement. It runs under the
 // users' locks (UserLocksTakeForCodes), which checkout takes too: a hold a
 // checkout saw as expired cannot be sold after that checkout counted the
 // user's units. clock_timestamp(), not now(): the lock waits may have
@@ -259,6 +263,7 @@ ON CONFLICT (sale_id, user_id) DO UPDATE SET units_bought = buyers.units_bought 
 // unreachable.
 // Lookups as scalar subqueries, one index probe per row: as joins, the
 // planner may hash a whole table for the few rows of a batch.
+// The purchase's event commits with it (migrations/00008_events.sql).
 func (q *Queries) UnitsSell(ctx context.Context, db DBTX, codes []string) (int64, error) {
 	result, err := db.Exec(ctx, unitsSell, codes)
 	if err != nil {

@@ -19,7 +19,7 @@ FOR UPDATE;
 
 -- name: UnitsSell :execrows
 -- Sells each unit still held under one of the codes, records the purchase
--- and adds it to the buyer's counter, in one statement. It runs under the
+-- and its event, and adds it to the buyer's counter, in one statement. It runs under the
 -- users' locks (UserLocksTakeForCodes), which checkout takes too: a hold a
 -- checkout saw as expired cannot be sold after that checkout counted the
 -- user's units. clock_timestamp(), not now(): the lock waits may have
@@ -43,7 +43,12 @@ bought AS (
     SELECT s.sale_id, s.held_by, s.item_id, s.id, s.hold_code,
            (SELECT i.price_cents FROM items i WHERE i.sale_id = s.sale_id AND i.item_id = s.item_id)
     FROM sold s
-    RETURNING sale_id, user_id
+    RETURNING id, sale_id, user_id
+),
+-- The purchase's event commits with it (migrations/00008_events.sql).
+evented AS (
+    INSERT INTO event_outbox (type, sale_id, purchase_id)
+    SELECT 'purchase.completed', b.sale_id, b.id FROM bought b
 )
 INSERT INTO buyers (sale_id, user_id, units_bought, per_user_limit)
 SELECT b.sale_id, b.user_id, count(*), (SELECT s.per_user_limit FROM sales s WHERE s.id = b.sale_id)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/migrations"
 )
 
 // The operator's commands. A few commands and two flags are what the
@@ -196,7 +197,7 @@ func migrateCommand(args []string, stdout, stderr io.Writer) int {
 			if s.State == goose.StateApplied {
 				at = s.AppliedAt.UTC().Format(time.DateTime + " MST")
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, at, s.Source.Path)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, at, migrationName(s.Source))
 		}
 		tw.Flush()
 		return 0
@@ -211,6 +212,12 @@ func migrateCommand(args []string, stdout, stderr io.Writer) int {
 		results, err = database.DownTo(ctx, pool, downTo)
 	}
 	for _, r := range results {
+		if r.Source.Path == "" { // a Go migration: goose's line would name it "."
+			named, src := *r, *r.Source
+			src.Path = migrationName(&src)
+			named.Source = &src
+			r = &named
+		}
 		fmt.Fprintln(stdout, r)
 	}
 	if err != nil {
@@ -286,4 +293,12 @@ func dialAddr(listen string) string {
 		host = "::1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// migrationName is a migration's file, or what a Go migration does.
+func migrationName(src *goose.Source) string {
+	if src.Path != "" {
+		return src.Path
+	}
+	return fmt.Sprintf("%05d River's schema v%d (Go)", src.Version, migrations.RiverVersion)
 }

@@ -115,7 +115,14 @@ func run(cfg config.Config) error {
 		sales.RunScheduler(ctx)
 	}()
 
-	apiOpts.Middleware, apiOpts.Current = m.Middleware(), current
+	// Events are published and delivered by River jobs (internal/webhook),
+	// on any number of servers at once.
+	events, stopEvents, err := startEvents(ctx, cfg, sales, m, log)
+	if err != nil {
+		return err
+	}
+
+	apiOpts.Middleware, apiOpts.Current, apiOpts.Webhooks = m.Middleware(), current, events
 	api := httpapi.New(sales, apiOpts)
 	m.WatchStreams(api.OpenStreams)
 	if cfg.PprofAddr != "" {
@@ -159,6 +166,11 @@ func run(cfg config.Config) error {
 	// The scheduler ends with ctx; wait for it before the pool closes.
 	stop()
 	<-schedulerDone
+	// Deliveries in flight get what is left of the shutdown period; one cut
+	// short is retried by another server (River rescues it).
+	eventsCtx, cancelEvents := context.WithTimeout(context.Background(), cfg.ShutdownPeriod)
+	stopEvents(eventsCtx)
+	cancelEvents()
 	if runErr == nil {
 		log.Info("stopped")
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -113,6 +114,20 @@ type Config struct {
 	// AdminJWTRole: with JWT auth on, a token whose "role" claim (or
 	// "roles" list) holds this is an admin too; empty turns that off.
 	AdminJWTRole string `env:"ADMIN_JWT_ROLE" envDefault:"admin"`
+
+	// WebhookURLs: every event is POSTed to each (docs/webhooks.md);
+	// empty: events are kept for GET /admin/events but not pushed.
+	WebhookURLs []string `env:"WEBHOOK_URL"`
+	// WebhookSecrets sign each delivery, one signature per secret, so a
+	// secret can rotate: add the new one first, drop the old one once every
+	// receiver has it.
+	WebhookSecrets []string `env:"WEBHOOK_SECRET"`
+	// WebhookTimeout bounds one delivery attempt.
+	WebhookTimeout time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
+	// WebhookRetryFor is about how long a failing delivery is retried.
+	WebhookRetryFor time.Duration `env:"WEBHOOK_RETRY_FOR" envDefault:"24h"`
+	// WebhookConcurrency is how many deliveries one server makes at once.
+	WebhookConcurrency int `env:"WEBHOOK_CONCURRENCY" envDefault:"16"`
 }
 
 // Load parses the environment and checks the values that would otherwise
@@ -189,6 +204,9 @@ func (c Config) Validate() error {
 	if _, err := auth.ParseAdminTokens(c.AdminTokens); err != nil {
 		return err
 	}
+	if err := c.validWebhooks(); err != nil {
+		return err
+	}
 	if _, err := ParseNets(c.TrustedProxies); err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
@@ -252,6 +270,31 @@ func validAddr(addr string) error {
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return fmt.Errorf("%q: %w", addr, err)
+	}
+	return nil
+}
+
+func (c Config) validWebhooks() error {
+	switch {
+	case c.WebhookTimeout < 100*time.Millisecond || c.WebhookTimeout > 5*time.Minute:
+		return fmt.Errorf("WEBHOOK_TIMEOUT must be from 100ms to 5m, got %s", c.WebhookTimeout)
+	case c.WebhookRetryFor < time.Second || c.WebhookRetryFor > 30*24*time.Hour:
+		return fmt.Errorf("WEBHOOK_RETRY_FOR must be from 1s to 720h, got %s", c.WebhookRetryFor)
+	case c.WebhookConcurrency < 1 || c.WebhookConcurrency > 1000:
+		return fmt.Errorf("WEBHOOK_CONCURRENCY must be from 1 to 1000, got %d", c.WebhookConcurrency)
+	case len(c.WebhookURLs) > 0 && len(c.WebhookSecrets) == 0:
+		return fmt.Errorf("WEBHOOK_URL needs WEBHOOK_SECRET: receivers verify every delivery's signature")
+	}
+	for _, s := range c.WebhookSecrets {
+		if len(s) < 16 {
+			return fmt.Errorf("WEBHOOK_SECRET: each secret must be at least 16 bytes, got one of %d", len(s))
+		}
+	}
+	for _, raw := range c.WebhookURLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("WEBHOOK_URL: %q is not an http(s) URL like https://shop.example/hooks", raw)
+		}
 	}
 	return nil
 }

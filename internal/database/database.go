@@ -150,7 +150,8 @@ func provider(pool *pgxpool.Pool) (*goose.Provider, func(), error) {
 		return nil, nil, fmt.Errorf("create migration locker: %w", err)
 	}
 	sqlDB := stdlib.OpenDBFromPool(pool)
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.FS, goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.FS, goose.WithSessionLocker(locker),
+		goose.WithGoMigrations(migrations.Go()...))
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("create migration provider: %w", err), sqlDB.Close())
 	}

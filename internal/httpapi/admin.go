@@ -99,6 +99,7 @@ func (s *Server) adminRoutes(a AdminAccess) {
 	for _, action := range []sale.Action{sale.Pause, sale.Resume, sale.End} {
 		g.POST("/sales/:sale_id/"+string(action), s.adminControl(action), mw...)
 	}
+	s.eventRoutes(g, mw) // admin_events.go
 }
 
 // isAdminPath: the admin routes take larger bodies than the API's 16 KB.

@@ -45,6 +45,8 @@ var apiErrors = []struct {
 	{sale.ErrRateLimited, http.StatusTooManyRequests, "rate_limited", false},
 	{sale.ErrItemNotFound, http.StatusNotFound, "item_not_found", false},
 	{sale.ErrSaleNotFound, http.StatusNotFound, "sale_not_found", false},
+	{sale.ErrEventNotFound, http.StatusNotFound, "event_not_found", false},
+	{errNoEndpoints, http.StatusConflict, "no_webhook_endpoints", true},
 	{sale.ErrCodeNotFound, http.StatusNotFound, "code_not_found", false},
 	{sale.ErrItemUnavailable, http.StatusConflict, "item_unavailable", false},
 	{sale.ErrSoldOut, http.StatusConflict, "sold_out", false},

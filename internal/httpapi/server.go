@@ -25,6 +25,8 @@ import (
 type Server struct {
 	echo      *echo.Echo
 	sales     *sale.Service
+	// webhooks: nil when events are not delivered (admin_events.go).
+	webhooks Webhooks
 	version   string
 	log       *slog.Logger
 	userLimit *limiter
@@ -72,6 +74,9 @@ type Options struct {
 	Current *salewatch.Current
 	// Admin turns the admin API on (admin.go).
 	Admin AdminAccess
+	// Webhooks redeliver events and report their deliveries (nil: events
+	// are listed, not delivered).
+	Webhooks Webhooks
 }
 
 // ConfigOptions are the Options the settings ask for: the guards (auth,
@@ -194,6 +199,7 @@ func New(sales *sale.Service, opts Options) *Server {
 	get("/sales/:sale_id", s.saleByID)
 	get("/users/:user_id/purchases", s.userPurchases, authed...)
 	get("/items/:sale_id/:item_id/image.svg", s.itemImage)
+	s.webhooks = opts.Webhooks
 	s.adminRoutes(opts.Admin)
 	return s
 }

@@ -13,6 +13,7 @@ import (
 var (
 	ErrNoActiveSale    = errors.New("no sale is open right now")
 	ErrSaleNotFound    = errors.New("sale not found")
+	ErrEventNotFound   = errors.New("event not found")
 	ErrItemNotFound    = errors.New("item not found in this sale")
 	ErrItemUnavailable = errors.New("this item has no free unit right now; other items do")
 	ErrSoldOut         = errors.New("the sale has no free unit left")

@@ -316,6 +316,13 @@ func (s *Store) SaleControl(e Edit, id int64, action Action) (_ Sale, changed bo
 			return err
 		}
 		out, changed = saleFromRow(row), true
+		// A sale's end is published from its ends_at, whoever ended it
+		// (queries/events.sql); a pause and a resume are events of their own.
+		if event, ok := controlEvents[action]; ok {
+			if err := s.q.EventOutboxAdd(ctx, tx, db.EventOutboxAddParams{Type: event, SaleID: id}); err != nil {
+				return fmt.Errorf("record the %s event: %w", event, err)
+			}
+		}
 		return s.record(ctx, tx, e, action, id, before)
 	})
 	if err != nil {

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/flashsale/flashsale/internal/config"
+	"github.com/flashsale/flashsale/internal/database"
+	"github.com/flashsale/flashsale/internal/httpapi"
+	"github.com/flashsale/flashsale/internal/metrics"
+	"github.com/flashsale/flashsale/internal/sale"
+	"github.com/flashsale/flashsale/internal/webhook"
+)
+
+// riverConns is River's own pool: its listener holds one connection, the
+// publisher one, its fetches and completions a few, and none of them ever
+// waits behind a checkout (or a checkout behind them).
+const riverConns = 5
+
+// startEvents starts publishing events and delivering webhooks; the
+// returned stop lets deliveries in flight finish (until its context ends).
+func startEvents(ctx context.Context, cfg config.Config, sales *sale.Service, m *metrics.Metrics, log *slog.Logger) (*webhook.Events, func(context.Context), error) {
+	pool, err := database.Open(ctx, cfg.DatabaseURL, riverConns, cfg.DBTimeout, database.Behind(database.Pooler(cfg.DBPooler)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("River's pool: %w", err)
+	}
+	events, err := webhook.New(pool, sales, webhook.Config{
+		URLs: cfg.WebhookURLs, Secrets: cfg.WebhookSecrets, Timeout: cfg.WebhookTimeout, RetryFor: cfg.WebhookRetryFor,
+		Workers: cfg.WebhookConcurrency, PollOnly: cfg.DBPooler == string(database.PoolerTransaction),
+		Body: httpapi.EventBody, UserAgent: "flashsale-webhooks/" + version, Observer: m.Webhooks(),
+	}, log)
+	if err == nil {
+		err = events.Start(ctx)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	m.WatchEvents(events.Backlog)
+	return events, func(ctx context.Context) {
+		if err := events.Stop(ctx); err != nil {
+			log.Warn("webhooks stopped before their deliveries finished", "err", err)
+		}
+		pool.Close()
+	}, nil
+}

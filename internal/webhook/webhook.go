@@ -1,0 +1,390 @@
+// Package webhook publishes the sales' events and delivers them to the
+// shop's endpoints, with River, the PostgreSQL job queue, as the engine.
+//
+// A fact's transaction writes its event to event_outbox (the purchase
+// batch, an admin control): the batch is one pipelined list of statements
+// fixed before it is sent (internal/sale/store/tx.go), which River's insert
+// API, running its own queries on a transaction it is handed, cannot join.
+// A River periodic job publishes the outbox each second on one server at a
+// time (queries/events.sql) and, in the same transaction, inserts one River
+// job per event and endpoint. River runs each job on one server at a time,
+// retries it with this package's backoff, rescues it from a server that
+// died while running it, and keeps it as discarded once it gives up.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/flashsale/flashsale/internal/sale"
+)
+
+// Config is how events are delivered.
+type Config struct {
+	// URLs are the endpoints; each event is delivered to every one. None:
+	// events are published (GET /admin/events) but not pushed.
+	URLs []string
+	// Secrets sign each delivery, each with its own v1 (rotation).
+	Secrets []string
+	// Timeout bounds one delivery attempt: an answer after it is a failure.
+	Timeout time.Duration
+	// RetryFor is about how long a failing delivery is retried before it
+	// is given up and kept as failed.
+	RetryFor time.Duration
+	// Workers is how many deliveries one server makes at once.
+	Workers int
+	// PollOnly: River polls instead of LISTEN (behind a transaction pooler).
+	PollOnly bool
+	// Body is an event as it is sent: the same JSON as GET /admin/events.
+	Body func(sale.Event) ([]byte, error)
+	// UserAgent is sent with each delivery.
+	UserAgent string
+	// Observer counts the deliveries (nil: none).
+	Observer Observer
+	// PublishEvery is how often events are published (0: each second).
+	PublishEvery time.Duration
+}
+
+// Observer is told of each delivery attempt.
+type Observer interface {
+	// Delivered: an endpoint answered 2xx in time.
+	Delivered()
+	// AttemptFailed: it did not; final when the delivery is given up.
+	AttemptFailed(final bool)
+}
+
+// DeliveryKind is the River job kind of a delivery.
+const DeliveryKind = "flashsale_webhook_delivery"
+
+const (
+	publishKind = "flashsale_publish_events"
+	queue       = "flashsale_webhooks"
+	// publishBatch is the most outbox rows one turn publishes: a herd's
+	// thousand purchases a second are published in one turn.
+	publishBatch = 5000
+	// lookback is how long after its end a sale is still watched for its
+	// end and sell-out events: a hold made just before the end can be bought
+	// until it expires (HOLD_TTL, at most 24h).
+	lookback = 25 * time.Hour
+)
+
+// Events runs the publisher and the deliveries of one server.
+type Events struct {
+	client *river.Client[pgx.Tx]
+	sales  *sale.Service
+	cfg    Config
+}
+
+// New returns the events of sales, queued on pool (River's own pool: its
+// listener holds a connection, and its queries never wait behind the
+// checkouts' pool).
+func New(pool *pgxpool.Pool, sales *sale.Service, cfg Config, log *slog.Logger) (*Events, error) {
+	if cfg.Body == nil {
+		return nil, errors.New("webhook: no Body")
+	}
+	cfg.PublishEvery = max(cfg.PublishEvery, 0)
+	if cfg.PublishEvery == 0 {
+		cfg.PublishEvery = time.Second
+	}
+	e := &Events{sales: sales, cfg: cfg}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &publishWorker{events: e}); err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	d := &deliverWorker{events: e, http: &http.Client{
+		// A redirect is not a delivery: the endpoint must answer itself.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     transport(cfg.Workers),
+	}}
+	if err := river.AddWorkerSafely(workers, d); err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	jobTimeout := cfg.Timeout + 5*time.Second // the attempt and the event's read
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		// River reports its routine at info level every few seconds.
+		Logger:   slog.New(warnAndUp{log.Handler()}).With("component", "river"),
+		PollOnly: cfg.PollOnly,
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: 1},
+			queue:              {MaxWorkers: max(cfg.Workers, 1)},
+		},
+		Workers:    workers,
+		JobTimeout: jobTimeout,
+		// A job still running this long after it started belongs to a
+		// server that died: River's rescuer hands it to another.
+		RescueStuckJobsAfter: jobTimeout + 10*time.Second,
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PublishEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return publishArgs{}, nil },
+			&river.PeriodicJobOpts{ID: publishKind, RunOnStart: true})},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: River client: %w", err)
+	}
+	e.client = client
+	return e, nil
+}
+
+func transport(workers int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(workers, 2)
+	return t
+}
+
+// Start starts publishing and delivering until Stop.
+func (e *Events) Start(ctx context.Context) error {
+	if err := e.client.Start(ctx); err != nil {
+		return fmt.Errorf("start River: %w", err)
+	}
+	return nil
+}
+
+// Stop lets the running deliveries finish (until ctx ends) and stops.
+func (e *Events) Stop(ctx context.Context) error {
+	if err := e.client.Stop(ctx); err != nil {
+		return fmt.Errorf("stop River: %w", err)
+	}
+	return nil
+}
+
+// Redeliver queues one more delivery of each of the events ids names to
+// every endpoint, and returns how many deliveries it queued. An id that
+// names no published event is left out.
+func (e *Events) Redeliver(ctx context.Context, ids []int64) (int, error) {
+	evs, err := e.sales.EventsByID(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	params := e.deliveries(func(yield func(int64) bool) {
+		for _, ev := range evs {
+			if !yield(ev.ID) {
+				return
+			}
+		}
+	})
+	if len(params) == 0 {
+		return 0, nil
+	}
+	n, err := e.client.InsertManyFast(ctx, params)
+	if err != nil {
+		return 0, fmt.Errorf("queue deliveries: %w", err)
+	}
+	return n, nil
+}
+
+// RedeliverBetween queues one more delivery of every event that happened
+// in [from, to) to every endpoint.
+func (e *Events) RedeliverBetween(ctx context.Context, from, to time.Time) (int, error) {
+	const page = 1000
+	total := 0
+	for after := int64(0); ; {
+		ids, err := e.sales.EventIDsBetween(ctx, from, to, after, page)
+		if err != nil {
+			return total, err
+		}
+		if len(ids) == 0 {
+			return total, nil
+		}
+		n, err := e.Redeliver(ctx, ids)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// Endpoints returns the configured endpoints.
+func (e *Events) Endpoints() []string { return slices.Clone(e.cfg.URLs) }
+
+// Deliveries returns every delivery of event id, with River's record.
+func (e *Events) Deliveries(ctx context.Context, id int64) ([]sale.Delivery, error) {
+	return e.sales.DeliveriesOfEvent(ctx, DeliveryKind, id)
+}
+
+// Failed lists the deliveries given up, newest first.
+func (e *Events) Failed(ctx context.Context, before int64, limit int) ([]sale.Delivery, error) {
+	return e.sales.FailedDeliveries(ctx, DeliveryKind, before, limit)
+}
+
+// Backlog reads what waits to be published or delivered.
+func (e *Events) Backlog(ctx context.Context) (sale.Backlog, error) {
+	return e.sales.EventBacklog(ctx, DeliveryKind)
+}
+
+// deliveries are the River jobs that deliver the events ids yields to every
+// endpoint.
+func (e *Events) deliveries(ids func(yield func(int64) bool)) []river.InsertManyParams {
+	var params []river.InsertManyParams
+	opts := &river.InsertOpts{Queue: queue, MaxAttempts: maxAttempts(e.cfg.RetryFor)}
+	for id := range ids {
+		for _, url := range e.cfg.URLs {
+			params = append(params, river.InsertManyParams{Args: deliverArgs{EventID: id, URL: url}, InsertOpts: opts})
+		}
+	}
+	return params
+}
+
+// publishArgs is the periodic job that publishes the outbox.
+type publishArgs struct{}
+
+func (publishArgs) Kind() string { return publishKind }
+
+type publishWorker struct {
+	river.WorkerDefaults[publishArgs]
+	events *Events
+}
+
+func (w *publishWorker) Work(ctx context.Context, _ *river.Job[publishArgs]) error {
+	e := w.events
+	_, err := e.sales.PublishEvents(ctx, sale.Publish{
+		Max: publishBatch, Lookback: lookback,
+		Then: func(ctx context.Context, tx pgx.Tx, published []sale.Published) error {
+			params := e.deliveries(func(yield func(int64) bool) {
+				for _, p := range published {
+					if !yield(p.ID) {
+						return
+					}
+				}
+			})
+			if len(params) == 0 {
+				return nil
+			}
+			_, err := e.client.InsertManyFastTx(ctx, tx, params)
+			return err
+		},
+	})
+	return err
+}
+
+// deliverArgs is one delivery of one event to one endpoint. The event is
+// read when it is sent: what it describes never changes once its sale has
+// started.
+type deliverArgs struct {
+	EventID int64  `json:"event_id"`
+	URL     string `json:"url"`
+}
+
+func (deliverArgs) Kind() string { return DeliveryKind }
+
+type deliverWorker struct {
+	river.WorkerDefaults[deliverArgs]
+	events *Events
+	http   *http.Client
+}
+
+// NextRetry spaces the attempts: see retryDelay.
+func (w *deliverWorker) NextRetry(job *river.Job[deliverArgs]) time.Time {
+	return time.Now().Add(jitter(retryDelay(w.events.cfg.RetryFor, job.Attempt)))
+}
+
+func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) error {
+	e := w.events
+	if !slices.Contains(e.cfg.URLs, job.Args.URL) {
+		return river.JobCancel(fmt.Errorf("%s is no longer an endpoint (WEBHOOK_URL)", job.Args.URL))
+	}
+	evs, err := e.sales.EventsByID(ctx, []int64{job.Args.EventID})
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 {
+		return river.JobCancel(fmt.Errorf("event %d is not published", job.Args.EventID))
+	}
+	body, err := e.cfg.Body(evs[0])
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("event %d: %w", job.Args.EventID, err))
+	}
+	err = w.post(ctx, job.Args.URL, evs[0], body, job.Attempt)
+	if o := e.cfg.Observer; o != nil {
+		if err == nil {
+			o.Delivered()
+		} else {
+			o.AttemptFailed(job.Attempt >= job.MaxAttempts)
+		}
+	}
+	return err
+}
+
+func (w *deliverWorker) post(ctx context.Context, url string, ev sale.Event, body []byte, attempt int) error {
+	cfg := w.events.cfg
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("POST %s: %w", url, err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", cfg.UserAgent)
+	req.Header.Set("Flashsale-Event-Id", strconv.FormatInt(ev.ID, 10))
+	req.Header.Set("Flashsale-Event-Type", string(ev.Type))
+	req.Header.Set("Flashsale-Delivery-Attempt", strconv.Itoa(attempt))
+	req.Header.Set(SignatureHeader, Sign(cfg.Secrets, time.Now(), body))
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", url, err)
+	}
+	// Read a little of the answer, so the connection can be reused, and
+	// for the error River keeps.
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("POST %s answered %s: %q", url, resp.Status, snippet)
+	}
+	return nil
+}
+
+// retryDelay is the wait after a delivery's attempt-th failed attempt:
+// doubling from RetryFor/20 (at most 10s) up to RetryFor/4 (at most an
+// hour). With the default day: 10s, 20s, 40s, ... 43m, then hourly.
+func retryDelay(retryFor time.Duration, attempt int) time.Duration {
+	base := min(10*time.Second, max(retryFor/20, 100*time.Millisecond))
+	ceiling := min(time.Hour, max(retryFor/4, base))
+	d := base
+	for i := 1; i < attempt && d < ceiling; i++ {
+		d *= 2
+	}
+	return min(d, ceiling)
+}
+
+// maxAttempts is how many attempts the retry delays spread over RetryFor.
+func maxAttempts(retryFor time.Duration) int {
+	n, total := 1, time.Duration(0)
+	for total < retryFor && n < 1000 {
+		total += retryDelay(retryFor, n)
+		n++
+	}
+	return n
+}
+
+// jitter spreads d over ±20%, so the endpoints a burst failed are not
+// retried in one burst again.
+func jitter(d time.Duration) time.Duration {
+	return d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
+}
+
+// warnAndUp passes on River's warnings and errors only.
+type warnAndUp struct{ slog.Handler }
+
+func (h warnAndUp) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnAndUp) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return warnAndUp{h.Handler.WithAttrs(attrs)}
+}
+
+func (h warnAndUp) WithGroup(name string) slog.Handler { return warnAndUp{h.Handler.WithGroup(name)} }
