@@ -23,10 +23,10 @@ import (
 
 // Server is the Echo application with its dependencies.
 type Server struct {
-	echo      *echo.Echo
-	sales     *sale.Service
+	echo  *echo.Echo
+	sales *sale.Service
 	// webhooks: nil when events are not delivered (admin_events.go).
-	webhooks Webhooks
+	webhooks  Webhooks
 	version   string
 	log       *slog.Logger
 	userLimit *limiter
