@@ -18,6 +18,7 @@ import (
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
 	"github.com/flashsale/flashsale/internal/testkit/spectest"
 	"github.com/flashsale/flashsale/internal/testkit/testutil"
+	"github.com/flashsale/flashsale/internal/webhook"
 )
 
 // Settings a test gets unless it says otherwise: a one-hour sale of 300 units.
@@ -35,6 +36,8 @@ type Server struct {
 	Sales    *sale.Service
 	DBURL    string
 	API      *httpapi.Server
+	// Events publishes and delivers events, with Options.Webhooks.
+	Events *webhook.Events
 }
 
 // Options change what Start does; the zero value starts a server with
@@ -55,6 +58,9 @@ type Options struct {
 	// ReadPoolSize is the connections of the reads' own pool; default 1,
 	// DB_READ_MAX_CONNS' default.
 	ReadPoolSize int32
+	// Webhooks, when set, publishes events and delivers them as cmd/server
+	// does (its Body is httpapi.EventBody); Server.Events is then set.
+	Webhooks *webhook.Config
 }
 
 // Start runs the real HTTP API on a loopback port against a fresh
@@ -98,6 +104,11 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	hopts := opts.HTTP
 	hopts.Version, hopts.Log, hopts.Middleware, hopts.Current = "test", log, opts.Metrics.Middleware(), current
+	var events *webhook.Events
+	if opts.Webhooks != nil {
+		events = startEvents(t, dbURL, sales, *opts.Webhooks, opts.DBTimeout, log)
+		hopts.Webhooks = events
+	}
 	api := httpapi.New(sales, hopts)
 	opts.Metrics.WatchStreams(api.OpenStreams)
 	// Every exchange is held to the OpenAPI document: an undocumented answer
@@ -105,5 +116,38 @@ func Start(t testing.TB, opts Options) *Server {
 	hs := httptest.NewServer(spectest.Wrap(t, api))
 	t.Cleanup(hs.Close)
 	t.Cleanup(api.StopStreams) // before hs.Close, which waits for every handler
-	return &Server{URL: hs.URL, Pool: pool, ReadPool: readPool, Sales: sales, DBURL: dbURL, API: api}
+	return &Server{URL: hs.URL, Pool: pool, ReadPool: readPool, Sales: sales, DBURL: dbURL, API: api, Events: events}
+}
+
+// startEvents runs River on a pool of its own until the test ends, as
+// cmd/server does.
+func startEvents(t testing.TB, dbURL string, sales *sale.Service, cfg webhook.Config, timeout time.Duration, log *slog.Logger) *webhook.Events {
+	t.Helper()
+	pool, err := database.Open(context.Background(), dbURL, 5, timeout)
+	if err != nil {
+		t.Fatalf("apitest: River's pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	if cfg.Body == nil {
+		cfg.Body = httpapi.EventBody
+	}
+	cfg.UserAgent = cmp.Or(cfg.UserAgent, "flashsale-webhooks/test")
+	cfg.Timeout = cmp.Or(cfg.Timeout, 2*time.Second)
+	cfg.RetryFor = cmp.Or(cfg.RetryFor, time.Hour)
+	cfg.Workers = cmp.Or(cfg.Workers, 4)
+	events, err := webhook.New(pool, sales, cfg, log)
+	if err != nil {
+		t.Fatalf("apitest: %v", err)
+	}
+	if err := events.Start(context.Background()); err != nil {
+		t.Fatalf("apitest: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := events.Stop(ctx); err != nil {
+			t.Errorf("apitest: stop River: %v", err)
+		}
+	})
+	return events
 }
