@@ -2,8 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/flashsale/flashsale/internal/config"
 	"github.com/flashsale/flashsale/internal/database"
@@ -14,17 +15,14 @@ import (
 )
 
 // riverConns is River's own pool: its listener holds one connection, the
-// publisher one, its fetches and completions a few, and none of them ever
-// waits behind a checkout (or a checkout behind them).
+// publisher one, the deliveries' reads and River's fetches and completions
+// the rest.
 const riverConns = 5
 
-// startEvents starts publishing events and delivering webhooks; the
-// returned stop lets deliveries in flight finish (until its context ends).
-func startEvents(ctx context.Context, cfg config.Config, sales *sale.Service, m *metrics.Metrics, log *slog.Logger) (*webhook.Events, func(context.Context), error) {
-	pool, err := database.Open(ctx, cfg.DatabaseURL, riverConns, cfg.DBTimeout, database.Behind(database.Pooler(cfg.DBPooler)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("River's pool: %w", err)
-	}
+// startEvents starts publishing events and delivering webhooks, with River
+// on pool; the returned stop lets deliveries in flight finish (until its
+// context ends).
+func startEvents(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, sales *sale.Service, m *metrics.Metrics, log *slog.Logger) (*webhook.Events, func(context.Context), error) {
 	events, err := webhook.New(pool, sales, webhook.Config{
 		URLs: cfg.WebhookURLs, Secrets: cfg.WebhookSecrets, Timeout: cfg.WebhookTimeout, RetryFor: cfg.WebhookRetryFor,
 		Workers: cfg.WebhookConcurrency, PollOnly: cfg.DBPooler == string(database.PoolerTransaction),
@@ -34,7 +32,6 @@ func startEvents(ctx context.Context, cfg config.Config, sales *sale.Service, m 
 		err = events.Start(ctx)
 	}
 	if err != nil {
-		pool.Close()
 		return nil, nil, err
 	}
 	m.WatchEvents(events.Backlog)
@@ -42,6 +39,5 @@ func startEvents(ctx context.Context, cfg config.Config, sales *sale.Service, m 
 		if err := events.Stop(ctx); err != nil {
 			log.Warn("webhooks stopped before their deliveries finished", "err", err)
 		}
-		pool.Close()
 	}, nil
 }

@@ -93,7 +93,15 @@ func run(cfg config.Config) error {
 		}
 		m = metrics.New(version, opts...)
 	}
-	sales := sale.NewService(pool, saleSettings(cfg), cfg.DBTimeout, log, append(m.SaleOptions(), sale.WithReadPool(readPool))...)
+	// River's own pool: publishing events and delivering them never takes
+	// a connection from the checkouts or the API's reads.
+	eventsPool, err := database.Open(ctx, cfg.DatabaseURL, riverConns, cfg.DBTimeout, database.Behind(database.Pooler(cfg.DBPooler)))
+	if err != nil {
+		return fmt.Errorf("River's pool: %w", err)
+	}
+	defer eventsPool.Close()
+	sales := sale.NewService(pool, saleSettings(cfg), cfg.DBTimeout, log,
+		append(m.SaleOptions(), sale.WithReadPool(readPool), sale.WithEventsPool(eventsPool))...)
 	defer sales.Close() // after srv.Shutdown: no checkout waits for a batch then
 	// The API's polled reads, its event streams and the metrics share one
 	// read of the current sale.
@@ -117,7 +125,7 @@ func run(cfg config.Config) error {
 
 	// Events are published and delivered by River jobs (internal/webhook),
 	// on any number of servers at once.
-	events, stopEvents, err := startEvents(ctx, cfg, sales, m, log)
+	events, stopEvents, err := startEvents(ctx, cfg, eventsPool, sales, m, log)
 	if err != nil {
 		return err
 	}

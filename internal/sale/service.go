@@ -93,8 +93,9 @@ type Service struct {
 type Option func(*options)
 
 type options struct {
-	observer Observer
-	readPool *pgxpool.Pool
+	observer   Observer
+	readPool   *pgxpool.Pool
+	eventsPool *pgxpool.Pool
 }
 
 // WithObserver reports every batch to o.
@@ -106,6 +107,11 @@ func WithObserver(o Observer) Option { return func(opts *options) { opts.observe
 // connections, never for the batches' ones, and the batches never wait for
 // theirs. Close p after the service.
 func WithReadPool(p *pgxpool.Pool) Option { return func(opts *options) { opts.readPool = p } }
+
+// WithEventsPool sends the publishing of events and the deliveries' reads
+// of them (package webhook) to p, River's pool, instead of the pool of
+// checkouts and purchases. Close p after the service.
+func WithEventsPool(p *pgxpool.Pool) Option { return func(opts *options) { opts.eventsPool = p } }
 
 // NewService returns a Service whose every database call is bounded by
 // timeout, so an unreachable database turns into ErrUnavailable quickly.
@@ -121,7 +127,7 @@ func NewService(pool *pgxpool.Pool, settings Settings, timeout time.Duration, lo
 	for _, opt := range opts {
 		opt(&o)
 	}
-	st := store.New(pool, o.readPool, timeout)
+	st := store.New(pool, o.readPool, o.eventsPool, timeout)
 	s := &Service{store: st, settings: settings, timeout: timeout, log: log}
 	obs := o.observer
 	s.checkouts = newBatcher(st.Conns(), timeout, checkoutKey,

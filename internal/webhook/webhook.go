@@ -80,6 +80,8 @@ const (
 	// end and sell-out events: a hold made just before the end can be bought
 	// until it expires (HOLD_TTL, at most 24h).
 	lookback = 25 * time.Hour
+	// failedKeptFor is how long a failed delivery is kept.
+	failedKeptFor = 30 * 24 * time.Hour
 )
 
 // Events runs the publisher and the deliveries of one server.
@@ -127,6 +129,9 @@ func New(pool *pgxpool.Pool, sales *sale.Service, cfg Config, log *slog.Logger) 
 		// A job still running this long after it started belongs to a
 		// server that died: River's rescuer hands it to another.
 		RescueStuckJobsAfter: jobTimeout + 10*time.Second,
+		// Failed deliveries stay visible (GET /admin/webhooks/failed) a
+		// month before River's cleaner removes them; delivered ones a day.
+		DiscardedJobRetentionPeriod: failedKeptFor,
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PublishEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return publishArgs{}, nil },
 			&river.PeriodicJobOpts{ID: publishKind, RunOnStart: true})},

@@ -75,7 +75,7 @@ type Publish struct {
 // server holds the lock.
 func (s *Store) PublishEvents(ctx context.Context, p Publish) ([]Published, error) {
 	var out []Published
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.events, func(tx pgx.Tx) error {
 		locked, err := s.q.EventsPublishLock(ctx, tx)
 		if err != nil || !locked {
 			return err
@@ -109,9 +109,9 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, er
 }
 
 // EventsByID returns the published events among ids, in id order; an id
-// that names none is left out.
+// that names none is left out. Deliveries read them, on the events' pool.
 func (s *Store) EventsByID(ctx context.Context, ids []int64) ([]Event, error) {
-	rows, err := s.q.EventsGet(ctx, s.read, ids)
+	rows, err := s.q.EventsGet(ctx, s.events, ids)
 	if err != nil {
 		return nil, wrap(err, "get events")
 	}

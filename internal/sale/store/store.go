@@ -24,16 +24,20 @@ type Store struct {
 	// user's purchases, readiness), so that however many clients read, the
 	// batches never wait for a connection behind them.
 	read *pgxpool.Pool
+	// events serves the publisher's transaction and the deliveries' reads
+	// of events (River's own pool in cmd/server), so that neither takes a
+	// connection from the batches or the API's reads.
+	events *pgxpool.Pool
 	// grace is how long a batch may run past its deadline to learn what
 	// its COMMIT did (see commitGrace).
 	grace time.Duration
 }
 
-// New returns a Store on pool, with reads on read (pool when nil). timeout
-// is the bound on each database call, from which a batch's commit grace is
-// derived.
-func New(pool, read *pgxpool.Pool, timeout time.Duration) *Store {
-	return &Store{q: db.New(), pool: pool, read: cmp.Or(read, pool), grace: commitGrace(timeout)}
+// New returns a Store on pool, with reads on read and the events' work on
+// events (each pool when nil). timeout is the bound on each database call,
+// from which a batch's commit grace is derived.
+func New(pool, read, events *pgxpool.Pool, timeout time.Duration) *Store {
+	return &Store{q: db.New(), pool: pool, read: cmp.Or(read, pool), events: cmp.Or(events, pool), grace: commitGrace(timeout)}
 }
 
 // Conns is how many connections the write pool may open: one batch worker

@@ -90,8 +90,18 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	t.Cleanup(readPool.Close)
 	log := testutil.Logger(t, slog.LevelWarn)
-	sales := sale.NewService(pool, settings, opts.DBTimeout, log,
-		append(opts.Metrics.SaleOptions(), sale.WithReadPool(readPool))...)
+	saleOpts := append(opts.Metrics.SaleOptions(), sale.WithReadPool(readPool))
+	var eventsPool *pgxpool.Pool
+	if opts.Webhooks != nil {
+		// River's own pool, as in cmd/server.
+		eventsPool, err = database.Open(ctx, dbURL, 5, opts.DBTimeout)
+		if err != nil {
+			t.Fatalf("apitest: River's pool: %v", err)
+		}
+		t.Cleanup(eventsPool.Close)
+		saleOpts = append(saleOpts, sale.WithEventsPool(eventsPool))
+	}
+	sales := sale.NewService(pool, settings, opts.DBTimeout, log, saleOpts...)
 	// One shared read of the current sale for the API and the metrics, as
 	// in cmd/server.
 	current := salewatch.NewCurrent(sales)
@@ -106,7 +116,7 @@ func Start(t testing.TB, opts Options) *Server {
 	hopts.Version, hopts.Log, hopts.Middleware, hopts.Current = "test", log, opts.Metrics.Middleware(), current
 	var events *webhook.Events
 	if opts.Webhooks != nil {
-		events = startEvents(t, dbURL, sales, *opts.Webhooks, opts.DBTimeout, log)
+		events = startEvents(t, eventsPool, sales, *opts.Webhooks, log)
 		hopts.Webhooks = events
 	}
 	api := httpapi.New(sales, hopts)
@@ -119,15 +129,9 @@ func Start(t testing.TB, opts Options) *Server {
 	return &Server{URL: hs.URL, Pool: pool, ReadPool: readPool, Sales: sales, DBURL: dbURL, API: api, Events: events}
 }
 
-// startEvents runs River on a pool of its own until the test ends, as
-// cmd/server does.
-func startEvents(t testing.TB, dbURL string, sales *sale.Service, cfg webhook.Config, timeout time.Duration, log *slog.Logger) *webhook.Events {
+// startEvents runs River on pool until the test ends, as cmd/server does.
+func startEvents(t testing.TB, pool *pgxpool.Pool, sales *sale.Service, cfg webhook.Config, log *slog.Logger) *webhook.Events {
 	t.Helper()
-	pool, err := database.Open(context.Background(), dbURL, 5, timeout)
-	if err != nil {
-		t.Fatalf("apitest: River's pool: %v", err)
-	}
-	t.Cleanup(pool.Close)
 	if cfg.Body == nil {
 		cfg.Body = httpapi.EventBody
 	}

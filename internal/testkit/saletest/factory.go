@@ -103,7 +103,7 @@ type SoldOut struct {
 func SellOut(t testing.TB, pool *pgxpool.Pool, saleID int64) SoldOut {
 	t.Helper()
 	ctx := t.Context()
-	st := store.New(pool, nil, time.Minute)
+	st := store.New(pool, nil, nil, time.Minute)
 	var out SoldOut
 
 	var held []string
