@@ -19,6 +19,9 @@
 // ANALYZE, no CHECKPOINT, no warm-up. It exits 1 when an invariant fails
 // (targets are informational), 2 when it could not run.
 //
+// With -webhooks each configuration's servers also deliver their webhooks
+// to a receiver in loadgen, and every purchase's event is an invariant.
+//
 // With -url it aims at running servers instead (one configuration, their
 // sale); -db is then their database, and -server-pid enables the RSS and
 // CPU figures.
@@ -103,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 	fs.IntVar(&b.ReadCurrent, "read-current", 16, "reads phase: clients looping on GET /sales/current beside the storm")
 	fs.DurationVar(&b.ReadInterval, "read-interval", 0, "reads phase: each reader's pause between an answer and its next request (0: none, as the issue measured)")
 	fs.IntVar(&b.ReadItems, "read-items", 4, "reads phase: clients looping on GET /sales/current/items?limit=1000 (with -read-current 0: no reads phase)")
+	fs.BoolVar(&b.Webhooks, "webhooks", false, "the started servers POST their webhooks (WEBHOOK_URL, WEBHOOK_SECRET) to a receiver in loadgen, which checks every purchase's event (not with -url)")
 	fs.BoolVar(&b.Baseline, "baseline", true, "also run herd and storm straight at PostgreSQL (the database ceiling)")
 	fs.StringVar(&c.out, "out", "bench/results/latest.json", "JSON report path (empty: none)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write loadgen's own CPU profile here")
@@ -124,6 +128,9 @@ func parseFlags(args []string, stderr io.Writer) (cli, error) {
 		return c, err
 	}
 	if *urls != "" {
+		if b.Webhooks {
+			return c, errors.New("-webhooks needs servers loadgen starts (it sets their WEBHOOK_URL and WEBHOOK_SECRET); it cannot be used with -url")
+		}
 		b.URLs = strings.Split(*urls, ",")
 		if b.DBURL == "" {
 			return c, errors.New("-url needs -db (the servers' database URL, for the SQL checks)")

@@ -22,7 +22,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		!slices.Equal(b.Configs, loadgen.DefaultConfigs) || b.Users != 20000 || b.Concurrency != 256 || b.StormConcurrency != 128 ||
 		b.StormDuration != 20*time.Second || !b.Baseline || b.BaselineConns != 4 || b.Pick != phase.PickRandom ||
 		b.ReadCurrent != 16 || b.ReadItems != 4 || b.Spawn.Servers != 1 || b.Spawn.Pooler != deploy.PoolerNone ||
-		b.Spawn.LogDir != "bench/results" || c.out != "bench/results/latest.json" {
+		b.Spawn.LogDir != "bench/results" || c.out != "bench/results/latest.json" || b.Webhooks {
 		t.Fatalf("defaults: %+v out=%q", b, c.out)
 	}
 	// The servers get the environment `make run` gives them: no pool size
@@ -34,14 +34,14 @@ func TestParseFlagsDefaults(t *testing.T) {
 
 func TestParseFlagsDeployment(t *testing.T) {
 	c, err := parseFlags([]string{"-servers", "4", "-pooler", "pgbouncer", "-pooler-size", "8", "-db-conns", "6",
-		"-configs", "500x50", "-server-env", "LOG_LEVEL=warn"}, io.Discard)
+		"-configs", "500x50", "-server-env", "LOG_LEVEL=warn", "-webhooks"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := c.bench
 	if b.Spawn.Servers != 4 || b.Spawn.Pooler != deploy.PoolerPgBouncer || b.Spawn.PoolerSize != 8 || b.Spawn.DBMaxConns != 6 ||
 		b.BaselineConns != 6 || !slices.Equal(b.Configs, []loadgen.SaleConfig{{Units: 500, Items: 50}}) ||
-		!slices.Equal(b.Ceiling.ExtraEnv, []string{"LOG_LEVEL=warn"}) || !slices.Equal(b.Spawn.ExtraEnv, b.Ceiling.ExtraEnv) {
+		!slices.Equal(b.Ceiling.ExtraEnv, []string{"LOG_LEVEL=warn"}) || !slices.Equal(b.Spawn.ExtraEnv, b.Ceiling.ExtraEnv) || !b.Webhooks {
 		t.Fatalf("%+v", b)
 	}
 }
@@ -63,6 +63,7 @@ func TestParseFlagsRunningServer(t *testing.T) {
 		{"-pick", "first"}, {"-configs", "10x0"}, {"-configs", "10x11"}, {"-configs", "10000"}, {"extra"},
 		{"-server-env", "NOEQUALS"}, {"-pooler", "pgpool"}, {"-servers", "0"}, {"-read-items", "-1"},
 		{"-url", "http://127.0.0.1:1", "-db", "postgres://u@h/d", "-server-pid", "x"},
+		{"-url", "http://127.0.0.1:1", "-db", "postgres://u@h/d", "-webhooks"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)

@@ -12,6 +12,7 @@ import (
 	"github.com/flashsale/flashsale/internal/database"
 	"github.com/flashsale/flashsale/internal/loadgen/deploy"
 	"github.com/flashsale/flashsale/internal/loadgen/report"
+	"github.com/flashsale/flashsale/internal/loadgen/webhook"
 )
 
 // SaleConfig is one configuration of the sale a run measures.
@@ -60,6 +61,11 @@ type BenchConfig struct {
 	Spawn deploy.Config
 	// Ceiling starts the HTTP ceiling (its Bin empty: no HTTP ceiling).
 	Ceiling CeilingConfig
+	// Webhooks: each configuration's servers POST their webhooks to a
+	// receiver in loadgen, started before them, and every purchase's event
+	// is checked (an invariant). Needs started servers (no URLs): loadgen
+	// sets their WEBHOOK_URL and WEBHOOK_SECRET.
+	Webhooks bool
 }
 
 // Bench runs the HTTP ceiling, then each configuration (service, reads
@@ -83,7 +89,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (_ *report.Report, err error) {
 			StormConcurrency: cfg.StormConcurrency, StormDurationS: cfg.StormDuration.Seconds(), Pick: cfg.Pick,
 			Servers: servers, Pooler: pooler, ReadCurrent: cfg.ReadCurrent, ReadItems: cfg.ReadItems,
 			ReadIntervalS: cfg.ReadInterval.Seconds(),
-			CPUs:          runtime.NumCPU(), LogDir: cfg.Spawn.LogDir,
+			CPUs:          runtime.NumCPU(), LogDir: cfg.Spawn.LogDir, Webhooks: cfg.Webhooks,
 		},
 	}
 	if cfg.Baseline {
@@ -101,6 +107,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (_ *report.Report, err error) {
 			return nil, fmt.Errorf("parse database URL: %w", perr)
 		}
 		cfg.AdminURL = database.ReplaceDatabase(cfg.DBURL, pc.Database, "postgres")
+	}
+	if len(cfg.URLs) > 0 && cfg.Webhooks {
+		return nil, errors.New("webhooks need servers loadgen starts (it sets their WEBHOOK_URL), not running ones")
 	}
 	if len(cfg.URLs) == 0 && cfg.AdminURL == "" {
 		return nil, errors.New("no server URL and no admin database URL to start servers with")
@@ -157,6 +166,24 @@ func runConfig(ctx context.Context, cfg BenchConfig, sc *SaleConfig, reads bool)
 		spawn.AdminURL, spawn.Units, spawn.Items, spawn.Name, spawn.Log = cfg.AdminURL, sc.Units, sc.Items, c.Name, cfg.Log
 		spawn.Defined = sc.Defined
 		opts.Pooler = spawn.Pooler == deploy.PoolerPgBouncer
+		var rcv *webhook.Receiver
+		if cfg.Webhooks {
+			if spawn.WebhookSecret, err = webhook.NewSecret(); err != nil {
+				return nil, err
+			}
+			if rcv, err = webhook.Start(spawn.WebhookSecret); err != nil {
+				return nil, err
+			}
+			// Deferred first, so it runs after the servers are stopped:
+			// their last deliveries still find it.
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				err = errors.Join(err, rcv.Close(ctx))
+			}()
+			spawn.WebhookURL = rcv.URL()
+			fmt.Fprintf(cfg.Log, "loadgen: webhook receiver on %s\n", rcv.URL())
+		}
 		dep, err := deploy.Start(ctx, spawn)
 		if err != nil {
 			return nil, err
@@ -170,7 +197,7 @@ func runConfig(ctx context.Context, cfg BenchConfig, sc *SaleConfig, reads bool)
 		for i, p := range dep.Servers {
 			c.ServerLogs[i] = p.LogPath
 		}
-		if c.Service, err = RunService(ctx, opts, Target{URLs: dep.URLs(), DBURL: dep.DBURL, PIDs: dep.PIDs()}); err != nil {
+		if c.Service, err = RunService(ctx, opts, Target{URLs: dep.URLs(), DBURL: dep.DBURL, PIDs: dep.PIDs(), Webhooks: rcv}); err != nil {
 			return nil, err
 		}
 		// The baseline runs without the servers, which have nothing more to do.

@@ -7,8 +7,9 @@
 //
 // This package runs those in order; its sub-packages do the work: driver
 // (the clients), phase (herd, storm, readers), invariant (the SQL checks),
-// usage (CPU, memory, WAL), report (figures, targets, table, JSON) and
-// deploy (databases, PgBouncer and servers, started and stopped).
+// usage (CPU, memory, WAL), report (figures, targets, table, JSON),
+// deploy (databases, PgBouncer and servers, started and stopped) and
+// webhook (the receiver of the servers' webhooks, with -webhooks).
 //
 // Nothing is done to the database that the product does not do itself: no
 // ANALYZE, no CHECKPOINT, no warm-up. The server analyzes a new sale's

@@ -43,6 +43,11 @@ type Options struct {
 	// CPU is measured too.
 	Pooler bool
 
+	// WebhookWait bounds the wait, after the last phase, for the purchase
+	// events the webhook receiver still misses (default 2m; with a
+	// Target's Webhooks only).
+	WebhookWait time.Duration
+
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -71,6 +76,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.BaselineConns <= 0 {
 		o.BaselineConns = 4
+	}
+	if o.WebhookWait <= 0 {
+		o.WebhookWait = 2 * time.Minute
 	}
 	if o.Log == nil {
 		o.Log = io.Discard

@@ -16,6 +16,7 @@ import (
 	"github.com/flashsale/flashsale/internal/loadgen/phase"
 	"github.com/flashsale/flashsale/internal/loadgen/report"
 	"github.com/flashsale/flashsale/internal/loadgen/usage"
+	"github.com/flashsale/flashsale/internal/loadgen/webhook"
 	"github.com/flashsale/flashsale/internal/sale"
 )
 
@@ -24,6 +25,10 @@ type Target struct {
 	URLs  []string // base URLs of the HTTP API, one per server
 	DBURL string   // its database (direct), for the SQL checks
 	PIDs  []int    // its processes, for RSS and CPU; empty when unknown
+	// Webhooks receives the servers' webhooks; nil when they send none.
+	// After the phases, the run waits (opts.WebhookWait at most) for an
+	// event of every purchase and checks them.
+	Webhooks *webhook.Receiver
 }
 
 // RunService runs herd, storm, the reads phase (opts.Reads) and the
@@ -42,7 +47,8 @@ func RunService(ctx context.Context, opts Options, t Target) (*report.SideResult
 	// Only to read the current sale as the servers see it.
 	sales := sale.NewService(pool, sale.Settings{}, 10*time.Second, discardLog)
 	defer sales.Close()
-	res, err := runSide(ctx, opts, side{name: "service", driver: d, pool: pool, sales: sales, pids: t.PIDs, urls: t.URLs})
+	res, err := runSide(ctx, opts, side{name: "service", driver: d, pool: pool, sales: sales, pids: t.PIDs, urls: t.URLs,
+		webhooks: t.Webhooks})
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +115,8 @@ type side struct {
 	sales  *sale.Service // on pool, for the current sale
 	pids   []int         // server processes, for CPU
 	urls   []string      // servers, for the readers
+	// webhooks receives the servers' webhooks; nil: none are checked.
+	webhooks *webhook.Receiver
 }
 
 func mark(ctx context.Context, pool *pgxpool.Pool) (report.Mark, error) {
@@ -155,6 +163,7 @@ func runSide(ctx context.Context, opts Options, sd side) (*report.SideResult, er
 		Want: info.Units - info.SoldBefore, Pick: opts.Pick, Timeout: opts.HerdTimeout,
 	})
 	herdCPU := cpu.Stop(herd.Elapsed)
+	herdEnd := time.Now()
 	fmt.Fprintf(opts.Log, "loadgen: %s herd: %d purchases in %.2fs (%d checkouts)\n",
 		sd.name, herd.Purchases, herd.Wall.Seconds(), herd.Checkout.Hist.Count())
 	if err := ctx.Err(); err != nil {
@@ -218,6 +227,17 @@ func runSide(ctx context.Context, opts Options, sd side) (*report.SideResult, er
 		AttemptsStored: mEnd.Attempts - m0.Attempts, AttemptsAnswer: answered,
 		Storms: storms,
 	})
-	hr := report.Herd(herd, opts.Concurrency, herdCPU, m0, m1)
-	return &report.SideResult{Sale: info, Herd: hr, Storm: sr, Reads: reads, Invariants: checks}, nil
+	res := &report.SideResult{Sale: info, Herd: report.Herd(herd, opts.Concurrency, herdCPU, m0, m1), Storm: sr, Reads: reads}
+	if sd.webhooks != nil {
+		// After the storms rather than right after the herd: they ran
+		// with the deliveries in flight, as a shop's sale would.
+		wh, err := awaitWebhooks(ctx, opts, sd, info.ID, herdEnd)
+		if err != nil {
+			return nil, err
+		}
+		res.Webhooks = wh
+		checks = append(checks, invariant.WebhookCheck(wh.Deliveries))
+	}
+	res.Invariants = checks
+	return res, nil
 }

@@ -35,6 +35,10 @@ type Config struct {
 	SaleDuration time.Duration // 0: SafeSaleDuration
 	DBMaxConns   int           // 0: the server's default
 	ExtraEnv     []string      // KEY=VALUE, last word
+	// WebhookURL and WebhookSecret, when set, are every server's
+	// WEBHOOK_URL and WEBHOOK_SECRET: where it POSTs its events, signed.
+	WebhookURL    string
+	WebhookSecret string
 	// Servers is how many server processes share the database (default
 	// 1), each on its own port.
 	Servers int
@@ -135,6 +139,9 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if cfg.DBMaxConns > 0 {
 		env = append(env, "DB_MAX_CONNS="+strconv.Itoa(cfg.DBMaxConns))
 	}
+	if cfg.WebhookURL != "" {
+		env = append(env, "WEBHOOK_URL="+cfg.WebhookURL, "WEBHOOK_SECRET="+cfg.WebhookSecret)
+	}
 	token := newAdminToken()
 	if cfg.Defined {
 		env = append(env, definedEnv(token)...)
@@ -143,6 +150,9 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	via := ""
 	if d.Pooler != nil {
 		via = " through pgbouncer"
+	}
+	if cfg.WebhookURL != "" {
+		via += ", WEBHOOK_URL=" + cfg.WebhookURL
 	}
 	for i := range max(cfg.Servers, 1) {
 		p, err := process.Start(cfg.ServerBin, env, LogPath(cfg.LogDir, "server", cfg.Name, i+1))

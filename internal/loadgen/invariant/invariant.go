@@ -1,6 +1,7 @@
 // Package invariant checks, in SQL, what must hold after the benchmark's
 // load: exactly the sale's units sold, nobody above the cap, no unit or
-// code sold twice, and every answered checkout stored.
+// code sold twice, every answered checkout stored, and (webhooks.go) every
+// purchase delivered as a signed webhook.
 package invariant
 
 import (

@@ -36,6 +36,8 @@ type Setup struct {
 	BaselineConns    int     `json:"baseline_db_conns,omitempty"`
 	CPUs             int     `json:"cpus"`
 	LogDir           string  `json:"log_dir,omitempty"`
+	// Webhooks: the servers delivered their webhooks to loadgen's receiver.
+	Webhooks bool `json:"webhooks,omitempty"`
 }
 
 // ConfigResult is one configuration: the service, its database ceiling

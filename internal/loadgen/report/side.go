@@ -29,6 +29,8 @@ type SideResult struct {
 	Server *usage.Server `json:"server,omitempty"`
 	// Conns is the baseline's pool size.
 	Conns int `json:"db_conns,omitempty"`
+	// Webhooks: the service's deliveries, when run with -webhooks.
+	Webhooks *WebhookReport `json:"webhooks,omitempty"`
 }
 
 // ReadsReport is the reads phase: a storm beside read clients, compared
@@ -61,4 +63,22 @@ func Readers(reads []phase.Reads) []ReadReport {
 		out = append(out, ReadReport{Path: r.Path, Clients: r.Clients, EndpointReport: endpoint(r.Stats, r.Elapsed, false)})
 	}
 	return out
+}
+
+// WebhookReport is what the servers' webhooks delivered to loadgen's
+// receiver (-webhooks), held against the database.
+type WebhookReport struct {
+	invariant.Deliveries
+	Requests   int64            `json:"requests"`        // every request the receiver got
+	Accepted   int64            `json:"accepted"`        // signed and well-formed
+	Distinct   int64            `json:"distinct_events"` // distinct event ids accepted
+	Duplicates int64            `json:"duplicates"`      // redeliveries of an accepted event
+	ByType     map[string]int64 `json:"events_by_type"`  // distinct events per type
+	// DrainS is how long after the herd's last answer the last new
+	// purchase event arrived (negative: before it); nil when none arrived.
+	DrainS *float64 `json:"drain_s"`
+	// WaitS is how long loadgen waited, after the last phase, for the
+	// missing purchase events; TimedOut when it gave up.
+	WaitS    float64 `json:"wait_s"`
+	TimedOut bool    `json:"timed_out"`
 }

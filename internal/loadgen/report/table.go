@@ -27,6 +27,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		b.WriteString("as deployed: each configuration on a fresh database and freshly started servers (the `make run` environment), " +
 			"the herd right after /readyz; no ANALYZE, CHECKPOINT or warm-up\n")
 	}
+	if su.Webhooks {
+		b.WriteString("webhooks on: every server POSTs its events to loadgen's receiver (WEBHOOK_URL, WEBHOOK_SECRET), " +
+			"which checks each signature and answers 204 at once\n")
+	}
 	if c := r.HTTPCeiling; c != nil {
 		co := c.Storm.Checkout
 		fmt.Fprintf(&b, "\nHTTP ceiling (cmd/httpceiling: the server's Echo stack answering 409 sold_out without a database, %d process(es)): "+
@@ -161,6 +165,10 @@ func (c *ConfigResult) writeTable(b *strings.Builder) error {
 			rd.AlonePerSecond, rd.WithPerSecond, rd.Ratio, rd.ReaderConns)
 	}
 
+	if wh := s.Webhooks; wh != nil {
+		wh.writeTable(b)
+	}
+
 	b.WriteString("\noutcomes:\n")
 	for _, sd := range sides {
 		if sd.r == nil {
@@ -272,4 +280,30 @@ func outcomes(e EndpointReport) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+func (wh *WebhookReport) writeTable(b *strings.Builder) {
+	types := make([]string, 0, len(wh.ByType))
+	for k := range wh.ByType {
+		types = append(types, k)
+	}
+	slices.Sort(types)
+	for i, k := range types {
+		types[i] = fmt.Sprintf("%s=%d", k, wh.ByType[k])
+	}
+	fmt.Fprintf(b, "webhooks: %d requests, %d accepted, %d distinct events (%s), %d duplicates, %d bad signatures, %d malformed\n",
+		wh.Requests, wh.Accepted, wh.Distinct, strings.Join(types, ", "), wh.Duplicates, wh.BadSignatures, wh.Malformed)
+	drain := "no purchase event arrived"
+	if d := wh.DrainS; d != nil {
+		drain = fmt.Sprintf("the last new purchase event arrived %.3f s after the herd's last answer", *d)
+		if *d < 0 {
+			drain = fmt.Sprintf("the last new purchase event arrived %.3f s before the herd's last answer", -*d)
+		}
+	}
+	wait := fmt.Sprintf("loadgen waited %.2f s for them after the last phase", wh.WaitS)
+	if wh.TimedOut {
+		wait = fmt.Sprintf("loadgen gave up waiting for the missing ones after %.2f s", wh.WaitS)
+	}
+	fmt.Fprintf(b, "webhooks: purchases in the database %d, purchases named by purchase.completed events %d (missing %d); %s; %s\n",
+		wh.PurchasesInDB, wh.PurchaseEvents, wh.Missing, drain, wait)
 }
