@@ -127,7 +127,7 @@ type Config struct {
 	// WebhookRetryFor is about how long a failing delivery is retried.
 	WebhookRetryFor time.Duration `env:"WEBHOOK_RETRY_FOR" envDefault:"24h"`
 	// WebhookConcurrency is how many deliveries one server makes at once.
-	WebhookConcurrency int `env:"WEBHOOK_CONCURRENCY" envDefault:"16"`
+	WebhookConcurrency int `env:"WEBHOOK_CONCURRENCY" envDefault:"32"`
 }
 
 // Load parses the environment and checks the values that would otherwise
