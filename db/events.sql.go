@@ -199,7 +199,7 @@ WITH batch AS (
     RETURNING o.id, o.type, o.sale_id, o.purchase_id, o.occurred_at
 ),
 drained AS (
-    SELECT NOT EXISTS (SELECT FROM event_outbox x ORDER BY x.id OFFSET $1::integer) AS yes
+    SELECT (SELECT count(*) FROM event_outbox) <= $1::integer AS yes
 ),
 watched AS (
     SELECT s.id, s.starts_at, s.ends_at FROM sales s

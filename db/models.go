@@ -404,7 +404,7 @@ type EventDetail struct {
 }
 
 type EventOutbox struct {
-	ID         int64
+	ID         *int64
 	Type       EventType
 	SaleID     int64
 	PurchaseID *int64
