@@ -203,7 +203,7 @@ drained AS (
 ),
 watched AS (
     SELECT s.id, s.starts_at, s.ends_at FROM sales s
-    WHERE tstzrange(s.starts_at, s.ends_at) && tstzrange(now() - $2::interval, now(), '[]')
+    WHERE tstzrange(s.starts_at, s.ends_at) && tstzrange(now() - $2::interval, clock_timestamp(), '[]')
 ),
 candidates AS (
     SELECT 'sale.started'::event_type AS type, w.id AS sale_id, NULL::bigint AS purchase_id,
@@ -264,6 +264,9 @@ type EventsPublishRow struct {
 // bought); events_once_per_sale makes a repeat impossible anyway.
 // Returns the new events, for their deliveries to be queued in the same
 // transaction.
+// Up to clock_timestamp(), read after this statement's snapshot, not now(),
+// the transaction's start: a sale that started in between may have
+// purchases (or a pause) this snapshot sees, and its start comes first.
 // Ids are drawn in this order, which keeps each sale's ids in the order of
 // its sequence.
 func (q *Queries) EventsPublish(ctx context.Context, db DBTX, arg EventsPublishParams) ([]EventsPublishRow, error) {

@@ -36,9 +36,12 @@ WITH batch AS (
 drained AS (
     SELECT (SELECT count(*) FROM event_outbox) <= @max_events::integer AS yes
 ),
+-- Up to clock_timestamp(), read after this statement's snapshot, not now(),
+-- the transaction's start: a sale that started in between may have
+-- purchases (or a pause) this snapshot sees, and its start comes first.
 watched AS (
     SELECT s.id, s.starts_at, s.ends_at FROM sales s
-    WHERE tstzrange(s.starts_at, s.ends_at) && tstzrange(now() - @lookback::interval, now(), '[]')
+    WHERE tstzrange(s.starts_at, s.ends_at) && tstzrange(now() - @lookback::interval, clock_timestamp(), '[]')
 ),
 candidates AS (
     SELECT 'sale.started'::event_type AS type, w.id AS sale_id, NULL::bigint AS purchase_id,
