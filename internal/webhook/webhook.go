@@ -301,10 +301,11 @@ func (w *deliverWorker) NextRetry(job *river.Job[deliverArgs]) time.Time {
 }
 
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) error {
+	// The job's URL is where the event goes, whatever this server's
+	// WEBHOOK_URL says: during a rolling change of the endpoints, a server
+	// not yet restarted must not drop deliveries to one just added. One
+	// removed is still tried until delivered or given up.
 	e := w.events
-	if !slices.Contains(e.cfg.URLs, job.Args.URL) {
-		return river.JobCancel(fmt.Errorf("%s is no longer an endpoint (WEBHOOK_URL)", job.Args.URL))
-	}
 	evs, err := e.sales.EventsByID(ctx, []int64{job.Args.EventID})
 	if err != nil {
 		return err
