@@ -94,6 +94,7 @@ func Open(ctx context.Context, url string, maxConns int32, connectTimeout time.D
 	gate := newDialGate()
 	cfg.BeforeConnect = gate.beforeConnect
 	cfg.ConnConfig.Tracer = gate
+	cfg.AfterRelease = gate.afterRelease
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)

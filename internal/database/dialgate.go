@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // A pool dials a new connection whenever a request finds none idle, so
@@ -29,6 +30,8 @@ type dialGate struct {
 	// changed is closed, and replaced, whenever a dial ends: a request
 	// waiting for its turn to dial then looks again.
 	changed chan struct{}
+	// readOnly holds the connections a write was refused on (*pgx.Conn).
+	readOnly sync.Map
 }
 
 const (
@@ -89,9 +92,27 @@ func (g *dialGate) TraceConnectEnd(_ context.Context, data pgx.TraceConnectEndDa
 	g.changed = make(chan struct{})
 }
 
-// A pgx.ConnConfig's Tracer must be a QueryTracer; the gate traces no query.
+// A pgx.ConnConfig's Tracer must be a QueryTracer. The gate watches the
+// queries for one error: a server that no longer takes writes (25006, a
+// primary demoted by a failover or a standby) still answers, so nothing
+// else closes its connections, and a pool whose user does not reset it
+// itself (River's: internal/webhook) would fail on them for as long as
+// they live. Such a connection is destroyed when released (afterRelease),
+// and the next one is dialed to whichever host takes writes now
+// (target_session_attrs=read-write).
 func (g *dialGate) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	return ctx
 }
 
-func (g *dialGate) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (g *dialGate) TraceQueryEnd(_ context.Context, conn *pgx.Conn, data pgx.TraceQueryEndData) {
+	var pgErr *pgconn.PgError
+	if errors.As(data.Err, &pgErr) && pgErr.Code == "25006" { // read_only_sql_transaction
+		g.readOnly.Store(conn, true)
+	}
+}
+
+// afterRelease is the pool's AfterRelease: false destroys the connection.
+func (g *dialGate) afterRelease(conn *pgx.Conn) bool {
+	_, readOnly := g.readOnly.LoadAndDelete(conn)
+	return !readOnly
+}

@@ -131,3 +131,34 @@ func TestDialsPacedDuringOutage(t *testing.T) {
 }
 
 func itoa(p uint16) string { return (&net.TCPAddr{Port: int(p)}).String()[1:] }
+
+// A connection to a server that no longer takes writes is not reused: the
+// pool's next connection is a new one (River's pool has no other way to
+// leave a demoted primary).
+func TestReadOnlyConnectionNotReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := database.Open(ctx, pgtest.New(t), 1, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	var first, second int32
+	// One connection, made read-only as a demoted primary's would be.
+	if err := pool.QueryRow(ctx, `SELECT pg_backend_pid() FROM set_config('default_transaction_read_only', 'on', false)`).Scan(&first); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `CREATE TABLE refused (id int)`)
+	if err == nil {
+		t.Fatal("a write on a read-only connection succeeded")
+	}
+	if err := pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&second); err != nil {
+		t.Fatal(err)
+	}
+	if second == first {
+		t.Errorf("the pool reused backend %d after it refused a write (%v)", first, err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE taken (id int)`); err != nil {
+		t.Errorf("a write on the pool's new connection: %v", err)
+	}
+}

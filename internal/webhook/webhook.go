@@ -98,8 +98,7 @@ func New(pool *pgxpool.Pool, sales *sale.Service, cfg Config, log *slog.Logger) 
 	if cfg.Body == nil {
 		return nil, errors.New("webhook: no Body")
 	}
-	cfg.PublishEvery = max(cfg.PublishEvery, 0)
-	if cfg.PublishEvery == 0 {
+	if cfg.PublishEvery <= 0 {
 		cfg.PublishEvery = time.Second
 	}
 	e := &Events{sales: sales, cfg: cfg}
@@ -177,13 +176,11 @@ func (e *Events) Redeliver(ctx context.Context, ids []int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	params := e.deliveries(func(yield func(int64) bool) {
-		for _, ev := range evs {
-			if !yield(ev.ID) {
-				return
-			}
-		}
-	})
+	ids = make([]int64, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	params := e.deliveries(ids)
 	if len(params) == 0 {
 		return 0, nil
 	}
@@ -234,12 +231,11 @@ func (e *Events) Backlog(ctx context.Context) (sale.Backlog, error) {
 	return e.sales.EventBacklog(ctx, DeliveryKind)
 }
 
-// deliveries are the River jobs that deliver the events ids yields to every
-// endpoint.
-func (e *Events) deliveries(ids func(yield func(int64) bool)) []river.InsertManyParams {
-	var params []river.InsertManyParams
+// deliveries are the River jobs that deliver events ids to every endpoint.
+func (e *Events) deliveries(ids []int64) []river.InsertManyParams {
+	params := make([]river.InsertManyParams, 0, len(ids)*len(e.cfg.URLs))
 	opts := &river.InsertOpts{Queue: queue, MaxAttempts: maxAttempts(e.cfg.RetryFor)}
-	for id := range ids {
+	for _, id := range ids {
 		for _, url := range e.cfg.URLs {
 			params = append(params, river.InsertManyParams{Args: deliverArgs{EventID: id, URL: url}, InsertOpts: opts})
 		}
@@ -262,13 +258,11 @@ func (w *publishWorker) Work(ctx context.Context, _ *river.Job[publishArgs]) err
 	_, err := e.sales.PublishEvents(ctx, sale.Publish{
 		Max: publishBatch, Lookback: lookback,
 		Then: func(ctx context.Context, tx pgx.Tx, published []sale.Published) error {
-			params := e.deliveries(func(yield func(int64) bool) {
-				for _, p := range published {
-					if !yield(p.ID) {
-						return
-					}
-				}
-			})
+			ids := make([]int64, len(published))
+			for i, p := range published {
+				ids[i] = p.ID
+			}
+			params := e.deliveries(ids)
 			if len(params) == 0 {
 				return nil
 			}
