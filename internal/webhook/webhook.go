@@ -136,7 +136,10 @@ func New(pool *pgxpool.Pool, sales *sale.Service, cfg Config, log *slog.Logger) 
 		// month before River's cleaner removes them; delivered ones a day.
 		DiscardedJobRetentionPeriod: failedKeptFor,
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PublishEvery),
-			func() (river.JobArgs, *river.InsertOpts) { return publishArgs{}, nil },
+			// Tried once: the next turn, a second later, publishes what a
+			// failed one did not, and retries would pile up while the
+			// database is away.
+			func() (river.JobArgs, *river.InsertOpts) { return publishArgs{}, &river.InsertOpts{MaxAttempts: 1} },
 			&river.PeriodicJobOpts{ID: publishKind, RunOnStart: true})},
 	})
 	if err != nil {
