@@ -70,14 +70,14 @@ pgbouncer:
 
 # The documents' examples (docs/examples_test.go) run the commands a
 # reader types; it fails, never skips, without them. Debian's packages.
-EXAMPLE_TOOLS = curl jq psql python3
+EXAMPLE_TOOLS = curl jq openssl psql python3
 example-tools:
 	@missing=""; for c in $(EXAMPLE_TOOLS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "example-tools: missing$$missing, installing Debian's curl jq postgresql-client python3"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y curl jq postgresql-client python3; \
-	else echo "make test needs$$missing for the documents' examples: install Debian's curl jq postgresql-client python3."; exit 1; fi
+		echo "example-tools: missing$$missing, installing Debian's curl jq openssl postgresql-client python3"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y curl jq openssl postgresql-client python3; \
+	else echo "make test needs$$missing for the documents' examples: install Debian's curl jq openssl postgresql-client python3."; exit 1; fi
 
 generate:
 	go tool sqlc generate

@@ -14,6 +14,10 @@
 //     does.
 //   - <!-- not run: why --> before a block leaves it out.
 //   - ```sh blocks show commands without output and are not run.
+//   - <!-- from: path --> before a block of another language (```go)
+//     says the block is an excerpt of that file of the repository: it
+//     must appear there as it is, so that the code a document shows is
+//     code that builds and runs (a command of the document runs the file).
 //
 // Each document runs on its own: a fresh database (pgtest.New), the server
 // built from this tree as a real process, and one bash session in the
@@ -64,6 +68,9 @@ var masks = []struct {
 	// Headers that differ per answer (the length with the timestamps'
 	// digits, as RFC 3339 drops trailing zeros).
 	{regexp.MustCompile(`(?m)^(Date|X-Request-Id|Content-Length): .*$`), "$1: <masked>"},
+	// A webhook signature's time and HMACs (Flashsale-Signature).
+	{regexp.MustCompile(`\bt=\d{9,}\b`), "t=<unix>"},
+	{regexp.MustCompile(`\bv1=[0-9a-f]{64}\b`), "v1=<hmac>"},
 }
 
 var codeRE = regexp.MustCompile(`\b\d+\.[A-Za-z0-9_-]{22}`)
@@ -75,9 +82,9 @@ func TestExamples(t *testing.T) {
 	}
 	// The tools the examples use, asked for up front: a missing one would
 	// otherwise show as a diff of "command not found".
-	for _, tool := range []string{"bash", "curl", "jq", "make", "psql", "python3"} {
+	for _, tool := range []string{"bash", "curl", "jq", "make", "openssl", "psql", "python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the examples of README.md and docs/ need %s: install it (Debian: apt-get install bash curl jq make postgresql-client python3)", tool)
+			t.Fatalf("the examples of README.md and docs/ need %s: install it (Debian: apt-get install bash curl jq make openssl postgresql-client python3)", tool)
 		}
 	}
 	server := filepath.Join(t.TempDir(), "server")
@@ -96,6 +103,14 @@ func TestExamples(t *testing.T) {
 	}
 }
 
+// excerpt is a block of another language that a <!-- from: path -->
+// comment says is part of a file.
+type excerpt struct {
+	line int    // of the fence, 1-based
+	file string // relative to the repository's root
+	text string
+}
+
 // block is one ```console block of a document.
 type block struct {
 	line     int      // of the fence, 1-based
@@ -111,14 +126,18 @@ type command struct {
 	end    int // one past its last output line
 }
 
-// parse returns the console blocks, and the lines of other fenced blocks
-// that start with a prompt: an example with output there would never run.
-func parse(lines []string) (blocks []block, stray []int) {
+// parse returns the console blocks, the excerpts of files, and the lines
+// of other fenced blocks that start with a prompt: an example with output
+// there would never run.
+func parse(lines []string) (blocks []block, excerpts []excerpt, stray []int) {
 	var server []string
 	notRun := false
+	from := ""
 	for i := 0; i < len(lines); i++ {
 		l := strings.TrimSpace(lines[i])
 		switch {
+		case strings.HasPrefix(l, "<!-- from:"):
+			from = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(l, "<!-- from:"), "-->"))
 		case strings.HasPrefix(l, "<!-- server:"):
 			server = strings.Fields(strings.TrimSuffix(strings.TrimPrefix(l, "<!-- server:"), "-->"))
 			if server == nil {
@@ -143,18 +162,25 @@ func parse(lines []string) (blocks []block, stray []int) {
 				}
 			}
 			blocks = append(blocks, b)
-			server, notRun = nil, false
+			server, notRun, from = nil, false, ""
 		case strings.HasPrefix(l, "```"):
 			// Another language: skip to its end so a "<!--" inside it counts for nothing.
+			x := excerpt{line: i + 1, file: from}
+			var text []string
 			for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
 				if strings.HasPrefix(lines[i], "$ ") {
 					stray = append(stray, i+1)
 				}
+				text = append(text, lines[i])
 			}
-			server, notRun = nil, false
+			if from != "" {
+				x.text = strings.Join(text, "\n")
+				excerpts = append(excerpts, x)
+			}
+			server, notRun, from = nil, false, ""
 		}
 	}
-	return blocks, stray
+	return blocks, excerpts, stray
 }
 
 func runDocument(t *testing.T, root, server, doc string) {
@@ -163,9 +189,17 @@ func runDocument(t *testing.T, root, server, doc string) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(src), "\n")
-	blocks, stray := parse(lines)
+	blocks, excerpts, stray := parse(lines)
 	for _, n := range stray {
 		t.Errorf("%s:%d: a prompt outside a console block: make the block ```console so that it runs", filepath.Base(doc), n)
+	}
+	for _, x := range excerpts {
+		file, err := os.ReadFile(filepath.Join(root, x.file))
+		if err != nil {
+			t.Errorf("%s:%d: <!-- from: %s -->: %v", filepath.Base(doc), x.line, x.file, err)
+		} else if !strings.Contains(string(file), x.text) {
+			t.Errorf("%s:%d: the block is not in %s as it is: copy it from there again", filepath.Base(doc), x.line, x.file)
+		}
 	}
 	if !slices.ContainsFunc(blocks, func(b block) bool { return !b.notRun }) {
 		return

@@ -7,6 +7,7 @@ package spectest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -24,6 +25,7 @@ import (
 	"github.com/pb33f/libopenapi-validator/responses"
 	"github.com/pb33f/libopenapi-validator/router"
 	"github.com/pb33f/libopenapi-validator/schema_validation"
+	"github.com/pb33f/libopenapi/datamodel/high/base"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 
 	"github.com/flashsale/flashsale/internal/httpapi"
@@ -158,6 +160,65 @@ func (s *Spec) Check(x Exchange) []string {
 		problems = append(problems, "response: "+describe(errs))
 	}
 	return problems
+}
+
+// CheckWebhook returns what in a webhook delivery, as its receiver got it,
+// disagrees with the document's webhooks: the one its Flashsale-Event-Type
+// names must exist, and the delivery must have its header parameters and a
+// body its schema accepts. The answer is the receiver's, not checked.
+func (s *Spec) CheckWebhook(h http.Header, body []byte) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := h.Get("Flashsale-Event-Type")
+	var item *v3.PathItem
+	if s.model.Webhooks != nil {
+		item = s.model.Webhooks.GetOrZero(name)
+	}
+	if item == nil || item.Post == nil {
+		return []string{fmt.Sprintf("the document has no webhook %q (Flashsale-Event-Type)", name)}
+	}
+	op := item.Post
+	var problems []string
+	for _, p := range slices.Concat(item.Parameters, op.Parameters) {
+		if p.In != "header" || p.Schema == nil {
+			continue
+		}
+		v := h.Get(p.Name)
+		if v == "" {
+			if p.Required != nil && *p.Required {
+				problems = append(problems, "header "+p.Name+" is missing")
+			}
+			continue
+		}
+		schema := p.Schema.Schema()
+		if ok, errs := s.schemas.ValidateSchemaBytesWithVersion(schema, headerJSON(schema, v), 3.1); !ok {
+			problems = append(problems, fmt.Sprintf("header %s %q: %s", p.Name, v, describe(errs)))
+		}
+	}
+	ct, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	var media *v3.MediaType
+	if op.RequestBody != nil {
+		media = op.RequestBody.Content.GetOrZero(ct)
+	}
+	if media == nil || media.Schema == nil {
+		return append(problems, fmt.Sprintf("webhook %s has no body of Content-Type %q", name, h.Get("Content-Type")))
+	}
+	if ok, errs := s.schemas.ValidateSchemaBytesWithVersion(media.Schema.Schema(), body, 3.1); !ok {
+		problems = append(problems, "body: "+describe(errs))
+	}
+	return problems
+}
+
+// headerJSON is a header's value as its schema reads it: a number where the
+// schema wants one and the value is one, a string otherwise.
+func headerJSON(schema *base.Schema, v string) []byte {
+	if slices.Contains(schema.Type, "integer") || slices.Contains(schema.Type, "number") {
+		if _, err := strconv.ParseFloat(v, 64); err == nil {
+			return []byte(v)
+		}
+	}
+	raw, _ := json.Marshal(v) // a string always encodes
+	return raw
 }
 
 // checkUnrouted checks the answer to a path or method the document does not

@@ -202,3 +202,73 @@ func TestHandlerPassesStreamsThrough(t *testing.T) {
 		t.Fatalf("a documented stream reported %q", msgs)
 	}
 }
+
+// A purchase.completed delivery as the server sends it, and its headers.
+const (
+	saleJSON      = `{"id":1,"starts_at":"2030-01-01T00:00:00Z","ends_at":"2030-01-01T01:00:00Z","units_total":5,"items":2,"per_user_limit":2,"hold_ttl_seconds":300,"defined_by":"generated"}`
+	purchaseEvent = `{"id":2,"type":"purchase.completed","created_at":"2030-01-01T00:00:01Z","sale_id":1,"sequence":2,"data":{"sale":` + saleJSON +
+		`,"purchase":{"id":1,"sale_id":1,"user_id":"u","code":"1.abc","item":{"id":1,"sku":"item1","name":"Mug","description":"","image_url":"/items/1/1/image.svg","price":"9.99","currency":"USD"},"price":"9.99","currency":"USD","purchased_at":"2030-01-01T00:00:01Z"}}}`
+	startedEvent = `{"id":1,"type":"sale.started","created_at":"2030-01-01T00:00:00Z","sale_id":1,"sequence":1,"data":{"sale":` + saleJSON + `}}`
+	signature    = "t=1893456001,v1=5f0c6e1d4c3b2a19081726354453627180f9e8d7c6b5a49382716051f4e3d2c1"
+)
+
+func deliveryHeader(typ, id string, change map[string]string) http.Header {
+	h := http.Header{}
+	for k, v := range map[string]string{
+		"Content-Type": "application/json", "User-Agent": "flashsale-webhooks/test", "Flashsale-Signature": signature,
+		"Flashsale-Event-Id": id, "Flashsale-Event-Type": typ, "Flashsale-Delivery-Attempt": "1",
+	} {
+		h.Set(k, v)
+	}
+	for k, v := range change {
+		if v == "" {
+			h.Del(k)
+		} else {
+			h.Set(k, v)
+		}
+	}
+	return h
+}
+
+// TestCheckWebhook: deliveries as the document's webhooks describe them
+// pass; one that breaks it in one way is reported for it.
+func TestCheckWebhook(t *testing.T) {
+	t.Parallel()
+	s := load(t)
+	for name, d := range map[string]struct {
+		h    http.Header
+		body string
+	}{
+		"purchase.completed": {deliveryHeader("purchase.completed", "2", nil), purchaseEvent},
+		"sale.started":       {deliveryHeader("sale.started", "1", nil), startedEvent},
+		"two signatures": {deliveryHeader("sale.started", "1", map[string]string{"Flashsale-Signature": signature + ",v1=" + strings.Repeat("ab", 32)}),
+			startedEvent},
+	} {
+		if problems := s.CheckWebhook(d.h, []byte(d.body)); len(problems) > 0 {
+			t.Errorf("%s: %v", name, problems)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Header
+		body string
+		want string // in one of the problems
+	}{
+		{"unknown type", deliveryHeader("sale.opened", "1", nil), startedEvent, "sale.opened"},
+		{"no signature", deliveryHeader("sale.started", "1", map[string]string{"Flashsale-Signature": ""}), startedEvent, "Flashsale-Signature"},
+		{"signature of another form", deliveryHeader("sale.started", "1", map[string]string{"Flashsale-Signature": "sha256=abc"}), startedEvent, "Flashsale-Signature"},
+		{"attempt 0", deliveryHeader("sale.started", "1", map[string]string{"Flashsale-Delivery-Attempt": "0"}), startedEvent, "Flashsale-Delivery-Attempt"},
+		{"body of another type", deliveryHeader("sale.ended", "1", nil), startedEvent, "sale.ended"},
+		{"purchase without its purchase", deliveryHeader("purchase.completed", "2", nil),
+			strings.Replace(startedEvent, `"sale.started"`, `"purchase.completed"`, 1), "purchase"},
+		{"sale event with a purchase", deliveryHeader("sale.started", "2", nil),
+			strings.Replace(purchaseEvent, `"purchase.completed"`, `"sale.started"`, 1), "$.data"},
+		{"undocumented field", deliveryHeader("sale.started", "1", nil), strings.Replace(startedEvent, `"sequence":1`, `"sequence":1,"extra":true`, 1), "extra"},
+		{"text body", deliveryHeader("sale.started", "1", map[string]string{"Content-Type": "text/plain"}), startedEvent, "text/plain"},
+	} {
+		problems := s.CheckWebhook(c.h, []byte(c.body))
+		if !strings.Contains(strings.Join(problems, "\n"), c.want) {
+			t.Errorf("%s: problems %q, want one mentioning %q", c.name, problems, c.want)
+		}
+	}
+}
