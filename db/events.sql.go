@@ -310,10 +310,14 @@ func (q *Queries) EventsPublishLock(ctx context.Context, db DBTX) (bool, error) 
 }
 
 const webhookDeliveriesFailed = `-- name: WebhookDeliveriesFailed :one
-SELECT count(*) AS failed FROM river_job j WHERE j.kind = $1 AND j.state = 'discarded'
+SELECT count(*) AS failed
+FROM river_job j
+CROSS JOIN LATERAL jsonb_array_elements(j.args->'event_ids') AS x(id)
+WHERE j.kind = $1 AND j.state = 'discarded'
+  AND NOT coalesce(j.metadata->'output'->'delivered', '[]') @> jsonb_build_array(x.id)
 `
 
-// Deliveries given up (kept as River's discarded jobs).
+// Events given up by a delivery (kept as River's discarded jobs).
 func (q *Queries) WebhookDeliveriesFailed(ctx context.Context, db DBTX, kind string) (int64, error) {
 	row := db.QueryRow(ctx, webhookDeliveriesFailed, kind)
 	var failed int64
@@ -322,12 +326,19 @@ func (q *Queries) WebhookDeliveriesFailed(ctx context.Context, db DBTX, kind str
 }
 
 const webhookDeliveriesFailedList = `-- name: WebhookDeliveriesFailedList :many
-SELECT j.id, j.attempt, j.finalized_at, (j.args->>'event_id')::bigint AS event_id, (j.args->>'url')::text AS url,
+WITH jobs AS (
+    SELECT j.id, j.attempt, j.attempted_at, j.finalized_at, j.args, j.metadata, j.errors
+    FROM river_job j
+    WHERE j.kind = $1 AND j.state = 'discarded' AND ($2::bigint = 0 OR j.id < $2::bigint)
+    ORDER BY j.id DESC
+    LIMIT $3
+)
+SELECT j.id, j.attempt, j.attempted_at, j.finalized_at, x.id::bigint AS event_id, (j.args->>'url')::text AS url,
        coalesce(j.errors[array_upper(j.errors, 1)]->>'error', '')::text AS last_error
-FROM river_job j
-WHERE j.kind = $1 AND j.state = 'discarded' AND ($2::bigint = 0 OR j.id < $2::bigint)
-ORDER BY j.id DESC
-LIMIT $3
+FROM jobs j
+CROSS JOIN LATERAL jsonb_array_elements(j.args->'event_ids') AS x(id)
+WHERE NOT coalesce(j.metadata->'output'->'delivered', '[]') @> jsonb_build_array(x.id)
+ORDER BY j.id DESC, event_id
 `
 
 type WebhookDeliveriesFailedListParams struct {
@@ -339,13 +350,15 @@ type WebhookDeliveriesFailedListParams struct {
 type WebhookDeliveriesFailedListRow struct {
 	ID          int64
 	Attempt     int16
+	AttemptedAt *time.Time
 	FinalizedAt *time.Time
 	EventID     int64
 	Url         string
 	LastError   string
 }
 
-// Deliveries given up, newest first, after a cursor (a job id).
+// The events of the lim newest deliveries given up (job ids below before,
+// 0: from the newest) that they did not deliver.
 func (q *Queries) WebhookDeliveriesFailedList(ctx context.Context, db DBTX, arg WebhookDeliveriesFailedListParams) ([]WebhookDeliveriesFailedListRow, error) {
 	rows, err := db.Query(ctx, webhookDeliveriesFailedList, arg.Kind, arg.Before, arg.Lim)
 	if err != nil {
@@ -358,6 +371,7 @@ func (q *Queries) WebhookDeliveriesFailedList(ctx context.Context, db DBTX, arg 
 		if err := rows.Scan(
 			&i.ID,
 			&i.Attempt,
+			&i.AttemptedAt,
 			&i.FinalizedAt,
 			&i.EventID,
 			&i.Url,
@@ -375,15 +389,16 @@ func (q *Queries) WebhookDeliveriesFailedList(ctx context.Context, db DBTX, arg 
 
 const webhookDeliveriesOfEvent = `-- name: WebhookDeliveriesOfEvent :many
 SELECT j.id, j.state, j.attempt, j.max_attempts, j.attempted_at, j.scheduled_at, j.finalized_at,
-       (j.args->>'url')::text AS url, coalesce(j.errors[array_upper(j.errors, 1)]->>'error', '')::text AS last_error
+       (j.args->>'url')::text AS url, coalesce(j.errors[array_upper(j.errors, 1)]->>'error', '')::text AS last_error,
+       (coalesce(j.metadata->'output'->'delivered', '[]') @> jsonb_build_array($1::bigint))::boolean AS delivered
 FROM river_job j
-WHERE j.kind = $1 AND j.args @> jsonb_build_object('event_id', $2::bigint)
+WHERE j.kind = $2 AND j.args @> jsonb_build_object('event_ids', jsonb_build_array($1::bigint))
 ORDER BY j.id
 `
 
 type WebhookDeliveriesOfEventParams struct {
-	Kind    string
 	EventID int64
+	Kind    string
 }
 
 type WebhookDeliveriesOfEventRow struct {
@@ -396,11 +411,13 @@ type WebhookDeliveriesOfEventRow struct {
 	FinalizedAt *time.Time
 	Url         string
 	LastError   string
+	Delivered   bool
 }
 
-// Every delivery of an event, to each endpoint, with River's record of it.
+// Every delivery of an event, to each endpoint, with River's record of it
+// and whether it delivered this event.
 func (q *Queries) WebhookDeliveriesOfEvent(ctx context.Context, db DBTX, arg WebhookDeliveriesOfEventParams) ([]WebhookDeliveriesOfEventRow, error) {
-	rows, err := db.Query(ctx, webhookDeliveriesOfEvent, arg.Kind, arg.EventID)
+	rows, err := db.Query(ctx, webhookDeliveriesOfEvent, arg.EventID, arg.Kind)
 	if err != nil {
 		return nil, err
 	}
@@ -418,6 +435,7 @@ func (q *Queries) WebhookDeliveriesOfEvent(ctx context.Context, db DBTX, arg Web
 			&i.FinalizedAt,
 			&i.Url,
 			&i.LastError,
+			&i.Delivered,
 		); err != nil {
 			return nil, err
 		}
@@ -430,10 +448,13 @@ func (q *Queries) WebhookDeliveriesOfEvent(ctx context.Context, db DBTX, arg Web
 }
 
 const webhookDeliveriesWaiting = `-- name: WebhookDeliveriesWaiting :one
+
 SELECT count(*) AS waiting, coalesce(min(e.occurred_at), now())::timestamptz AS oldest
 FROM river_job j
-LEFT JOIN events e ON e.id = (j.args->>'event_id')::bigint
+CROSS JOIN LATERAL jsonb_array_elements(j.args->'event_ids') AS x(id)
+LEFT JOIN events e ON e.id = x.id::bigint
 WHERE j.kind = $1 AND j.state IN ('available', 'scheduled', 'retryable', 'running', 'pending')
+  AND NOT coalesce(j.metadata->'output'->'delivered', '[]') @> jsonb_build_array(x.id)
 `
 
 type WebhookDeliveriesWaitingRow struct {
@@ -441,8 +462,12 @@ type WebhookDeliveriesWaitingRow struct {
 	Oldest  time.Time
 }
 
-// Deliveries River has yet to make or finish (river_job, db/river_schema.sql),
-// and when the oldest of their events happened (now when none).
+// Deliveries are River jobs (river_job, db/river_schema.sql), each of up
+// to 100 events to one endpoint (args: url, event_ids); the events a job
+// has delivered are in its output (metadata.output.delivered), kept across
+// its attempts.
+// Events River has yet to deliver to some endpoint, and when the oldest of
+// them happened (now when none).
 func (q *Queries) WebhookDeliveriesWaiting(ctx context.Context, db DBTX, kind string) (WebhookDeliveriesWaitingRow, error) {
 	row := db.QueryRow(ctx, webhookDeliveriesWaiting, kind)
 	var i WebhookDeliveriesWaitingRow

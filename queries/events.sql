@@ -97,31 +97,52 @@ LIMIT @lim;
 -- What is written but not yet published, and since when (now when nothing).
 SELECT count(*) AS waiting, coalesce(min(o.occurred_at), now())::timestamptz AS oldest FROM event_outbox o;
 
+-- Deliveries are River jobs (river_job, db/river_schema.sql), each of up
+-- to 100 events to one endpoint (args: url, event_ids); the events a job
+-- has delivered are in its output (metadata.output.delivered), kept across
+-- its attempts.
+
 -- name: WebhookDeliveriesWaiting :one
--- Deliveries River has yet to make or finish (river_job, db/river_schema.sql),
--- and when the oldest of their events happened (now when none).
+-- Events River has yet to deliver to some endpoint, and when the oldest of
+-- them happened (now when none).
 SELECT count(*) AS waiting, coalesce(min(e.occurred_at), now())::timestamptz AS oldest
 FROM river_job j
-LEFT JOIN events e ON e.id = (j.args->>'event_id')::bigint
-WHERE j.kind = @kind AND j.state IN ('available', 'scheduled', 'retryable', 'running', 'pending');
+CROSS JOIN LATERAL jsonb_array_elements(j.args->'event_ids') AS x(id)
+LEFT JOIN events e ON e.id = x.id::bigint
+WHERE j.kind = @kind AND j.state IN ('available', 'scheduled', 'retryable', 'running', 'pending')
+  AND NOT coalesce(j.metadata->'output'->'delivered', '[]') @> jsonb_build_array(x.id);
 
 -- name: WebhookDeliveriesFailed :one
--- Deliveries given up (kept as River's discarded jobs).
-SELECT count(*) AS failed FROM river_job j WHERE j.kind = @kind AND j.state = 'discarded';
+-- Events given up by a delivery (kept as River's discarded jobs).
+SELECT count(*) AS failed
+FROM river_job j
+CROSS JOIN LATERAL jsonb_array_elements(j.args->'event_ids') AS x(id)
+WHERE j.kind = @kind AND j.state = 'discarded'
+  AND NOT coalesce(j.metadata->'output'->'delivered', '[]') @> jsonb_build_array(x.id);
 
 -- name: WebhookDeliveriesOfEvent :many
--- Every delivery of an event, to each endpoint, with River's record of it.
+-- Every delivery of an event, to each endpoint, with River's record of it
+-- and whether it delivered this event.
 SELECT j.id, j.state, j.attempt, j.max_attempts, j.attempted_at, j.scheduled_at, j.finalized_at,
-       (j.args->>'url')::text AS url, coalesce(j.errors[array_upper(j.errors, 1)]->>'error', '')::text AS last_error
+       (j.args->>'url')::text AS url, coalesce(j.errors[array_upper(j.errors, 1)]->>'error', '')::text AS last_error,
+       (coalesce(j.metadata->'output'->'delivered', '[]') @> jsonb_build_array(@event_id::bigint))::boolean AS delivered
 FROM river_job j
-WHERE j.kind = @kind AND j.args @> jsonb_build_object('event_id', @event_id::bigint)
+WHERE j.kind = @kind AND j.args @> jsonb_build_object('event_ids', jsonb_build_array(@event_id::bigint))
 ORDER BY j.id;
 
 -- name: WebhookDeliveriesFailedList :many
--- Deliveries given up, newest first, after a cursor (a job id).
-SELECT j.id, j.attempt, j.finalized_at, (j.args->>'event_id')::bigint AS event_id, (j.args->>'url')::text AS url,
+-- The events of the lim newest deliveries given up (job ids below before,
+-- 0: from the newest) that they did not deliver.
+WITH jobs AS (
+    SELECT j.id, j.attempt, j.attempted_at, j.finalized_at, j.args, j.metadata, j.errors
+    FROM river_job j
+    WHERE j.kind = @kind AND j.state = 'discarded' AND (@before::bigint = 0 OR j.id < @before::bigint)
+    ORDER BY j.id DESC
+    LIMIT @lim
+)
+SELECT j.id, j.attempt, j.attempted_at, j.finalized_at, x.id::bigint AS event_id, (j.args->>'url')::text AS url,
        coalesce(j.errors[array_upper(j.errors, 1)]->>'error', '')::text AS last_error
-FROM river_job j
-WHERE j.kind = @kind AND j.state = 'discarded' AND (@before::bigint = 0 OR j.id < @before::bigint)
-ORDER BY j.id DESC
-LIMIT @lim;
+FROM jobs j
+CROSS JOIN LATERAL jsonb_array_elements(j.args->'event_ids') AS x(id)
+WHERE NOT coalesce(j.metadata->'output'->'delivered', '[]') @> jsonb_build_array(x.id)
+ORDER BY j.id DESC, event_id;

@@ -108,6 +108,12 @@ func (s *Server) eventRoutes(g *echo.Group, mw []echo.MiddlewareFunc) {
 	get("/events/:event_id", s.adminEvent)
 	g.POST("/events/:event_id/redeliver", s.adminRedeliver, mw...)
 	g.POST("/events/redeliver", s.adminRedeliverBetween, mw...)
+	// Echo would route a GET of that path to /events/:event_id (a 400 for
+	// the id "redeliver"): it is the POST-only route, so 405.
+	get("/events/redeliver", func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderAllow, http.MethodPost)
+		return echo.ErrMethodNotAllowed
+	})
 	get("/webhooks/failed", s.adminFailedDeliveries)
 }
 
@@ -186,8 +192,12 @@ func toDeliveryJSON(d sale.Delivery) deliveryJSON {
 		t = t.UTC()
 		return &t
 	}
+	state := deliveryStates[d.State]
+	if d.Delivered {
+		state = "delivered" // its delivery may still be sending others
+	}
 	return deliveryJSON{
-		EventID: d.EventID, URL: d.URL, State: deliveryStates[d.State], Attempts: d.Attempts, MaxAttempts: d.MaxAttempts,
+		EventID: d.EventID, URL: d.URL, State: state, Attempts: d.Attempts, MaxAttempts: d.MaxAttempts,
 		LastAttemptAt: opt(d.AttemptedAt), NextAttemptAt: opt(d.NextAttemptAt), FinishedAt: opt(d.FinalizedAt),
 		LastError: d.LastError, JobID: d.JobID,
 	}
@@ -292,7 +302,14 @@ func (s *Server) adminFailedDeliveries(c echo.Context) error {
 	for _, d := range ds {
 		out.Deliveries = append(out.Deliveries, toDeliveryJSON(d))
 	}
-	if len(ds) == limit {
+	// A page is limit deliveries (jobs), each with the events it gave up.
+	jobs := 0
+	for i, d := range ds {
+		if i == 0 || d.JobID != ds[i-1].JobID {
+			jobs++
+		}
+	}
+	if jobs == limit {
 		next := ds[len(ds)-1].JobID
 		out.NextBefore = &next
 	}

@@ -445,6 +445,8 @@ func TestAdminEventsBadInput(t *testing.T) {
 		{http.MethodGet, "/admin/webhooks/failed?before=job", http.StatusBadRequest, "invalid_request"},
 		{http.MethodGet, "/admin/events/999999", http.StatusNotFound, "event_not_found"},
 		{http.MethodPost, "/admin/events/999999/redeliver", http.StatusNotFound, "event_not_found"},
+		// The POST-only route, not an event id.
+		{http.MethodGet, "/admin/events/redeliver", http.StatusMethodNotAllowed, "method_not_allowed"},
 	} {
 		r := adminDo(t, c.method, srv.URL+c.path, opsBearer, "", nil)
 		apitest.Check(t, c.method+" "+c.path, r, c.status, c.code)

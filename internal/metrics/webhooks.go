@@ -20,10 +20,10 @@ type webhookCounters struct {
 
 func (w *webhookCounters) Delivered() { w.attempts.WithLabelValues("delivered").Inc() }
 
-func (w *webhookCounters) AttemptFailed(final bool) {
+func (w *webhookCounters) AttemptFailed(final bool, undelivered int) {
 	w.attempts.WithLabelValues("failed").Inc()
 	if final {
-		w.gaveUp.Inc()
+		w.gaveUp.Add(float64(undelivered))
 	} else {
 		w.retries.Inc()
 	}
@@ -38,15 +38,15 @@ func (m *Metrics) Webhooks() webhook.Observer {
 	w := &webhookCounters{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhook_attempts_total",
-			Help: "Webhook delivery attempts made by this server, by result: delivered (2xx in time) or failed.",
+			Help: "Webhook POSTs made by this server, by result: delivered (2xx in time) or failed.",
 		}, []string{"result"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhook_retries_total",
-			Help: "Failed webhook delivery attempts that River will retry.",
+			Help: "Failed webhook POSTs whose delivery River will retry.",
 		}),
 		gaveUp: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhook_given_up_total",
-			Help: "Webhook deliveries this server gave up after their last attempt (WEBHOOK_RETRY_FOR), kept as failed.",
+			Help: "Events whose delivery this server gave up after the last attempt (WEBHOOK_RETRY_FOR), kept as failed.",
 		}),
 	}
 	w.attempts.WithLabelValues("delivered")

@@ -15,6 +15,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -61,10 +62,11 @@ type Config struct {
 
 // Observer is told of each delivery attempt.
 type Observer interface {
-	// Delivered: an endpoint answered 2xx in time.
+	// Delivered: an endpoint answered an event's POST with 2xx in time.
 	Delivered()
-	// AttemptFailed: it did not; final when the delivery is given up.
-	AttemptFailed(final bool)
+	// AttemptFailed: it did not; final when the delivery is given up, with
+	// undelivered events.
+	AttemptFailed(final bool, undelivered int)
 }
 
 // DeliveryKind is the River job kind of a delivery.
@@ -76,6 +78,11 @@ const (
 	// publishBatch is the most outbox rows one turn publishes: a herd's
 	// thousand purchases a second are published in one turn.
 	publishBatch = 5000
+	// deliveryBatch is the most events one delivery job sends.
+	deliveryBatch = 100
+	// attemptBudget is how long an attempt starts new POSTs; what is left
+	// is sent by the same job at once after (a snooze, not a retry).
+	attemptBudget = 20 * time.Second
 	// lookback is how long after its end a sale is still watched for its
 	// end and sell-out events: a hold made just before the end can be bought
 	// until it expires (HOLD_TTL, at most 24h).
@@ -114,7 +121,7 @@ func New(pool *pgxpool.Pool, sales *sale.Service, cfg Config, log *slog.Logger) 
 	if err := river.AddWorkerSafely(workers, d); err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	jobTimeout := cfg.Timeout + 5*time.Second // the attempt and the event's read
+	jobTimeout := attemptBudget + cfg.Timeout + 5*time.Second // see deliverWorker.Timeout
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		// River reports its routine at info level every few seconds.
 		Logger:   slog.New(warnAndUp{log.Handler()}).With("component", "river"),
@@ -234,13 +241,14 @@ func (e *Events) Backlog(ctx context.Context) (sale.Backlog, error) {
 	return e.sales.EventBacklog(ctx, DeliveryKind)
 }
 
-// deliveries are the River jobs that deliver events ids to every endpoint.
+// deliveries are the River jobs that deliver events ids to every endpoint,
+// up to deliveryBatch events a job.
 func (e *Events) deliveries(ids []int64) []river.InsertManyParams {
-	params := make([]river.InsertManyParams, 0, len(ids)*len(e.cfg.URLs))
+	var params []river.InsertManyParams
 	opts := &river.InsertOpts{Queue: queue, MaxAttempts: maxAttempts(e.cfg.RetryFor)}
-	for _, id := range ids {
+	for batch := range slices.Chunk(ids, deliveryBatch) {
 		for _, url := range e.cfg.URLs {
-			params = append(params, river.InsertManyParams{Args: deliverArgs{EventID: id, URL: url}, InsertOpts: opts})
+			params = append(params, river.InsertManyParams{Args: deliverArgs{URL: url, EventIDs: batch}, InsertOpts: opts})
 		}
 	}
 	return params
@@ -276,15 +284,26 @@ func (w *publishWorker) Work(ctx context.Context, _ *river.Job[publishArgs]) err
 	return err
 }
 
-// deliverArgs is one delivery of one event to one endpoint. The event is
-// read when it is sent: what it describes never changes once its sale has
-// started.
+// deliverArgs is the delivery of events to one endpoint: one POST per
+// event, in order. A River job costs PostgreSQL a row written three times
+// (queued, running, completed) with six index entries each, more than the
+// purchase it reports: one job per event made the herd's PostgreSQL spend
+// half as much again; a job per published batch makes it a rounding error.
+// The events are read when they are sent: what they describe never
+// changes once their sale has started.
 type deliverArgs struct {
-	EventID int64  `json:"event_id"`
-	URL     string `json:"url"`
+	URL      string  `json:"url"`
+	EventIDs []int64 `json:"event_ids"`
 }
 
 func (deliverArgs) Kind() string { return DeliveryKind }
+
+// progress is what a delivery has done, kept in its job's output (River
+// stores it whatever the attempt's outcome), so a retry sends only what
+// was not delivered.
+type progress struct {
+	Delivered []int64 `json:"delivered"`
+}
 
 type deliverWorker struct {
 	river.WorkerDefaults[deliverArgs]
@@ -297,32 +316,64 @@ func (w *deliverWorker) NextRetry(job *river.Job[deliverArgs]) time.Time {
 	return time.Now().Add(jitter(retryDelay(w.events.cfg.RetryFor, job.Attempt)))
 }
 
+// Timeout is River's bound on an attempt: its sending budget and the last
+// POST begun within it.
+func (w *deliverWorker) Timeout(*river.Job[deliverArgs]) time.Duration {
+	return attemptBudget + w.events.cfg.Timeout + 5*time.Second
+}
+
+// Work sends the events not yet delivered, in order, until one fails: the
+// endpoint is then likely down, so the rest wait for the retry rather
+// than each wait out a timeout now.
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) error {
-	// The job's URL is where the event goes, whatever this server's
-	// WEBHOOK_URL says: during a rolling change of the endpoints, a server
-	// not yet restarted must not drop deliveries to one just added. One
-	// removed is still tried until delivered or given up.
 	e := w.events
-	evs, err := e.sales.EventsByID(ctx, []int64{job.Args.EventID})
+	var done progress
+	if out := job.Output(); len(out) > 0 {
+		if err := json.Unmarshal(out, &done); err != nil {
+			return fmt.Errorf("read the delivery's progress: %w", err)
+		}
+	}
+	pending := slices.DeleteFunc(slices.Clone(job.Args.EventIDs), func(id int64) bool { return slices.Contains(done.Delivered, id) })
+	evs, err := e.sales.EventsByID(ctx, pending)
 	if err != nil {
 		return err
 	}
-	if len(evs) == 0 {
-		return river.JobCancel(fmt.Errorf("event %d is not published", job.Args.EventID))
-	}
-	body, err := e.cfg.Body(evs[0])
-	if err != nil {
-		return river.JobCancel(fmt.Errorf("event %d: %w", job.Args.EventID, err))
-	}
-	err = w.post(ctx, job.Args.URL, evs[0], body, job.Attempt)
-	if o := e.cfg.Observer; o != nil {
+	started := time.Now()
+	var failed error
+	sent, outOfTime := 0, false
+	for _, ev := range evs {
+		if time.Since(started) > attemptBudget {
+			outOfTime = true
+			break
+		}
+		body, err := e.cfg.Body(ev)
 		if err == nil {
+			err = w.post(ctx, job.Args.URL, ev, body, job.Attempt)
+		}
+		if err != nil {
+			failed = fmt.Errorf("event %d: %w", ev.ID, err)
+			break
+		}
+		sent++
+		done.Delivered = append(done.Delivered, ev.ID)
+		if o := e.cfg.Observer; o != nil {
 			o.Delivered()
-		} else {
-			o.AttemptFailed(job.Attempt >= job.MaxAttempts)
 		}
 	}
-	return err
+	if err := river.RecordOutput(ctx, done); err != nil {
+		return fmt.Errorf("record the delivery's progress: %w", err)
+	}
+	switch left := len(evs) - sent; {
+	case failed != nil:
+		if o := e.cfg.Observer; o != nil {
+			o.AttemptFailed(job.Attempt >= job.MaxAttempts, left)
+		}
+		return fmt.Errorf("%d of %d events not delivered: %w", left, len(job.Args.EventIDs), failed)
+	case outOfTime:
+		// Not a failure: the rest are sent at once, the attempt not counted.
+		return river.JobSnooze(0)
+	}
+	return nil
 }
 
 func (w *deliverWorker) post(ctx context.Context, url string, ev sale.Event, body []byte, attempt int) error {

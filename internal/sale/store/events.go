@@ -155,7 +155,7 @@ func eventsFromRows(rows []db.EventDetail) ([]Event, error) {
 	return out, nil
 }
 
-// Backlog is what waits to be published or delivered.
+// Backlog is what waits to be published or delivered, in events.
 type Backlog struct {
 	// Unpublished outbox rows, and when the oldest happened.
 	Unpublished       int64
@@ -201,6 +201,9 @@ type Delivery struct {
 	NextAttemptAt time.Time
 	FinalizedAt   time.Time
 	LastError     string
+	// Delivered: this delivery sent this event (a delivery sends up to
+	// 100 events; its State is the whole delivery's).
+	Delivered bool
 }
 
 // DeliveriesOfEvent returns every delivery of event id (of kind).
@@ -213,7 +216,7 @@ func (s *Store) DeliveriesOfEvent(ctx context.Context, kind string, id int64) ([
 	for i, r := range rows {
 		out[i] = Delivery{
 			JobID: r.ID, EventID: id, URL: r.Url, State: string(r.State), Attempts: int(r.Attempt), MaxAttempts: int(r.MaxAttempts),
-			AttemptedAt: deref(r.AttemptedAt), FinalizedAt: deref(r.FinalizedAt), LastError: r.LastError,
+			AttemptedAt: deref(r.AttemptedAt), FinalizedAt: deref(r.FinalizedAt), LastError: r.LastError, Delivered: r.Delivered,
 		}
 		if r.FinalizedAt == nil {
 			out[i].NextAttemptAt = r.ScheduledAt
@@ -222,8 +225,8 @@ func (s *Store) DeliveriesOfEvent(ctx context.Context, kind string, id int64) ([
 	return out, nil
 }
 
-// FailedDeliveries lists the deliveries given up, newest first, with job
-// ids below before (0: from the newest).
+// FailedDeliveries lists the events of the limit newest deliveries given
+// up (job ids below before, 0: from the newest) that they did not deliver.
 func (s *Store) FailedDeliveries(ctx context.Context, kind string, before int64, limit int) ([]Delivery, error) {
 	rows, err := s.q.WebhookDeliveriesFailedList(ctx, s.read, db.WebhookDeliveriesFailedListParams{Kind: kind, Before: before, Lim: int32(limit)})
 	if err != nil {
@@ -233,7 +236,7 @@ func (s *Store) FailedDeliveries(ctx context.Context, kind string, before int64,
 	for i, r := range rows {
 		out[i] = Delivery{
 			JobID: r.ID, EventID: r.EventID, URL: r.Url, State: "discarded", Attempts: int(r.Attempt),
-			MaxAttempts: int(r.Attempt), FinalizedAt: deref(r.FinalizedAt), LastError: r.LastError,
+			MaxAttempts: int(r.Attempt), AttemptedAt: deref(r.AttemptedAt), FinalizedAt: deref(r.FinalizedAt), LastError: r.LastError,
 		}
 	}
 	return out, nil
