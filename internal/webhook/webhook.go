@@ -179,8 +179,8 @@ func (e *Events) Stop(ctx context.Context) error {
 }
 
 // Redeliver queues one more delivery of each of the events ids names to
-// every endpoint, and returns how many deliveries it queued. An id that
-// names no published event is left out.
+// every endpoint, and returns how many it queued (events times
+// endpoints). An id that names no published event is left out.
 func (e *Events) Redeliver(ctx context.Context, ids []int64) (int, error) {
 	evs, err := e.sales.EventsByID(ctx, ids)
 	if err != nil {
@@ -194,11 +194,10 @@ func (e *Events) Redeliver(ctx context.Context, ids []int64) (int, error) {
 	if len(params) == 0 {
 		return 0, nil
 	}
-	n, err := e.client.InsertManyFast(ctx, params)
-	if err != nil {
+	if _, err := e.client.InsertManyFast(ctx, params); err != nil {
 		return 0, fmt.Errorf("queue deliveries: %w", err)
 	}
-	return n, nil
+	return len(ids) * len(e.cfg.URLs), nil
 }
 
 // RedeliverBetween queues one more delivery of every event that happened
@@ -242,8 +241,10 @@ func (e *Events) Backlog(ctx context.Context) (sale.Backlog, error) {
 }
 
 // deliveries are the River jobs that deliver events ids to every endpoint,
-// up to deliveryBatch events a job.
+// up to deliveryBatch events a job, in id order (the order of each sale's
+// sequence).
 func (e *Events) deliveries(ids []int64) []river.InsertManyParams {
+	slices.Sort(ids)
 	var params []river.InsertManyParams
 	opts := &river.InsertOpts{Queue: queue, MaxAttempts: maxAttempts(e.cfg.RetryFor)}
 	for batch := range slices.Chunk(ids, deliveryBatch) {
