@@ -66,8 +66,8 @@ func eventsDesc(name, help string) *prometheus.Desc {
 
 var (
 	eventsUnpublished = eventsDesc("unpublished", "Events committed and not yet published (the outbox); published each second.")
-	eventsWaiting     = eventsDesc("deliveries_waiting", "Webhook deliveries not yet made or still being retried, across every server.")
-	eventsFailed      = eventsDesc("deliveries_failed", "Webhook deliveries given up and kept (River's discarded jobs), across every server.")
+	eventsWaiting     = eventsDesc("deliveries_waiting", "Events not yet delivered to an endpoint (not tried yet or being retried), across every server.")
+	eventsFailed      = eventsDesc("deliveries_failed", "Events given up for an endpoint and kept (in River's discarded jobs), across every server.")
 	eventsOldest      = eventsDesc("oldest_undelivered_seconds", "Age of the oldest event not yet published or delivered to every endpoint; 0 when none waits.")
 )
 
