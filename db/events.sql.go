@@ -25,7 +25,8 @@ type EventIDsOccurredBetweenParams struct {
 }
 
 // The events that happened in [from, to), after a cursor, to be delivered
-// again.
+// again: an admin's rare action, so no index on occurred_at (see
+// migrations/00008_events.sql); the primary key's order follows time.
 func (q *Queries) EventIDsOccurredBetween(ctx context.Context, db DBTX, arg EventIDsOccurredBetweenParams) ([]int64, error) {
 	rows, err := db.Query(ctx, eventIDsOccurredBetween,
 		arg.FromAt,

@@ -59,8 +59,11 @@ CREATE TABLE events (
 CREATE UNIQUE INDEX events_once_per_sale ON events (sale_id, type)
     WHERE type IN ('sale.started', 'sale.sold_out', 'sale.ended');
 
--- Paging by time (redeliver a range).
-CREATE INDEX events_occurred_at ON events (occurred_at);
+-- No index on occurred_at: redelivering a time range (an admin's rare
+-- action) walks the ids, which follow time closely, and every published
+-- event would otherwise pay for it (EXPLAIN ANALYZE of EventsPublish, 1,000
+-- events: 446 B of WAL and 17.2 us an event with it, 379 B and 14.6 us
+-- without).
 
 -- An event with what it describes, as webhooks and GET /admin/events show
 -- it: the sale's definition, and for a purchase, the purchase and its item.

@@ -87,7 +87,8 @@ SELECT * FROM event_details d WHERE d.id = ANY(@ids::bigint[]) ORDER BY d.id;
 
 -- name: EventIDsOccurredBetween :many
 -- The events that happened in [from, to), after a cursor, to be delivered
--- again.
+-- again: an admin's rare action, so no index on occurred_at (see
+-- migrations/00008_events.sql); the primary key's order follows time.
 SELECT e.id FROM events e
 WHERE e.occurred_at >= @from_at AND e.occurred_at < @to_at AND e.id > @after
 ORDER BY e.id
