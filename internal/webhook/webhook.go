@@ -194,11 +194,12 @@ func (e *Events) Redeliver(ctx context.Context, ids []int64) (int, error) {
 	if len(params) == 0 {
 		return 0, nil
 	}
-	n, err := e.client.InsertManyFast(ctx, params)
-	if err != nil {
+	if _, err := e.client.InsertManyFast(ctx, params); err != nil {
 		return 0, fmt.Errorf("queue deliveries: %w", err)
 	}
-	return n, nil
+	// A delivery is an event to an endpoint (POST .../redeliver answers
+	// {"queued": n} so), whatever the jobs they are packed in.
+	return len(ids) * len(e.cfg.URLs), nil
 }
 
 // RedeliverBetween queues one more delivery of every event that happened
