@@ -63,7 +63,8 @@ const hookSecret = "process-test-secret-0123456789"
 // holds the request open, so neither an answer nor a failure was ever
 // recorded. Another server, started afterwards, must make the delivery:
 // River's rescuer, on whichever server leads once the dead one's lease
-// lapses, retries a job running longer than WEBHOOK_TIMEOUT+15s.
+// lapses, retries a job running longer than WEBHOOK_TIMEOUT+35s (its
+// 20 s sending budget, the last POST's timeout, and margins).
 func testKilledMidDelivery(t *testing.T, bin string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
@@ -88,9 +89,9 @@ func testKilledMidDelivery(t *testing.T, bin string) {
 	t.Logf("held %s (event %d), SIGKILLed server a", held.Type, held.ID)
 
 	// The kill came mid-delivery: River still has the job running, on its
-	// first attempt, by a's client.
+	// first attempt, by a's client, with nothing recorded delivered.
 	job := deliveryJob(ctx, t, pool, held.ID)
-	if job.State != "running" || job.Attempt != 1 || len(job.AttemptedBy) != 1 {
+	if job.State != "running" || job.Attempt != 1 || len(job.AttemptedBy) != 1 || job.Delivered {
 		t.Fatalf("after the kill, the delivery job is %+v; want running on its first attempt", job)
 	}
 
@@ -111,8 +112,8 @@ func testKilledMidDelivery(t *testing.T, bin string) {
 	})
 
 	job = deliveryJob(ctx, t, pool, held.ID)
-	if job.Attempt < 2 || len(job.AttemptedBy) < 2 || job.AttemptedBy[0] == job.AttemptedBy[len(job.AttemptedBy)-1] {
-		t.Errorf("completed job %+v: want attempt >= 2, the last by another client than the first", job)
+	if job.Attempt < 2 || len(job.AttemptedBy) < 2 || job.AttemptedBy[0] == job.AttemptedBy[len(job.AttemptedBy)-1] || !job.Delivered {
+		t.Errorf("completed job %+v: want attempt >= 2, the last by another client than the first, the event delivered", job)
 	}
 	got := recv.deliveries(held.ID)
 	first, last := got[0], got[len(got)-1]
@@ -510,16 +511,26 @@ type jobState struct {
 	State       string
 	Attempt     int
 	AttemptedBy []string
+	// Delivered: the job's output lists the event as delivered.
+	Delivered bool
 }
 
-// deliveryJob is River's record of the one delivery of event id.
+// deliveryJob is River's record of the one delivery (a job of up to 100
+// events) that carries event id.
 func deliveryJob(ctx context.Context, t *testing.T, pool *pgxpool.Pool, id int64) jobState {
 	t.Helper()
 	var j jobState
-	err := pool.QueryRow(ctx, `SELECT state::text, attempt, coalesce(attempted_by, '{}') FROM river_job
-		WHERE kind = $1 AND (args->>'event_id')::bigint = $2`, webhook.DeliveryKind, id).Scan(&j.State, &j.Attempt, &j.AttemptedBy)
+	var jobs int
+	err := pool.QueryRow(ctx, `SELECT state::text, attempt, coalesce(attempted_by, '{}'),
+		coalesce(metadata->'output'->'delivered', '[]') @> to_jsonb($2::bigint), count(*) OVER ()
+		FROM river_job
+		WHERE kind = $1 AND EXISTS (SELECT FROM jsonb_array_elements(args->'event_ids') x(id) WHERE x.id::bigint = $2)`,
+		webhook.DeliveryKind, id).Scan(&j.State, &j.Attempt, &j.AttemptedBy, &j.Delivered, &jobs)
 	if err != nil {
 		t.Fatalf("delivery job of event %d: %v", id, err)
+	}
+	if jobs != 1 {
+		t.Fatalf("event %d is in %d delivery jobs, want one", id, jobs)
 	}
 	return j
 }

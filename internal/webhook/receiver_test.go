@@ -342,22 +342,44 @@ func jobStates(t testing.TB, pool *pgxpool.Pool) map[string]int {
 	return out
 }
 
-// job is River's record of one delivery.
+// job is River's record of one delivery: up to 100 events to one
+// endpoint.
 type job struct {
 	ID          int64
-	EventID     int64
+	EventIDs    []int64 // args.event_ids, in order
 	URL         string
 	State       string
 	Attempt     int
 	MaxAttempts int
 	Errors      []string
+	// Delivered is the job's output: the events it has delivered, in
+	// the order it sent them, kept across its attempts.
+	Delivered []int64
+	// Snoozes: the times it ran out of its sending budget and went on.
+	Snoozes int
+}
+
+func (j job) String() string {
+	return fmt.Sprintf("delivery %d of events %v to %s: %s after %d of %d attempts, delivered %v, errors %q",
+		j.ID, j.EventIDs, j.URL, j.State, j.Attempt, j.MaxAttempts, j.Delivered, j.Errors)
+}
+
+// undelivered is the job's events it has not delivered.
+func (j job) undelivered() []int64 {
+	return slices.DeleteFunc(slices.Clone(j.EventIDs), func(id int64) bool { return slices.Contains(j.Delivered, id) })
 }
 
 func deliveryJobs(t testing.TB, pool *pgxpool.Pool) []job {
 	t.Helper()
+	// A job whose first POST failed records "delivered": null.
 	rows, err := pool.Query(context.Background(), `
-		SELECT id, (args->>'event_id')::bigint, args->>'url', state::text, attempt, max_attempts,
-		       ARRAY(SELECT x->>'error' FROM unnest(errors) x)
+		SELECT id,
+		       ARRAY(SELECT x.id::bigint FROM jsonb_array_elements(args->'event_ids') WITH ORDINALITY x(id, n) ORDER BY x.n),
+		       args->>'url', state::text, attempt, max_attempts,
+		       ARRAY(SELECT x->>'error' FROM unnest(errors) x),
+		       ARRAY(SELECT x.id::bigint FROM jsonb_array_elements(CASE jsonb_typeof(metadata->'output'->'delivered')
+		             WHEN 'array' THEN metadata->'output'->'delivered' ELSE '[]' END) WITH ORDINALITY x(id, n) ORDER BY x.n),
+		       coalesce((metadata->>'snoozes')::int, 0)
 		FROM river_job WHERE kind = $1 ORDER BY id`, webhook.DeliveryKind)
 	if err != nil {
 		t.Fatalf("read jobs: %v", err)
@@ -369,9 +391,25 @@ func deliveryJobs(t testing.TB, pool *pgxpool.Pool) []job {
 	return jobs
 }
 
+// byURLAndEvent indexes jobs by endpoint and event: the jobs that carry
+// each event to each endpoint.
+func byURLAndEvent(jobs []job) map[string]map[int64][]job {
+	out := map[string]map[int64][]job{}
+	for _, j := range jobs {
+		if out[j.URL] == nil {
+			out[j.URL] = map[int64][]job{}
+		}
+		for _, id := range j.EventIDs {
+			out[j.URL][id] = append(out[j.URL][id], j)
+		}
+	}
+	return out
+}
+
 // allDelivered: nothing waits in the outbox, at least wantEvents events
-// are published, each has a delivery to each of urls, and every delivery
-// is completed. It is a condition to poll.
+// are published, each is in a delivery to each of urls, and every delivery
+// is completed, having delivered each of its events. It is a condition to
+// poll.
 func allDelivered(t testing.TB, pool *pgxpool.Pool, wantEvents int, urls ...string) error {
 	t.Helper()
 	var outbox, events int
@@ -383,22 +421,56 @@ func allDelivered(t testing.TB, pool *pgxpool.Pool, wantEvents int, urls ...stri
 		return fmt.Errorf("%d events published, %d in the outbox; want %d published", events, outbox, wantEvents)
 	}
 	jobs := deliveryJobs(t, pool)
-	done := map[int64]map[string]bool{}
 	for _, j := range jobs {
 		if j.State != "completed" {
-			return fmt.Errorf("delivery of event %d to %s is %s after %d attempts (errors %q)", j.EventID, j.URL, j.State, j.Attempt, j.Errors)
+			return fmt.Errorf("%v", j)
 		}
-		if done[j.EventID] == nil {
-			done[j.EventID] = map[string]bool{}
+		if !slices.Equal(j.Delivered, j.EventIDs) {
+			t.Fatalf("%v: completed without delivering each of its events, in order", j)
 		}
-		done[j.EventID][j.URL] = true
 	}
+	index := byURLAndEvent(jobs)
 	for _, ev := range dbEvents(t, pool) {
 		for _, u := range urls {
-			if !done[ev.ID][u] {
+			if len(index[u][ev.ID]) == 0 {
 				return fmt.Errorf("event %d has no delivery to %s yet", ev.ID, u)
 			}
 		}
+	}
+	return nil
+}
+
+// checkOneJobEach: each event went to each of urls in one delivery, made
+// at its first attempt, and a delivery's events are at most 100, in the
+// order they were published. It is for a healthy receiver, once all is
+// delivered.
+func checkOneJobEach(t testing.TB, jobs []job, evs []eventRow, urls ...string) {
+	t.Helper()
+	for _, j := range jobs {
+		if len(j.EventIDs) == 0 || len(j.EventIDs) > 100 || !slices.IsSorted(j.EventIDs) {
+			t.Errorf("%v: want 1 to 100 events in id order", j)
+		}
+		if j.State != "completed" || j.Attempt != 1 || len(j.Errors) != 0 || j.Snoozes != 0 {
+			t.Errorf("%v: want completed at its first attempt", j)
+		}
+	}
+	index := byURLAndEvent(jobs)
+	for _, u := range urls {
+		for _, ev := range evs {
+			if n := len(index[u][ev.ID]); n != 1 {
+				t.Errorf("event %d is in %d deliveries to %s, want one", ev.ID, n, u)
+			}
+		}
+	}
+	if len(index) != len(urls) {
+		t.Errorf("deliveries to %d endpoints, want %d", len(index), len(urls))
+	}
+}
+
+// idle: the receiver answers no request, so what it recorded is final.
+func (rc *receiver) idle() error {
+	if n := rc.busyNow(); n > 0 {
+		return fmt.Errorf("the receiver still answers %d requests", n)
 	}
 	return nil
 }
@@ -451,4 +523,35 @@ func errorsMention(errs []string, what string) bool {
 func listenOn(addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// observer records what the deliveries tell webhook.Observer (the
+// metrics).
+type observer struct {
+	mu        sync.Mutex
+	delivered int
+	failed    []failedAttempt
+}
+
+type failedAttempt struct {
+	final       bool
+	undelivered int
+}
+
+func (o *observer) Delivered() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.delivered++
+}
+
+func (o *observer) AttemptFailed(final bool, undelivered int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failed = append(o.failed, failedAttempt{final, undelivered})
+}
+
+func (o *observer) snapshot() (delivered int, failed []failedAttempt) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.delivered, slices.Clone(o.failed)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/flashsale/flashsale/internal/sale"
 	"github.com/flashsale/flashsale/internal/testkit/apitest"
 	"github.com/flashsale/flashsale/internal/testkit/pgtest"
@@ -28,6 +30,14 @@ func (rc *receiver) overlapping() []int64 {
 	return slices.Clone(rc.overlaps)
 }
 
+// stuck is how many requests the receiver got, and how many of them it
+// has yet to answer, read at one time.
+func (rc *receiver) stuck() (requests, busy int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.requests), rc.busy
+}
+
 // TestFailingReceiverDoesNotSlowPurchases: with every delivery worker
 // stuck on an endpoint that does not answer, purchases go on, and so does
 // publishing their events; the deliveries follow once it answers.
@@ -42,27 +52,42 @@ func TestFailingReceiverDoesNotSlowPurchases(t *testing.T) {
 		return http.StatusNoContent
 	})
 	cfg := config(rc.URL())
-	// Two workers, and a timeout longer than the test: both stay stuck
-	// until released.
+	// Two workers, and a timeout longer than the test: each stays stuck
+	// on its delivery's first event until released.
 	cfg.Workers, cfg.Timeout = 2, time.Minute
 	srv := start(t, cfg)
 	var once sync.Once
 	releaseAll := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(releaseAll) // before River stops: it waits for its deliveries
 
-	// The sale's start and a purchase occupy both workers.
-	buy(t, []*apitest.Server{srv}, "first", 1, 1, 30, 1)
-	waitFor(t, 10*time.Second, func() error {
-		if n := rc.busyNow(); n != 2 {
-			return fmt.Errorf("%d deliveries stuck at the receiver, want both workers'", n)
+	// Occupy both workers. A delivery holds several events, so the sale's
+	// start and a purchase may be one; an event published while it is
+	// stuck goes in a new one, which the other worker takes.
+	first := 0
+	for _, busy := rc.stuck(); busy < cfg.Workers; _, busy = rc.stuck() {
+		if first == cfg.Workers {
+			t.Fatalf("%d purchases, %d deliveries stuck; want every worker stuck", first, busy)
 		}
-		return nil
-	})
+		buy(t, []*apitest.Server{srv}, fmt.Sprintf("first%d", first), 1, 1, 30, 1)
+		first++
+		// Published and queued, and each delivery running is stuck at
+		// the receiver; one still waiting has no free worker.
+		waitFor(t, 10*time.Second, func() error {
+			if err := allQueued(t, srv.Pool, first+1, rc.URL()); err != nil {
+				return err
+			}
+			states := jobStates(t, srv.Pool)
+			if _, busy := rc.stuck(); busy != states["running"] || (states["available"] > 0 && busy < cfg.Workers) {
+				return fmt.Errorf("deliveries by state %v, %d stuck at the receiver", states, busy)
+			}
+			return nil
+		})
+	}
 
 	const purchases = 50
 	took := buy(t, []*apitest.Server{srv}, "stuck", purchases, 5, 30, 5)
-	if n := len(rc.snapshot()); n != 2 || rc.busyNow() != 2 {
-		t.Fatalf("the receiver got %d requests during the purchases, %d in flight; want the 2 stuck throughout", n, rc.busyNow())
+	if requests, busy := rc.stuck(); requests != cfg.Workers || busy != cfg.Workers {
+		t.Fatalf("the receiver got %d requests, %d of them unanswered; want the %d stuck throughout", requests, busy, cfg.Workers)
 	}
 	slowest := slices.Max(took)
 	t.Logf("%d purchases with every delivery worker stuck: slowest request %v", purchases, slowest)
@@ -71,25 +96,48 @@ func TestFailingReceiverDoesNotSlowPurchases(t *testing.T) {
 	if slowest >= 2*time.Second {
 		t.Errorf("slowest checkout or purchase took %v with the deliveries stuck", slowest)
 	}
-	// Published, each with its delivery queued, while none can be made.
+	// Published, each queued for delivery, while none can be made.
+	events := first + purchases + 1
 	waitFor(t, 10*time.Second, func() error {
+		if err := allQueued(t, srv.Pool, events, rc.URL()); err != nil {
+			return err
+		}
 		b, err := srv.Events.Backlog(context.Background())
 		if err != nil {
 			return err
 		}
-		if b.Unpublished != 0 || b.Undelivered != purchases+2 {
-			return fmt.Errorf("backlog %+v, want all %d events published and undelivered", b, purchases+2)
+		if b.Unpublished != 0 || b.Undelivered != int64(events) {
+			return fmt.Errorf("backlog %+v, want all %d events published and undelivered", b, events)
 		}
 		return nil
 	})
 
 	releaseAll()
-	waitFor(t, 20*time.Second, func() error { return allDelivered(t, srv.Pool, purchases+2, rc.URL()) })
-	for id, reqs := range checkReceived(t, dbEvents(t, srv.Pool), rc) {
+	waitFor(t, 20*time.Second, func() error { return allDelivered(t, srv.Pool, events, rc.URL()) })
+	evs := dbEvents(t, srv.Pool)
+	for id, reqs := range checkReceived(t, evs, rc) {
 		if len(reqs) != 1 {
 			t.Errorf("event %d reached the receiver %d times, want once", id, len(reqs))
 		}
 	}
+	checkOneJobEach(t, deliveryJobs(t, srv.Pool), evs, rc.URL())
+}
+
+// allQueued: n events are published, none waits in the outbox, and each
+// is in a delivery to url.
+func allQueued(t testing.TB, pool *pgxpool.Pool, n int, url string) error {
+	t.Helper()
+	evs := dbEvents(t, pool)
+	if outbox := pgtest.Scalar(t, pool, `SELECT count(*) FROM event_outbox`); outbox != 0 || len(evs) != n {
+		return fmt.Errorf("%d events published, %d in the outbox; want %d published", len(evs), outbox, n)
+	}
+	index := byURLAndEvent(deliveryJobs(t, pool))
+	for _, ev := range evs {
+		if len(index[url][ev.ID]) == 0 {
+			return fmt.Errorf("event %d is not queued yet", ev.ID)
+		}
+	}
+	return nil
 }
 
 // TestTwoServersDeliverEachAttemptOnce: two servers on one database
@@ -132,9 +180,8 @@ func TestTwoServersDeliverEachAttemptOnce(t *testing.T) {
 		apitest.CurrentSaleID(t, a.URL)); n != 1 {
 		t.Errorf("the sale's start published %d times, want once", n)
 	}
-	if n := len(deliveryJobs(t, a.Pool)); n != len(evs) {
-		t.Errorf("%d deliveries queued for %d events, want one each", n, len(evs))
-	}
+	// Each event in one delivery, made once.
+	checkOneJobEach(t, deliveryJobs(t, a.Pool), evs, rc.URL())
 }
 
 // TestSaleLifecycleEventsOnce: a short sale that starts, is paused and
@@ -197,6 +244,7 @@ func TestSaleLifecycleEventsOnce(t *testing.T) {
 			t.Errorf("event %d delivered %d times, want once", id, len(reqs))
 		}
 	}
+	checkOneJobEach(t, deliveryJobs(t, a.Pool), evs, rc.URL())
 	// Its facts, checked against what the events say about them.
 	for _, ev := range bySale[next] {
 		switch ev.Type {
@@ -263,13 +311,21 @@ func TestRedeliver(t *testing.T) {
 	if err != nil || len(ds) != 4 {
 		t.Fatalf("Deliveries(%d) = %d, %v; want 4 (two to each endpoint)", again.ID, len(ds), err)
 	}
+	for _, d := range ds {
+		if d.State != "completed" || !d.Delivered || d.Attempts != 1 {
+			t.Errorf("Deliveries(%d) has %+v, want each delivered at its first attempt", again.ID, d)
+		}
+	}
+	if jobs := deliveryJobs(t, srv.Pool); !redelivered(jobs[len(jobs)-2:], []int64{again.ID}, rc1.URL(), rc2.URL()) {
+		t.Errorf("the redelivery's jobs are %v, want event %d alone to each endpoint", jobs[len(jobs)-2:], again.ID)
+	}
 
 	if n, err := srv.Events.RedeliverBetween(ctx, time.Now().Add(-30*24*time.Hour), time.Now().Add(-15*24*time.Hour)); err != nil || n != 0 {
 		t.Errorf("RedeliverBetween before any event = %d, %v; want 0", n, err)
 	}
 	queued, err = srv.Events.RedeliverBetween(ctx, time.Now().Add(-15*24*time.Hour), time.Now().Add(time.Minute))
 	if err != nil || queued != 2*len(evs) {
-		t.Fatalf("RedeliverBetween over every event = %d, %v; want %d", queued, err, 2*len(evs))
+		t.Fatalf("RedeliverBetween over every event = %d, %v; want %d (each event to each endpoint)", queued, err, 2*len(evs))
 	}
 	times(func(id int64) int {
 		if id == again.ID {
@@ -277,6 +333,14 @@ func TestRedeliver(t *testing.T) {
 		}
 		return 2
 	})
+	ids := make([]int64, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	// The events of a time range go in deliveries of up to 100, in order.
+	if jobs := deliveryJobs(t, srv.Pool); !redelivered(jobs[len(jobs)-2:], ids, rc1.URL(), rc2.URL()) {
+		t.Errorf("the redelivery's jobs are %v, want events %v to each endpoint", jobs[len(jobs)-2:], ids)
+	}
 	for _, rc := range []*receiver{rc1, rc2} {
 		// A redelivery is a delivery of its own: its attempts count anew.
 		for id, reqs := range checkReceived(t, evs, rc) {
@@ -287,4 +351,17 @@ func TestRedeliver(t *testing.T) {
 			}
 		}
 	}
+}
+
+// redelivered: jobs are one delivery of ids to each of urls, completed.
+func redelivered(jobs []job, ids []int64, urls ...string) bool {
+	var got []string
+	for _, j := range jobs {
+		if !slices.Equal(j.EventIDs, ids) || !slices.Equal(j.Delivered, ids) || j.State != "completed" {
+			return false
+		}
+		got = append(got, j.URL)
+	}
+	slices.Sort(got)
+	return slices.Equal(got, slices.Sorted(slices.Values(urls)))
 }
