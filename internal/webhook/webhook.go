@@ -361,6 +361,9 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 			o.Delivered()
 		}
 	}
+	if done.Delivered == nil {
+		done.Delivered = []int64{} // [] rather than null for the queries
+	}
 	if err := river.RecordOutput(ctx, done); err != nil {
 		return fmt.Errorf("record the delivery's progress: %w", err)
 	}
