@@ -25,7 +25,7 @@ const riverConns = 5
 func startEvents(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, sales *sale.Service, m *metrics.Metrics, log *slog.Logger) (*webhook.Events, func(context.Context), error) {
 	events, err := webhook.New(pool, sales, webhook.Config{
 		URLs: cfg.WebhookURLs, Secrets: cfg.WebhookSecrets, Timeout: cfg.WebhookTimeout, RetryFor: cfg.WebhookRetryFor,
-		Workers: cfg.WebhookConcurrency, PollOnly: cfg.DBPooler == string(database.PoolerTransaction),
+		Workers: cfg.WebhookConcurrency, Rate: cfg.WebhookRate, PollOnly: cfg.DBPooler == string(database.PoolerTransaction),
 		Body: httpapi.EventBody, UserAgent: "flashsale-webhooks/" + version, Observer: m.Webhooks(),
 	}, log)
 	if err == nil {

@@ -128,6 +128,9 @@ type Config struct {
 	WebhookRetryFor time.Duration `env:"WEBHOOK_RETRY_FOR" envDefault:"24h"`
 	// WebhookConcurrency is how many deliveries one server makes at once.
 	WebhookConcurrency int `env:"WEBHOOK_CONCURRENCY" envDefault:"32"`
+	// WebhookRate caps the events one server sends a second (0: no cap):
+	// during a sale's burst, webhooks take a bounded share of the machine.
+	WebhookRate float64 `env:"WEBHOOK_RATE" envDefault:"500"`
 }
 
 // Load parses the environment and checks the values that would otherwise
@@ -282,6 +285,8 @@ func (c Config) validWebhooks() error {
 		return fmt.Errorf("WEBHOOK_RETRY_FOR must be from 1s to 720h, got %s", c.WebhookRetryFor)
 	case c.WebhookConcurrency < 1 || c.WebhookConcurrency > 1000:
 		return fmt.Errorf("WEBHOOK_CONCURRENCY must be from 1 to 1000, got %d", c.WebhookConcurrency)
+	case c.WebhookRate < 0:
+		return fmt.Errorf("WEBHOOK_RATE must not be negative (0 turns the cap off), got %v", c.WebhookRate)
 	case len(c.WebhookURLs) > 0 && len(c.WebhookSecrets) == 0:
 		return fmt.Errorf("WEBHOOK_URL needs WEBHOOK_SECRET: receivers verify every delivery's signature")
 	}

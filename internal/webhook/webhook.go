@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"golang.org/x/time/rate"
 
 	"github.com/flashsale/flashsale/internal/sale"
 )
@@ -48,6 +49,11 @@ type Config struct {
 	RetryFor time.Duration
 	// Workers is how many deliveries one server makes at once.
 	Workers int
+	// Rate caps the events one server sends a second (0: no cap), so
+	// that during a sale's burst its deliveries take a bounded share of
+	// the machine from the checkouts; what the cap holds back follows
+	// right after.
+	Rate float64
 	// PollOnly: River polls instead of LISTEN (behind a transaction pooler).
 	PollOnly bool
 	// Body is an event as it is sent: the same JSON as GET /admin/events.
@@ -113,7 +119,11 @@ func New(pool *pgxpool.Pool, sales *sale.Service, cfg Config, log *slog.Logger) 
 	if err := river.AddWorkerSafely(workers, &publishWorker{events: e}); err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	d := &deliverWorker{events: e, http: &http.Client{
+	pace := rate.NewLimiter(rate.Inf, 0)
+	if cfg.Rate > 0 {
+		pace = rate.NewLimiter(rate.Limit(cfg.Rate), max(int(cfg.Rate/10), 1))
+	}
+	d := &deliverWorker{events: e, pace: pace, http: &http.Client{
 		// A redirect is not a delivery: the endpoint must answer itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     transport(cfg.Workers),
@@ -310,6 +320,8 @@ type deliverWorker struct {
 	river.WorkerDefaults[deliverArgs]
 	events *Events
 	http   *http.Client
+	// pace is Config.Rate, shared by the server's deliveries.
+	pace *rate.Limiter
 }
 
 // NextRetry spaces the attempts: see retryDelay.
@@ -345,6 +357,10 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 	for _, ev := range evs {
 		if time.Since(started) > attemptBudget {
 			outOfTime = true
+			break
+		}
+		if err := w.pace.Wait(ctx); err != nil {
+			failed = fmt.Errorf("wait for a turn to send: %w", err)
 			break
 		}
 		body, err := e.cfg.Body(ev)
