@@ -19,6 +19,9 @@ type Report struct {
 	// PurchaseIDMismatch: an acknowledged purchase whose row has another id
 	// (the identity sequence went back and handed it out again).
 	PurchaseIDMismatch int
+	// MissingEvents: acknowledged purchases without their event, published
+	// or still in the outbox (it commits with the purchase).
+	MissingEvents int
 	// Oversold counts units sold beyond an item's stock, as shoppers were
 	// told (acknowledged purchases per item) and as the database has it.
 	Oversold int
@@ -29,14 +32,14 @@ type Report struct {
 
 // Missing is every acknowledged write the database lost.
 func (r Report) Missing() int {
-	return r.MissingHolds + r.MissingPurchases + r.MissingRefusals + r.PurchaseIDMismatch
+	return r.MissingHolds + r.MissingPurchases + r.MissingRefusals + r.PurchaseIDMismatch + r.MissingEvents
 }
 
 func (r Report) String() string {
 	return fmt.Sprintf("acknowledged %d holds, %d purchases, %d refusals; missing %d holds, %d purchases, %d refusals, "+
-		"%d purchase ids reused; oversold %d; cap breaches %d",
+		"%d purchase ids reused, %d purchase events; oversold %d; cap breaches %d",
 		r.Holds, r.Purchases, r.Refusals, r.MissingHolds, r.MissingPurchases, r.MissingRefusals,
-		r.PurchaseIDMismatch, r.Oversold, r.CapBreaches)
+		r.PurchaseIDMismatch, r.MissingEvents, r.Oversold, r.CapBreaches)
 }
 
 // Verify looks every answer h logged up in the database at dbURL, the
@@ -81,6 +84,15 @@ func Verify(ctx context.Context, dbURL string, saleID int64, h *Herd) (Report, e
 	}
 	if err := rows.Err(); err != nil {
 		return r, fmt.Errorf("read purchases: %w", err)
+	}
+	ids := make([]int64, 0, len(h.Purchases))
+	for _, b := range h.Purchases {
+		ids = append(ids, b.ID)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[]) AS p(id)
+		WHERE NOT EXISTS (SELECT FROM events e WHERE e.purchase_id = p.id)
+		  AND NOT EXISTS (SELECT FROM event_outbox o WHERE o.purchase_id = p.id)`, ids).Scan(&r.MissingEvents); err != nil {
+		return r, fmt.Errorf("look up purchase events: %w", err)
 	}
 	perItem, perUser := map[int]int{}, map[string]int{}
 	for code, b := range h.Purchases {
