@@ -39,9 +39,11 @@ drained AS (
 -- Up to clock_timestamp(), read after this statement's snapshot, not now(),
 -- the transaction's start: a sale that started in between may have
 -- purchases (or a pause) this snapshot sees, and its start comes first.
+-- Read once, in a subquery: a volatile function in the condition itself
+-- would keep the planner off sales_no_overlap's index.
 watched AS (
     SELECT s.id, s.starts_at, s.ends_at FROM sales s
-    WHERE tstzrange(s.starts_at, s.ends_at) && tstzrange(now() - @lookback::interval, clock_timestamp(), '[]')
+    WHERE tstzrange(s.starts_at, s.ends_at) && tstzrange(now() - @lookback::interval, (SELECT clock_timestamp()), '[]')
 ),
 candidates AS (
     SELECT 'sale.started'::event_type AS type, w.id AS sale_id, NULL::bigint AS purchase_id,
