@@ -199,6 +199,12 @@ func (e *Events) Redeliver(ctx context.Context, ids []int64) (int, error) {
 	for i, ev := range evs {
 		ids[i] = ev.ID
 	}
+	return e.queue(ctx, ids)
+}
+
+// queue inserts the deliveries of events ids, all published, and returns
+// how many it queued (events times endpoints).
+func (e *Events) queue(ctx context.Context, ids []int64) (int, error) {
 	params := e.deliveries(ids)
 	if len(params) == 0 {
 		return 0, nil
@@ -222,7 +228,8 @@ func (e *Events) RedeliverBetween(ctx context.Context, from, to time.Time) (int,
 		if len(ids) == 0 {
 			return total, nil
 		}
-		n, err := e.Redeliver(ctx, ids)
+		// Ids read from events name published events: no second read.
+		n, err := e.queue(ctx, ids)
 		total += n
 		if err != nil {
 			return total, err
